@@ -1,0 +1,84 @@
+"""The governor seam: every request takes a permit before it is sent and settles it after.
+
+A governor owns one quota bucket per ``QuotaKey`` (quota group and account). The transport
+drives it with four verbs:
+
+- ``acquire(key)`` waits (FIFO) for a token and returns a ``Permit``; it raises
+  ``RateLimitError`` at once when the wait would exceed ``max_wait``.
+- ``settle(permit, status=..., rate_limit=...)`` reports the answer: its ``X-RateLimit-*``
+  headers re-synchronise the bucket, a 429 closes it until the reset, and ``status=None``
+  means the request went out but no answer came back (it counts as spent).
+- ``release(permit)`` returns the token of a request that was never sent.
+- ``snapshot(key)`` shows the bucket's state.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime
+from typing import Protocol
+
+import attrs
+
+from ._core.ratelimit import RateLimit
+
+__all__ = ["Governor", "Permit", "QuotaKey", "Snapshot", "account_hash"]
+
+
+def account_hash(login: str) -> str:
+    """The account part of a quota key: a hash, so a key never carries a credential."""
+    return hashlib.sha256(login.encode()).hexdigest()[:16]
+
+
+@attrs.frozen
+class QuotaKey:
+    """One bucket: a quota group (``QuotaGroup`` value) and a hashed account."""
+
+    group: str
+    account: str
+
+    def __str__(self) -> str:
+        return f"{self.group}:{self.account}"
+
+
+@attrs.frozen
+class Snapshot:
+    """A bucket's state at one moment."""
+
+    limit: int
+    remaining: int
+    reset_at: datetime | None
+    in_flight: int
+    waiting: int
+
+
+@attrs.define(eq=False)
+class Permit:
+    """The right to send one request; opaque to everyone but the governor that issued it."""
+
+    key: QuotaKey
+    token: object = None
+
+
+class Governor(Protocol):
+    """What the transport needs from a quota governor (local or shared)."""
+
+    async def acquire(
+        self, key: QuotaKey, *, max_wait: float | None = None, retry: bool = False
+    ) -> Permit:
+        """Wait for a token. ``retry=True`` re-queues a request that got a 429 at the front."""
+        ...
+
+    async def settle(
+        self, permit: Permit, *, status: int | None, rate_limit: RateLimit | None
+    ) -> None:
+        """Report the answer to a sent request (``status=None``: sent, no answer)."""
+        ...
+
+    async def release(self, permit: Permit) -> None:
+        """Return the token of a request that was never sent."""
+        ...
+
+    async def snapshot(self, key: QuotaKey) -> Snapshot:
+        """The bucket's state (remaining, reset_at, in_flight, waiting)."""
+        ...

@@ -1,0 +1,1 @@
+"""The pytest plugin of plumvoice-async (registered through the ``pytest11`` entry point)."""
