@@ -118,13 +118,14 @@ class DetailedCallPage:
 class EventReport:
     """The Event Tracker report: each series maps a period's start to its number.
 
-    ``extra`` keeps series the docs do not list, so a new server field is never fatal.
+    The docs mark every series "not always present" (plum-api.md 1.4): an absent one is
+    empty. ``extra`` keeps series the docs do not list, so a new server field is never fatal.
     """
 
-    calls: Series
-    log_events: Series
-    loops_per_call: Series
-    form_items: Series
-    loops: Series
-    average_form_items: Series
+    calls: Series = attrs.field(factory=dict)
+    log_events: Series = attrs.field(factory=dict)
+    loops_per_call: Series = attrs.field(factory=dict)
+    form_items: Series = attrs.field(factory=dict)
+    loops: Series = attrs.field(factory=dict)
+    average_form_items: Series = attrs.field(factory=dict)
     extra: Mapping[str, Series] = attrs.field(factory=dict)

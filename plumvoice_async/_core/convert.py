@@ -1,0 +1,300 @@
+"""The cattrs converter that turns the wire's JSON-like data into the typed models.
+
+The models (``_models.py``) say what the data is; every oddity of the wire lives here, as a
+structure hook, so that the JSON and the XML of the same data give equal objects:
+
+- timestamps arrive as ints or as numeric strings (plum-api.md 2.3: ``start``/``end`` are
+  strings in ``all_logs``, ints in ``calls``; XML carries only text) -> UTC-aware ``datetime``;
+- booleans arrive as ``true``/``false``, ``"true"``/``"false"``, ``"1"``/``"0"`` or ``1``/``0``;
+  anything else is an error, not a guess;
+- ints arrive as strings (``total_calls`` in XML);
+- a list field may get one object (a one-item list from a lenient XML reader) or ``None`` (an
+  empty XML element);
+- a report series is an object keyed by timestamp strings, ``[]`` when empty (PHP's
+  ``json_encode`` of an empty array, plum-api.md 1.4) or ``None``; it becomes a dict sorted by
+  time whose values stay ``int`` for integral text and become ``float`` otherwise;
+- a detailed-log entry nests ``line``/``data`` under ``event`` and names its class ``class``
+  (plum-api.md 2.4); it is flattened into ``CallEvent`` with ``event_class``;
+- unknown keys are ignored, except that an ``EventReport`` keeps an unknown series in ``extra``.
+
+Structuring failures raise cattrs' validation exception groups (a top-level value of the
+wrong shape raises ``WireValueError`` itself); ``describe_structure_error`` turns either into
+a short readable sentence naming the failing fields.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any, get_origin
+
+import attrs
+import cattrs
+from cattrs.cols import list_structure_factory
+from cattrs.gen import make_dict_structure_fn, override
+from cattrs.v import format_exception, transform_error
+
+from .._models import CallEvent, CallType, EventReport, Series
+
+__all__ = [
+    "WireValueError",
+    "configure_converter",
+    "describe_structure_error",
+    "make_converter",
+    "structure_series",
+]
+
+_INTEGER_TEXT = re.compile(r"\s*[+-]?[0-9]+\s*")
+_DECIMAL_TEXT = re.compile(r"\s*[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?\s*")
+_TRUE_TEXTS = frozenset({"true", "1"})
+_FALSE_TEXTS = frozenset({"false", "0"})
+_MAX_DESCRIBED_ERRORS = 3
+_MAX_SHOWN_CHARS = 40
+
+
+class WireValueError(ValueError):
+    """A wire value that no hook can read; its text is the reason shown to the user."""
+
+
+def _type_name(value: object) -> str:
+    return "null" if value is None else type(value).__name__
+
+
+def _shown(value: object) -> str:
+    """The value's type and a short repr, for an error message about one wire value."""
+    text = repr(value)
+    if len(text) > _MAX_SHOWN_CHARS:
+        text = text[: _MAX_SHOWN_CHARS - 3] + "..."
+    return f"{_type_name(value)} {text}"
+
+
+def _int_from_text(text: str) -> int | None:
+    if not _INTEGER_TEXT.fullmatch(text):
+        return None
+    try:
+        return int(text)
+    except ValueError:  # more digits than int() accepts (sys.get_int_max_str_digits)
+        return None
+
+
+def _structure_int(value: object, _: object = None) -> int:
+    # bool is an int subclass: JSON true is not a count.
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and (number := _int_from_text(value)) is not None:
+        return number
+    raise WireValueError(f"expected an integer, got {_shown(value)}")
+
+
+def _structure_str(value: object, _: object = None) -> str:
+    if isinstance(value, str):
+        return value
+    # An empty XML element reads as None; text is all XML carries, so it is the empty string.
+    if value is None:
+        return ""
+    # A number where text is documented (a phone number sent unquoted) is still that text.
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    raise WireValueError(f"expected a string, got {_shown(value)}")
+
+
+def _structure_bool(value: object, _: object = None) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text in _TRUE_TEXTS:
+            return True
+        if text in _FALSE_TEXTS:
+            return False
+    raise WireValueError(f"expected a boolean, got {_shown(value)}")
+
+
+def _structure_call_type(value: object, _: object = None) -> CallType:
+    # Registered by exact type: CallType is a str, so the str hook would otherwise claim it.
+    # An unknown value is kept by CallType._missing_; only a non-text value is refused.
+    if not isinstance(value, str) or not value:
+        raise WireValueError(f"expected a call type, got {_shown(value)}")
+    return CallType(value)
+
+
+def _structure_timestamp(value: object, _: object = None) -> datetime:
+    try:
+        seconds = _structure_int(value)
+    except WireValueError:
+        raise WireValueError(f"expected a UNIX timestamp, got {_shown(value)}") from None
+    try:
+        return datetime.fromtimestamp(seconds, UTC)
+    except (OverflowError, OSError, ValueError):
+        raise WireValueError(f"UNIX timestamp out of range: {_shown(value)}") from None
+
+
+def _series_number(value: object) -> int | float:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, float) and math.isfinite(value):
+        return value
+    if isinstance(value, str):
+        if (integer := _int_from_text(value)) is not None:
+            return integer
+        if _DECIMAL_TEXT.fullmatch(value):
+            number = float(value)
+            if math.isfinite(number):
+                return number
+    raise WireValueError(f"expected a number, got {_shown(value)}")
+
+
+def structure_series(value: object, _: object = None) -> dict[datetime, int | float]:
+    """Read one report series: ``{"<unix ts>": n}``, ``[]`` or ``None`` -> time-ordered dict."""
+    # plum-api.md 1.4: PHP encodes an empty series as [], and an empty XML element reads as None.
+    if value is None or (isinstance(value, list) and not value):
+        return {}
+    if not isinstance(value, Mapping):
+        raise WireValueError(
+            f"expected a series object keyed by timestamps, got {_type_name(value)}"
+        )
+    points = [(_structure_timestamp(key), _series_number(number)) for key, number in value.items()]
+    points.sort(key=lambda point: point[0])
+    return dict(points)
+
+
+def _structure_data(value: object, _: object = None) -> dict[str, Any]:
+    # plum-api.md 2.4: ``data`` is free-form; PHP sends an empty one as [], XML as an empty element.
+    if value is None or (isinstance(value, list) and not value):
+        return {}
+    if not isinstance(value, Mapping):
+        raise WireValueError(f"expected an object, got {_type_name(value)}")
+    return {_structure_str(key): item for key, item in value.items()}
+
+
+def _require_mapping(value: object) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise WireValueError(f"expected an object, got {_type_name(value)}")
+    return value
+
+
+def _is_list(type_: Any) -> bool:
+    return type_ is list or get_origin(type_) is list
+
+
+def _list_hook_factory(type_: Any, converter: cattrs.Converter) -> Callable[[Any, Any], list[Any]]:
+    structure_items = list_structure_factory(type_, converter)
+
+    def structure_list(value: object, target: Any) -> list[Any]:
+        if value is None:  # an empty XML element
+            return []
+        if isinstance(value, Mapping):  # a one-item list read without knowing it was a list
+            value = [value]
+        elif not isinstance(value, list):
+            raise WireValueError(f"expected a list, got {_type_name(value)}")
+        result: list[Any] = structure_items(value, target)
+        return result
+
+    return structure_list
+
+
+def _attrs_hook_factory(type_: Any, converter: cattrs.Converter) -> Callable[[Any, Any], Any]:
+    structure_fields = make_dict_structure_fn(type_, converter)
+
+    def structure_attrs(value: object, target: Any) -> Any:
+        return structure_fields(_require_mapping(value), target)
+
+    return structure_attrs
+
+
+def _call_event_hook(converter: cattrs.Converter) -> Callable[[Any, Any], CallEvent]:
+    structure_fields = make_dict_structure_fn(CallEvent, converter)
+
+    def structure_call_event(value: object, target: Any) -> CallEvent:
+        # plum-api.md 2.4: {"event": {"line", "data"}, "class", "timestamp"}. Keys absent on the
+        # wire stay absent here, so the generated function reports them as missing fields.
+        entry = _require_mapping(value)
+        event = _require_mapping(entry.get("event", {}))
+        flat: dict[str, Any] = {}
+        if "line" in event:
+            flat["line"] = event["line"]
+        flat["data"] = event.get("data")
+        if "class" in entry:
+            flat["event_class"] = entry["class"]
+        if "timestamp" in entry:
+            flat["timestamp"] = entry["timestamp"]
+        return structure_fields(flat, target)
+
+    return structure_call_event
+
+
+_EVENT_REPORT_FIELDS = frozenset(field.name for field in attrs.fields(EventReport))
+# ``error`` explains a non-200 answer (plum-api.md 1.4); it is never a series.
+_NOT_EXTRA = _EVENT_REPORT_FIELDS | {"error"}
+
+
+def _extra_series(value: object) -> dict[datetime, int | float] | None:
+    if not isinstance(value, Mapping) or not value:
+        return None
+    try:
+        return structure_series(value)
+    except WireValueError:
+        return None
+
+
+def _event_report_hook(converter: cattrs.Converter) -> Callable[[Any, Any], EventReport]:
+    structure_fields = make_dict_structure_fn(EventReport, converter, extra=override(omit=True))
+
+    def structure_event_report(value: object, target: Any) -> EventReport:
+        mapping = _require_mapping(value)
+        report = structure_fields(mapping, target)
+        # A series the docs do not list is kept, so a new server field is never lost; an empty
+        # or non-series value cannot be told from any other field and is ignored.
+        extra = {
+            str(key): series
+            for key, item in mapping.items()
+            if key not in _NOT_EXTRA and (series := _extra_series(item)) is not None
+        }
+        return attrs.evolve(report, extra=extra) if extra else report
+
+    return structure_event_report
+
+
+def configure_converter(converter: cattrs.Converter) -> None:
+    """Register the wire-quirk hooks on ``converter`` (cattrs ``preconf`` style)."""
+    converter.register_structure_hook(int, _structure_int)
+    converter.register_structure_hook(str, _structure_str)
+    converter.register_structure_hook(bool, _structure_bool)
+    converter.register_structure_hook(datetime, _structure_timestamp)
+    converter.register_structure_hook(CallType, _structure_call_type)
+    converter.register_structure_hook_func(lambda type_: type_ == Series, structure_series)
+    converter.register_structure_hook_func(lambda type_: type_ == dict[str, Any], _structure_data)
+    converter.register_structure_hook_factory(_is_list, _list_hook_factory)
+    converter.register_structure_hook_factory(attrs.has, _attrs_hook_factory)
+    converter.register_structure_hook(CallEvent, _call_event_hook(converter))
+    converter.register_structure_hook(EventReport, _event_report_hook(converter))
+
+
+def make_converter() -> cattrs.Converter:
+    """A converter for the Plum wire data, with per-field error detail for readable failures."""
+    converter = cattrs.Converter(detailed_validation=True, forbid_extra_keys=False)
+    configure_converter(converter)
+    return converter
+
+
+def _describe_one(exc: BaseException, type_: type | None) -> str:
+    if isinstance(exc, WireValueError):
+        return str(exc)
+    return format_exception(exc, type_)
+
+
+def describe_structure_error(exc: BaseException) -> str:
+    """A readable summary naming each failing field: ``expected an integer ... @ $.total_calls``.
+
+    The per-field detail comes from cattrs' ``transform_error``; only the first few failures
+    are spelled out, so a 10,000-row page with one bad column does not make a huge message.
+    """
+    messages = transform_error(exc, path="$", format_exception=_describe_one)
+    summary = "; ".join(messages[:_MAX_DESCRIBED_ERRORS])
+    if len(messages) > _MAX_DESCRIBED_ERRORS:
+        summary += f"; and {len(messages) - _MAX_DESCRIBED_ERRORS} more"
+    return summary

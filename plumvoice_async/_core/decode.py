@@ -1,0 +1,219 @@
+"""Turn one response, ``(status, headers, body)``, into a model or into a typed error.
+
+A 2xx body is parsed (JSON or XML), normalised to one JSON-like shape and structured into
+the requested model by the converter of ``convert.py``; whatever goes wrong on the way
+becomes a ``DecodeError`` carrying the status, the content type and the start of the body. An
+error status becomes the ``APIError`` subclass of ``api_error_for_status`` with the server's
+message, or the status's reason phrase when the body says nothing readable; never a
+``DecodeError``, since the status already tells what happened. The transport adds the
+``response`` and ``reset_at`` afterwards.
+
+The format is chosen by the body before the ``Content-Type``: a body whose first non-space byte
+is ``<`` is XML, because the documented XML 400 answer of the Event Tracker is sent with
+``Content-Type: application/json`` (the 400/XML tab of the Event Tracker page, seed 000).
+
+XML is parsed by defusedxml with document type declarations refused, so no entity can be
+declared: neither entity expansion (billion laughs) nor external entities (XXE) can happen.
+It is then normalised into the shape its JSON twin has:
+
+- the root element must be ``<result>``;
+- element text stays text (the converter reads numbers, booleans and timestamps out of it);
+- an element with no children, or only blank text, is ``None``;
+- an element whose children are all ``<item>`` is a list, however many items there are;
+- if those items carry a ``timestamp`` attribute, they form a mapping ``{timestamp: value}``:
+  that is how VoiceTrends sends a series as XML (seed 000);
+- other elements are mappings of child name to value (a name repeated becomes a list).
+
+Assumed shapes, not documented as XML [INFER]:
+
+- ``all_logs`` (plum-api.md 2.3)::
+
+    <result><calls><item>... <detail><item><event><line>..</line><data><module_type>..
+    </module_type>...</data></event><class>info</class><timestamp>..</timestamp></item>
+    ...</detail> ...</item></calls><total_calls>..</total_calls></result>
+
+- the single call log ``call/{id}`` (plum-api.md 2.4), a top-level array in JSON::
+
+    <result><item><event>...</event><class>..</class><timestamp>..</timestamp></item>...</result>
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from http import HTTPStatus
+from typing import Any, TypeVar, get_args, get_origin
+from xml.etree.ElementTree import Element
+
+from defusedxml import DefusedXmlException
+from defusedxml.ElementTree import ParseError, fromstring
+
+from .._errors import APIError, DecodeError, api_error_for_status
+from .convert import describe_structure_error, make_converter
+
+__all__ = ["decode_response", "error_from_response"]
+
+T = TypeVar("T")
+
+_CONVERTER = make_converter()
+_EXCERPT_CHARS = 200
+_BOM = b"\xef\xbb\xbf"
+_WHITESPACE = b" \t\r\n"
+_HTML_STARTS = (b"<!doctype html", b"<html")
+_HTML_SNIFF_BYTES = max(map(len, _HTML_STARTS))
+
+
+class _UnreadableBody(ValueError):
+    """The body is not well-formed JSON or XML, or not in the documented shape. Private."""
+
+
+def decode_response(status: int, headers: Mapping[str, str], body: bytes, model: type[T]) -> T:
+    """Decode one response into ``model`` (a model class, or ``list[CallEvent]``).
+
+    Raises:
+        APIError: the status is not 2xx; the subclass follows the status (``BadRequestError``
+            for 400, ``ServerError`` for 5xx...), ``message`` is the body's ``error`` text.
+        DecodeError: a 2xx body that is not the documented shape of ``model``.
+    """
+    if not 200 <= status < 300:
+        raise error_from_response(status, headers, body)
+    content_type = _content_type(headers)
+    try:
+        tree = _parse(content_type, body)
+    except (_UnreadableBody, RecursionError) as exc:
+        reason = "nesting too deep" if isinstance(exc, RecursionError) else str(exc)
+        # Chain the parser's own exception (JSONDecodeError, ParseError...) when there is one.
+        raise _decode_error(reason, status, content_type, body) from (exc.__cause__ or exc)
+    if isinstance(tree, Mapping) and "error" in tree:
+        # The docs send ``error`` only with a non-200 status (plum-api.md 1.4, 2.2); every
+        # other field is "not always present", so structuring would yield an empty result
+        # and hide the failure.
+        reason = f"a success status with an error body: {tree['error']!r}"
+        raise _decode_error(reason, status, content_type, body)
+    try:
+        return _CONVERTER.structure(tree, model)
+    except Exception as exc:
+        # cattrs reports structuring failures as exception groups with per-field notes (or the
+        # hook's own ValueError); a malformed body must surface as one DecodeError.
+        reason = f"not a {_model_name(model)}: {describe_structure_error(exc)}"
+        raise _decode_error(reason, status, content_type, body) from exc
+
+
+def error_from_response(status: int, headers: Mapping[str, str], body: bytes) -> APIError:
+    """The ``APIError`` for an error status, with the server's message when it gave one.
+
+    The message is ``message`` of the legacy Fuse shape ``{"error": "NotAuthException",
+    "type": "NotAuth", "message": ...}`` (plum-api.md 2.5), else the ``error`` text of a JSON
+    or XML body, else the status's reason phrase: a proxy's HTML page still gives the status's
+    class.
+    """
+    return api_error_for_status(status, _error_message(status, headers, body))
+
+
+def _error_message(status: int, headers: Mapping[str, str], body: bytes) -> str:
+    try:
+        tree = _parse(_content_type(headers), body)
+    except (_UnreadableBody, RecursionError):
+        tree = None
+    if isinstance(tree, Mapping):
+        for key in ("message", "error"):
+            text = tree.get(key)
+            if isinstance(text, str) and text.strip():
+                return text.strip()
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return f"HTTP status {status}"
+
+
+def _content_type(headers: Mapping[str, str]) -> str:
+    for name, value in headers.items():
+        if name.lower() == "content-type":
+            return value
+    return ""
+
+
+def _model_name(model: object) -> str:
+    # ``list[CallEvent]`` reads as that, not as its origin's bare name ``list``.
+    origin, args = get_origin(model), get_args(model)
+    if origin is not None and args:
+        return f"{_model_name(origin)}[{', '.join(_model_name(arg) for arg in args)}]"
+    return str(getattr(model, "__name__", model))
+
+
+def _decode_error(reason: str, status: int, content_type: str, body: bytes) -> DecodeError:
+    excerpt = body[:_EXCERPT_CHARS].decode("utf-8", errors="replace")
+    return DecodeError(reason, status_code=status, content_type=content_type, excerpt=excerpt)
+
+
+def _parse(content_type: str, body: bytes) -> Any:
+    """Parse JSON or XML into the JSON-like shape, choosing by the body first (module docstring)."""
+    start = body.removeprefix(_BOM).lstrip(_WHITESPACE)
+    if not start:
+        raise _UnreadableBody("empty body")
+    if start[:_HTML_SNIFF_BYTES].lower().startswith(_HTML_STARTS):
+        raise _UnreadableBody("an HTML page, not JSON or XML")
+    if start.startswith(b"<") or (
+        "xml" in content_type.lower() and not start.startswith((b"{", b"["))
+    ):
+        return _parse_xml(body)
+    return _parse_json(body)
+
+
+def _refuse_constant(name: str) -> Any:
+    raise _UnreadableBody(f"{name} is not a JSON number")
+
+
+def _parse_json(body: bytes) -> Any:
+    try:
+        return json.loads(body, parse_constant=_refuse_constant)
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, too many digits
+        if isinstance(exc, _UnreadableBody):
+            raise
+        raise _UnreadableBody(f"not valid JSON: {exc}") from exc
+
+
+def _parse_xml(body: bytes) -> Any:
+    try:
+        root = fromstring(body, forbid_dtd=True, forbid_entities=True, forbid_external=True)
+    except DefusedXmlException as exc:
+        raise _UnreadableBody(f"XML with a document type declaration is refused: {exc}") from exc
+    except (ParseError, ValueError, LookupError) as exc:  # LookupError: an unknown encoding
+        raise _UnreadableBody(f"not well-formed XML: {exc}") from exc
+    if root.tag != "result":
+        raise _UnreadableBody(f"XML root element is <{root.tag}>, expected <result>")
+    return _element_value(root)
+
+
+def _element_value(element: Element) -> Any:
+    children = list(element)
+    if not children:
+        text = element.text
+        return text if text is not None and text.strip() else None
+    if all(child.tag == "item" for child in children):
+        return _items_value(children)
+    mapping: dict[str, Any] = {}
+    repeated: set[str] = set()
+    for child in children:
+        value = _element_value(child)
+        if child.tag not in mapping:
+            mapping[child.tag] = value
+            continue
+        if child.tag not in repeated:
+            repeated.add(child.tag)
+            mapping[child.tag] = [mapping[child.tag]]
+        mapping[child.tag].append(value)
+    return mapping
+
+
+def _items_value(items: list[Element]) -> list[Any] | dict[str, Any]:
+    stamps = [item.get("timestamp") for item in items]
+    if all(stamp is None for stamp in stamps):
+        return [_element_value(item) for item in items]
+    # A VoiceTrends series in XML: <item timestamp="1517461200">0</item> (seed 000).
+    keyed: dict[str, Any] = {}
+    for stamp, item in zip(stamps, items, strict=True):
+        if stamp is None:
+            raise _UnreadableBody("an <item> without a timestamp among timestamped items")
+        keyed[stamp] = _element_value(item)
+    return keyed
