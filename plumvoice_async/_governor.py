@@ -30,7 +30,7 @@ def account_hash(login: str) -> str:
     return hashlib.sha256(login.encode()).hexdigest()[:16]
 
 
-@attrs.frozen
+@attrs.frozen(cache_hash=True)  # hashed twice per request (acquire, settle)
 class QuotaKey:
     """One bucket: a quota group (``QuotaGroup`` value) and a hashed account."""
 
@@ -43,13 +43,22 @@ class QuotaKey:
 
 @attrs.frozen
 class Snapshot:
-    """A bucket's state at one moment."""
+    """A bucket's state at one moment.
+
+    ``remaining`` is how many more requests the governor would let go now in this window (the
+    server's ``Remaining`` less the requests in flight); ``reset_at`` the window's end as the
+    local clock reads it (``None`` while the window is unknown); ``phase`` what the governor
+    knows of the window: ``"probing"`` (unknown: one request goes first, the rest after its
+    answer), ``"server"`` (synchronised with the server's headers), ``"local"`` (the server sent
+    no headers: counting locally), or ``None`` when a governor does not say.
+    """
 
     limit: int
     remaining: int
     reset_at: datetime | None
     in_flight: int
     waiting: int
+    phase: str | None = None
 
 
 @attrs.define(eq=False)

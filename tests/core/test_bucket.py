@@ -1,0 +1,621 @@
+"""The bucket's rules, as plain synchronous calls (no clock, no event loop)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
+
+from plumvoice_async._core.bucket import NO_DATE_MARGIN, Bucket, Phase, Sync
+from plumvoice_async._core.ratelimit import RateLimit
+
+LIMIT, WINDOW, MARGIN = 10, 60.0, 1.0
+RESET = 1_700_000_040.0
+"""A server window end (a multiple of 60)."""
+NOW = 500.0
+"""The local monotonic clock: unrelated to any wall clock."""
+DATE = RESET - 30.0
+"""The server's clock when it answered: 30 s before the reset."""
+
+
+def answer(remaining: int, *, reset: float = RESET, date: float | None = DATE) -> RateLimit:
+    return RateLimit(LIMIT, remaining, reset, date)
+
+
+def bucket(**kwargs: float) -> Bucket:
+    return Bucket(LIMIT, WINDOW, margin=MARGIN, **kwargs)
+
+
+def synced(remaining: int = 9, *, reset: float = RESET) -> Bucket:
+    """A bucket whose probe was answered with ``remaining`` for window ``reset``."""
+    b = bucket()
+    probe = b.try_admit(NOW, DATE)
+    assert probe is not None
+    b.settle(probe, NOW, DATE, status=200, rate_limit=answer(remaining, reset=reset))
+    return b
+
+
+def admit(b: Bucket, now: float = NOW, wall: float = DATE) -> int:
+    ticket = b.try_admit(now, wall)
+    assert ticket is not None, "expected a token"
+    return ticket
+
+
+# -- admit ----------------------------------------------------------------------------------------
+
+
+def test_a_fresh_bucket_lets_one_probe_go_and_holds_the_rest_for_its_answer():
+    b = bucket()
+    assert b.try_admit(NOW, DATE) is not None
+    assert b.try_admit(NOW, DATE) is None
+    view = b.view(NOW, DATE)
+    assert (view.phase, view.grantable, view.in_flight, view.remaining) == (
+        Phase.PROBING,
+        0,
+        1,
+        None,
+    )
+
+
+@pytest.mark.parametrize(
+    ("admitted", "reported", "grantable"),
+    [
+        (1, 9, 9),  # the answered request was the only one out: the server's word stands
+        (4, 9, 6),  # three more may or may not be counted yet: assume they are not
+        (9, 8, 0),
+        (3, 0, 0),  # never negative
+    ],
+)
+def test_grantable_is_remaining_minus_every_request_in_flight(admitted, reported, grantable):
+    b = synced(remaining=9)
+    tickets = [admit(b) for _ in range(admitted)]
+    b.settle(tickets[0], NOW, DATE, status=200, rate_limit=answer(reported))
+    assert b.grantable() == grantable
+
+
+def test_completed_requests_are_not_subtracted_again():
+    b = synced(remaining=9)
+    for reported in (8, 7, 6, 5):
+        b.settle(admit(b), NOW, DATE, status=200, rate_limit=answer(reported))
+    assert (b.grantable(), b.in_flight) == (5, 0)
+
+
+def test_requests_in_flight_hold_back_the_probe_of_a_new_window():
+    b = synced(remaining=LIMIT)  # e.g. the probe's own answer was lost and another said 10
+    tickets = [admit(b) for _ in range(LIMIT)]
+    after_reset = NOW + 31.0 + MARGIN
+    assert b.view(after_reset, RESET + 1).phase is Phase.PROBING
+    assert b.try_admit(after_reset, RESET + 1) is None  # 10 in flight + a probe would be 11
+    b.release(tickets[0])
+    assert b.try_admit(after_reset, RESET + 1) is not None
+
+
+# -- settle ---------------------------------------------------------------------------------------
+
+SAME_WINDOW = [
+    # (what, counts reported one after another, remaining after, what the last did)
+    ("a later answer lowers remaining", (9, 5), 5, Sync.LOWERED),
+    ("a stale answer arriving late never raises it", (5, 8), 5, Sync.UNCHANGED),
+    ("equal counts change nothing", (6, 6), 6, Sync.UNCHANGED),
+]
+
+
+@pytest.mark.parametrize(("what", "counts", "remaining", "sync"), SAME_WINDOW)
+def test_within_one_window_remaining_only_falls(what, counts, remaining, sync):
+    b = synced(remaining=counts[0])
+    ticket = admit(b)
+    sync = b.settle(ticket, NOW + 1, DATE, status=200, rate_limit=answer(counts[1]))
+    assert (sync, b.remaining) == (sync, remaining), what
+
+
+WINDOWS = [
+    # (what, first Reset, second Reset, remaining after, what the second did)
+    ("a later Reset starts a new window", RESET, RESET + WINDOW, 7, Sync.NEW_WINDOW),
+    ("an earlier window's count is ignored", RESET + WINDOW, RESET, 3, Sync.STALE),
+]
+
+
+@pytest.mark.parametrize(("what", "first", "second", "remaining", "sync"), WINDOWS)
+def test_answers_from_other_windows(what, first, second, remaining, sync):
+    b = synced(remaining=3, reset=first)
+    ticket = admit(b)
+    date = second - 30.0
+    sync = b.settle(ticket, NOW, date, status=200, rate_limit=answer(7, reset=second, date=date))
+    assert (sync, b.remaining) == (sync, remaining), what
+
+
+@pytest.mark.parametrize("skew", [-1800.0, -30.0, 0.0, 30.0, 1800.0])
+def test_the_window_end_is_read_on_the_servers_clock_whatever_the_local_wall_clock(skew):
+    b = bucket()
+    probe = admit(b, wall=DATE + skew)
+    b.settle(probe, NOW, DATE + skew, status=200, rate_limit=answer(9))
+    assert b.window_end == NOW + (RESET - DATE) + MARGIN
+    assert b.wall_clock_fallbacks == 0
+
+
+def test_of_several_answers_the_earliest_implied_end_wins():
+    b = synced(remaining=9)  # answered at NOW with Date = RESET - 30: end NOW + 31
+    # Answered 0.5 s later by our clock but stamped 1 s later (the first Date was truncated
+    # more): the tighter bound wins.
+    b.settle(admit(b), NOW + 0.5, DATE, status=200, rate_limit=answer(8, date=DATE + 1))
+    assert b.window_end == NOW + 0.5 + 29 + MARGIN
+
+
+def test_the_window_ends_on_time_then_one_probe_goes():
+    b = synced(remaining=0)
+    end = NOW + 30 + MARGIN
+    assert b.view(end - 0.001, RESET).phase is Phase.SERVER
+    assert b.try_admit(end - 0.001, RESET) is None
+    assert b.view(end, RESET).phase is Phase.PROBING
+    assert b.try_admit(end, RESET) is not None
+    assert b.try_admit(end, RESET) is None
+
+
+def test_stragglers_across_the_boundary_are_charged_to_the_new_window_until_answered():
+    b = synced(remaining=9)
+    late, stale = admit(b), admit(b)  # sent just before the end
+    after = NOW + 31 + MARGIN
+    probe = admit(b, after, RESET + 2)
+    # The probe reached the new window after `late` did: 10 - late - probe = 8.
+    new = RESET + WINDOW
+    b.settle(probe, after, RESET + 2, status=200, rate_limit=answer(8, reset=new, date=RESET + 2))
+    assert b.grantable() == 6  # 8 minus the two still in flight
+    # `stale` was counted by the old window: its answer is ignored, its token comes back.
+    sync = b.settle(stale, after + 1, RESET + 3, status=200, rate_limit=answer(0, date=DATE))
+    assert (sync, b.grantable()) == (Sync.STALE, 7)
+    # `late` landed in the new window: its (higher, earlier) count is ignored by the min.
+    b.settle(late, after + 1, RESET + 3, status=200, rate_limit=answer(9, reset=new, date=RESET))
+    assert b.grantable() == 8
+
+
+def test_an_answer_of_the_window_that_ended_is_ignored_even_if_it_says_more():
+    b = synced(remaining=0)
+    ticket = admit(b, NOW + 40, RESET + 10)  # the probe of the next window
+    sync = b.settle(ticket, NOW + 41, RESET + 11, status=200, rate_limit=answer(5, date=DATE))
+    assert sync is Sync.STALE
+    assert b.view(NOW + 41, RESET + 11).phase is Phase.PROBING
+    assert b.try_admit(NOW + 41, RESET + 11) is not None  # the probe's slot is free again
+
+
+def test_a_delta_reset_is_seconds_from_the_answer():
+    b = bucket()
+    b.settle(admit(b), NOW, 0.0, status=200, rate_limit=answer(9, reset=42.0, date=None))
+    assert b.window_end == NOW + 42 + MARGIN
+    # Another answer of the same window (its end within half a window) lowers remaining.
+    b.settle(admit(b), NOW + 5, 0.0, status=200, rate_limit=answer(3, reset=36.0, date=None))
+    assert b.view(NOW + 5, 0.0).remaining == 3
+
+
+def test_without_date_the_offset_learned_from_an_earlier_date_places_reset():
+    b = synced(remaining=0)  # learned: the server's clock reads DATE at monotonic NOW
+    after = NOW + 40
+    probe = admit(b, after, 0.0)
+    reset = RESET + WINDOW
+    b.settle(probe, after, 0.0, status=200, rate_limit=answer(9, reset=reset, date=None))
+    assert b.window_end == NOW + (reset - DATE) + MARGIN
+    assert b.wall_clock_fallbacks == 0
+
+
+def test_with_no_date_ever_the_wall_clock_stands_in_with_a_larger_margin():
+    b = bucket()
+    b.settle(admit(b), NOW, DATE, status=200, rate_limit=answer(9, date=None))
+    assert b.window_end == NOW + 30 + MARGIN + NO_DATE_MARGIN
+    assert b.wall_clock_fallbacks == 1
+
+
+# -- 429 and missing headers ----------------------------------------------------------------------
+
+
+def test_a_429_closes_the_bucket_until_its_reset():
+    b = synced(remaining=8)
+    ticket = admit(b)
+    sync = b.settle(ticket, NOW + 1, DATE, status=429, rate_limit=answer(0, date=DATE + 1))
+    assert (sync, b.grantable()) == (Sync.CLOSED, 0)
+    end = NOW + 1 + 29 + MARGIN
+    assert b.next_deadline() is None  # nobody waits
+    b.enqueue(NOW + 1)
+    assert b.next_deadline() == end
+    assert b.dispatch(end, RESET + 1).granted  # the probe of the next window
+
+
+def test_a_429_from_a_later_window_opens_it_closed():
+    b = synced(remaining=8)
+    new = RESET + WINDOW
+    sync = b.settle(admit(b), NOW, DATE, status=429, rate_limit=answer(3, reset=new))
+    assert (sync, b.remaining, b.grantable()) == (Sync.CLOSED, 0, 0)
+
+
+def test_a_429_without_headers_closes_until_the_window_we_know_ends():
+    b = synced(remaining=8)
+    sync = b.settle(admit(b), NOW, DATE, status=429, rate_limit=None)
+    assert (sync, b.grantable(), b.window_end) == (Sync.CLOSED, 0, NOW + 31)
+
+
+def test_an_answer_without_headers_counts_as_spent():
+    b = synced(remaining=8)
+    for status in (502, None):
+        sync = b.settle(admit(b), NOW, DATE, status=status, rate_limit=None)
+        assert sync is Sync.COUNTED
+    assert b.grantable() == 6
+
+
+def test_a_lost_answer_stays_spent_until_a_request_admitted_after_it_reports():
+    # Found by the state machine below: the lost request reached the server last, and the
+    # reports that follow come from requests that reached it before.
+    b = synced(remaining=9)
+    first, second, lost = admit(b), admit(b), admit(b)  # the server counts them 8, 7, 6 left
+    b.settle(lost, NOW, DATE, status=None, rate_limit=None)
+    b.settle(first, NOW, DATE, status=200, rate_limit=answer(8))
+    b.settle(second, NOW, DATE, status=200, rate_limit=answer(7))
+    assert (b.view(NOW, DATE).remaining, b.grantable()) == (6, 6)
+    b.settle(admit(b), NOW, DATE, status=200, rate_limit=answer(5))  # admitted after: covers it
+    assert (b.view(NOW, DATE).remaining, b.grantable()) == (5, 5)
+
+
+def test_an_answer_without_headers_is_covered_by_the_next_admissions_report():
+    b = synced(remaining=9)
+    b.settle(admit(b), NOW, DATE, status=502, rate_limit=None)  # counted: 8 left
+    assert b.grantable() == 8
+    b.settle(admit(b), NOW, DATE, status=200, rate_limit=answer(7))
+    assert b.grantable() == 7
+
+
+def test_a_lost_probe_holds_back_another_while_stragglers_may_fill_the_window():
+    # Found by the state machine below: a second probe went out into a window that the lost
+    # one, and the stragglers still in flight, had already filled.
+    b = synced(remaining=9)
+    stragglers = [admit(b) for _ in range(9)]
+    after = NOW + 31 + MARGIN
+    probe = admit(b, after, RESET + 2)
+    b.settle(probe, after, RESET + 2, status=None, rate_limit=None)
+    assert b.try_admit(after, RESET + 2) is None
+    new = RESET + WINDOW
+    b.settle(stragglers[0], after, RESET + 2, status=200, rate_limit=answer(1, reset=new))
+    assert b.view(after, RESET + 2).phase is Phase.SERVER
+    assert b.grantable() == 0  # 1 left, minus the lost probe: nothing
+
+
+def test_an_outage_of_error_pages_cannot_block_the_queue_for_good():
+    b = bucket()
+    for _ in range(LIMIT):  # every probe gets a connection error
+        b.settle(admit(b), NOW, DATE, status=None, rate_limit=None)
+    waiter = b.enqueue(NOW)
+    assert b.dispatch(NOW, DATE).granted == ()  # ten spends may fill the window
+    assert b.next_deadline() == NOW + WINDOW + MARGIN  # by then that window has ended
+    assert b.dispatch(NOW + WINDOW + MARGIN, DATE).granted == (waiter,)
+
+
+def test_a_probe_without_an_answer_lets_another_probe_go():
+    b = bucket()
+    sync = b.settle(admit(b), NOW, DATE, status=None, rate_limit=None)
+    assert sync is Sync.NO_ANSWER
+    assert b.try_admit(NOW, DATE) is not None
+
+
+def test_a_probe_answered_without_headers_starts_local_counting_on_epoch_aligned_windows():
+    wall = 1_700_000_017.0  # 37 s into an epoch-aligned 60 s window
+    b = bucket()
+    sync = b.settle(admit(b, wall=wall), NOW, wall, status=200, rate_limit=None)
+    assert (sync, b.remaining, b.window_end) == (
+        Sync.LOCAL_WINDOW,
+        LIMIT - 1,
+        NOW + 23,
+    )
+    tickets = [admit(b, wall=wall) for _ in range(LIMIT - 1)]
+    assert b.try_admit(NOW, wall) is None
+    for ticket in tickets:
+        b.settle(ticket, NOW, wall, status=200, rate_limit=None)
+    # The next window is local again (no headers yet), a full one, with no probe first.
+    assert b.view(NOW + 23, wall + 23).phase is Phase.LOCAL
+    assert b.view(NOW + 23, wall + 23).grantable == LIMIT
+
+
+def test_local_windows_follow_the_last_server_windows_boundaries():
+    b = synced(remaining=0)  # server window ends at NOW + 31 (margin included)
+    probe = admit(b, NOW + 100, 0.0)
+    b.settle(probe, NOW + 100, 0.0, status=502, rate_limit=None)
+    assert b.window_end == NOW + 31 + 2 * WINDOW
+
+
+def test_headers_again_after_local_counting_take_over():
+    wall = 1_700_000_017.0
+    b = bucket()
+    b.settle(admit(b, wall=wall), NOW, wall, status=200, rate_limit=None)
+    sync = b.settle(admit(b, wall=wall), NOW, wall, status=200, rate_limit=answer(4))
+    assert (sync, b.view(NOW, wall).phase, b.grantable()) == (
+        Sync.NEW_WINDOW,
+        Phase.SERVER,
+        4,
+    )
+
+
+# -- leases ---------------------------------------------------------------------------------------
+
+
+def test_a_token_never_settled_expires_with_its_lease_and_counts_as_spent():
+    b = Bucket(LIMIT, WINDOW, margin=MARGIN, lease=10.0)
+    probe = admit(b)
+    b.settle(probe, NOW, DATE, status=200, rate_limit=answer(9))
+    lost = admit(b)
+    assert b.view(NOW + 9.9, DATE).in_flight == 1
+    view = b.view(NOW + 10, DATE)
+    assert (view.in_flight, view.remaining, b.expired) == (0, 8, 1)
+    # Its late answer still re-synchronises; it is not charged twice.
+    sync = b.settle(lost, NOW + 11, DATE, status=502, rate_limit=None)
+    assert (sync, b.view(NOW + 11, DATE).remaining) == (Sync.UNKNOWN_TICKET, 8)
+    sync = b.settle(lost, NOW + 11, DATE, status=200, rate_limit=answer(2))
+    assert b.remaining == 2
+
+
+def test_while_the_queue_is_blocked_by_in_flight_tokens_the_lease_is_the_deadline():
+    b = Bucket(LIMIT, WINDOW, margin=MARGIN, lease=10.0)
+    admit(b)  # the probe, never answered
+    b.enqueue(NOW)
+    assert b.next_deadline() == NOW + 10
+    assert b.dispatch(NOW + 10, DATE).granted  # a new probe once the old one expired
+
+
+# -- the queue ------------------------------------------------------------------------------------
+
+
+def test_waiters_are_served_in_order_and_re_queued_429s_first():
+    b = synced(remaining=0)
+    first, second = b.enqueue(NOW), b.enqueue(NOW)
+    retry_a = b.enqueue(NOW, front=True)
+    retry_b = b.enqueue(NOW, front=True)
+    assert b.head == retry_a
+    b.settle(admit_unknown := 999, NOW, DATE, status=200, rate_limit=None)  # no effect
+    assert admit_unknown not in b.dispatch(NOW, DATE).granted
+    later = b.view(NOW + 31, RESET + 1)  # the window ended: one probe
+    assert later.phase is Phase.PROBING
+    assert b.dispatch(NOW + 31, RESET + 1).granted == (retry_a,)
+    new = RESET + WINDOW
+    b.settle(retry_a, NOW + 32, RESET + 2, status=200, rate_limit=answer(2, reset=new))
+    assert b.dispatch(NOW + 32, RESET + 2).granted == (retry_b, first)
+    assert b.head == second
+
+
+def test_release_gives_back_a_place_or_an_unsent_token_and_charges_nothing():
+    b = synced(remaining=2)
+    token = admit(b)
+    waiter = b.enqueue(NOW)
+    assert b.release(waiter)
+    assert b.waiting == 0
+    assert b.release(token)
+    assert b.grantable() == 2
+    assert not b.release(token)
+    assert not b.release(12345)
+
+
+def test_releasing_the_probe_lets_the_next_waiter_probe():
+    b = bucket()
+    probe = admit(b)
+    waiter = b.enqueue(NOW)
+    assert b.dispatch(NOW, DATE).granted == ()
+    b.release(probe)
+    assert b.dispatch(NOW, DATE).granted == (waiter,)
+
+
+# -- forecasts and max_wait ----------------------------------------------------------------------
+
+
+def test_a_wait_beyond_max_wait_is_refused_at_once_with_the_window_end():
+    b = synced(remaining=0)  # closed until NOW + 31
+    patient = b.enqueue(NOW, max_wait=40.0)
+    hurried = b.enqueue(NOW, max_wait=20.0)
+    outcome = b.dispatch(NOW, DATE)
+    assert outcome.granted == ()
+    assert [(r.ticket, r.ready_at) for r in outcome.refused] == [(hurried, NOW + 31)]
+    assert b.head == patient
+
+
+@pytest.mark.parametrize(
+    ("position", "ready_at"),
+    [(0, NOW + 31), (LIMIT - 1, NOW + 31), (LIMIT, NOW + 31 + WINDOW), (25, NOW + 31 + 2 * 60)],
+)
+def test_the_forecast_counts_whole_windows_of_limit(position, ready_at):
+    assert synced(remaining=0).forecast(NOW, position) == ready_at
+
+
+def test_the_forecast_is_optimistic_while_the_window_is_unknown():
+    b = bucket()
+    admit(b)
+    assert b.forecast(NOW, 0) == NOW
+    assert b.forecast(NOW, LIMIT + 3) == NOW  # the unknown window may end right now
+    assert b.forecast(NOW, 2 * LIMIT) == NOW + WINDOW
+
+
+def test_a_forecast_that_grows_refuses_a_waiter_at_the_next_dispatch():
+    b = synced(remaining=3)
+    tokens = [admit(b) for _ in range(3)]
+    waiter = b.enqueue(NOW, max_wait=5.0)
+    assert b.dispatch(NOW, DATE).refused == ()  # in-flight answers might give tokens back
+    b.settle(tokens[0], NOW + 1, DATE, status=200, rate_limit=answer(0, date=DATE + 1))
+    refused = b.dispatch(NOW + 1, DATE + 1).refused
+    assert [r.ticket for r in refused] == [waiter]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"limit": 0, "window": 60.0}, "limit"),
+        ({"limit": 5, "window": 0.0}, "window"),
+        ({"limit": 5, "window": 60.0, "margin": -1.0}, "margin"),
+    ],
+)
+def test_bad_settings_are_refused(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        Bucket(**kwargs)
+
+
+# -- the invariants, under any interleaving ------------------------------------------------------
+
+
+class BucketAgainstServer(RuleBasedStateMachine):
+    """Random arrivals, sends, latencies, answers, losses, cancellations and clock moves.
+
+    The server counts per clock-aligned window and answers with ``Date`` at 1 s resolution;
+    answers may arrive in any order and any number of windows late. No other process spends
+    the quota, so every 429 would be our own fault.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.limit, self.window = 4, 60.0
+        self.bucket = Bucket(self.limit, self.window, margin=1.0, lease=1e9)
+        self.now = 1_000.0
+        self.server_offset = 1_700_000_017.0 - self.now  # server clock = now + offset
+        self.counts: dict[int, int] = {}
+        self.rejected = 0
+        self.queue: list[int] = []  # the model's FIFO (retries are put in front of waiters)
+        self.retries: list[int] = []
+        self.unsent: list[int] = []
+        self.on_the_way: list[int] = []
+        self.answers: list[tuple[int, int, RateLimit]] = []
+        self.taken = self.settled = self.released = 0
+        self.lost = False
+
+    @property
+    def server_time(self) -> float:
+        return self.now + self.server_offset
+
+    def _dispatch(self) -> None:
+        outcome = self.bucket.dispatch(self.now, self.now)
+        for refusal in outcome.refused:
+            (self.retries if refusal.ticket in self.retries else self.queue).remove(refusal.ticket)
+        expected = (self.retries + self.queue)[: len(outcome.granted)]
+        assert list(outcome.granted) == expected, "FIFO broken"
+        for ticket in outcome.granted:
+            (self.retries if ticket in self.retries else self.queue).remove(ticket)
+        self.unsent += outcome.granted
+        self.taken += len(outcome.granted)
+
+    @rule(front=st.booleans(), max_wait=st.none() | st.floats(0, 120))
+    def arrive(self, front, max_wait):
+        ticket = self.bucket.enqueue(self.now, front=front, max_wait=max_wait)
+        (self.retries if front else self.queue).append(ticket)
+        self._dispatch()
+
+    @rule(count=st.integers(2, 8))
+    def a_burst_arrives(self, count):
+        for _ in range(count):
+            self.queue.append(self.bucket.enqueue(self.now))
+        self._dispatch()
+
+    @rule(seconds=st.floats(0.01, 3) | st.floats(3, 90))
+    def time_passes(self, seconds):
+        self.now += seconds
+        self._dispatch()
+
+    @rule(data=st.data())
+    def send(self, data):
+        if self.unsent:
+            ticket = data.draw(st.sampled_from(self.unsent))
+            self.unsent.remove(ticket)
+            self.on_the_way.append(ticket)
+
+    @rule()
+    def everything_unsent_goes_out(self):
+        self.on_the_way += self.unsent
+        self.unsent = []
+
+    @rule(data=st.data())
+    def reach_server(self, data):
+        if self.on_the_way:
+            self._reach(data.draw(st.sampled_from(self.on_the_way)))
+
+    @rule()
+    def everything_on_the_way_arrives(self):
+        for ticket in list(self.on_the_way):
+            self._reach(ticket)
+
+    def _reach(self, ticket: int) -> None:
+        self.on_the_way.remove(ticket)
+        index = math.floor(self.server_time / self.window)
+        used = self.counts.get(index, 0)
+        if used < self.limit:
+            self.counts[index] = used + 1
+            status, remaining = 200, self.limit - used - 1
+        else:
+            self.rejected += 1
+            status, remaining = 429, 0
+        reset = (index + 1) * self.window
+        date = float(math.floor(self.server_time))
+        self.answers.append((ticket, status, RateLimit(self.limit, remaining, reset, date)))
+
+    @rule(data=st.data(), lose=st.booleans())
+    def answer_arrives(self, data, lose):
+        if self.answers:
+            self._receive(data.draw(st.sampled_from(self.answers)), lose=lose)
+
+    @rule(newest_first=st.booleans())
+    def every_answer_arrives(self, newest_first):
+        for answer in self.answers[::-1] if newest_first else self.answers[:]:
+            self._receive(answer, lose=False)
+
+    def _receive(self, answer: tuple[int, int, RateLimit], *, lose: bool) -> None:
+        ticket, status, rate_limit = answer
+        self.answers.remove(answer)
+        if lose:  # a connection error: sent, no answer
+            self.lost = True
+            self.bucket.settle(ticket, self.now, self.now, status=None, rate_limit=None)
+        else:
+            self.bucket.settle(ticket, self.now, self.now, status=status, rate_limit=rate_limit)
+        self.settled += 1
+        if status == 429 and not lose:
+            self.retries.append(self.bucket.enqueue(self.now, front=True))
+        self._dispatch()
+
+    @rule(data=st.data())
+    def cancel(self, data):
+        choices = self.unsent + self.queue + self.retries
+        if not choices:
+            return
+        ticket = data.draw(st.sampled_from(choices))
+        assert self.bucket.release(ticket)
+        if ticket in self.unsent:
+            self.unsent.remove(ticket)
+            self.released += 1
+        else:
+            (self.retries if ticket in self.retries else self.queue).remove(ticket)
+        self._dispatch()
+
+    @invariant()
+    def no_429_from_our_own_traffic(self):
+        assert self.rejected == 0
+
+    @invariant()
+    def every_token_taken_is_in_flight_settled_or_released(self):
+        in_flight = len(self.unsent) + len(self.on_the_way) + len(self.answers)
+        assert self.bucket.in_flight == in_flight
+        assert self.taken == in_flight + self.settled + self.released
+        assert self.bucket.waiting == len(self.queue) + len(self.retries)
+
+    @invariant()
+    def nobody_waits_while_a_token_is_grantable(self):
+        assert not self.bucket.waiting or self.bucket.grantable() == 0
+
+    @invariant()
+    def whoever_waits_has_a_deadline_to_wake_at(self):
+        if self.bucket.waiting:
+            deadline = self.bucket.next_deadline()
+            assert deadline is not None
+            assert deadline > self.now
+
+    @invariant()
+    def once_all_answers_are_in_the_bucket_knows_what_the_server_has_left(self):
+        view = self.bucket.view(self.now, self.now)
+        index = math.floor(self.server_time / self.window)
+        if view.in_flight or view.reset != (index + 1) * self.window or view.remaining is None:
+            return
+        left = self.limit - self.counts.get(index, 0)
+        assert view.remaining <= left
+        if not self.lost:
+            assert view.remaining == left
+
+
+TestBucketAgainstServer = BucketAgainstServer.TestCase
+TestBucketAgainstServer.settings = settings(max_examples=150, stateful_step_count=60, deadline=None)

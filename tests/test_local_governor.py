@@ -1,0 +1,312 @@
+from __future__ import annotations
+
+import logging
+import math
+from datetime import UTC
+
+import anyio
+import pytest
+
+from plumvoice_async._clock import Clock, SystemClock
+from plumvoice_async._core.ratelimit import RateLimit
+from plumvoice_async._core.requests import QuotaGroup
+from plumvoice_async._errors import RateLimitError
+from plumvoice_async._governor import Governor, Permit, QuotaKey, Snapshot, account_hash
+from plumvoice_async._local_governor import LocalGovernor
+from plumvoice_async.testing import FakeClock
+
+from .governor_scenarios import SCENARIOS, Scenario, check, run
+
+pytestmark = pytest.mark.anyio
+
+LOGIN = "alice@example.com"
+KEY = QuotaKey(QuotaGroup.VOICETRENDS.value, account_hash(LOGIN))
+WINDOW = 60.0
+SERVER_START = 1_700_000_010.0
+"""30 s before a server window ends (1_700_000_040 is a multiple of 60)."""
+
+
+def local_governor(clock: Clock, limit: int, window: float, margin: float) -> Governor:
+    return LocalGovernor(limit, window, margin=margin, clock=clock)
+
+
+def answer(server: FakeClock, remaining: int, limit: int = 10) -> RateLimit:
+    """What the server says now: its window's Reset and its own Date."""
+    now = server.time()
+    return RateLimit(limit, remaining, (now // WINDOW + 1) * WINDOW, float(math.floor(now)))
+
+
+async def spent_governor(clock: FakeClock) -> LocalGovernor:
+    """A governor whose window (ending in 30 s + margin) has no quota left."""
+    gov = LocalGovernor(10, WINDOW, clock=clock)
+    probe = await gov.acquire(KEY)
+    await gov.settle(probe, status=200, rate_limit=answer(clock, 0))
+    return gov
+
+
+# -- the scenario table -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=[s.name for s in SCENARIOS])
+async def test_scenario(scenario: Scenario):
+    check(await run(scenario, local_governor))
+
+
+class _Unlimited:
+    """A governor that lets everything through (and gives up after a 429): the table must
+    fail it."""
+
+    async def acquire(self, key, *, max_wait=None, retry=False):
+        if retry:
+            raise RateLimitError("gave up", reset_at=None)
+        return Permit(key)
+
+    async def settle(self, permit, *, status, rate_limit):
+        pass
+
+    async def release(self, permit):
+        pass
+
+    async def snapshot(self, key):
+        return Snapshot(limit=0, remaining=0, reset_at=None, in_flight=0, waiting=0)
+
+
+async def test_the_table_fails_a_governor_that_does_not_govern():
+    result = await run(SCENARIOS[0], lambda *settings: _Unlimited())
+    with pytest.raises(AssertionError, match="429s"):
+        check(result)
+
+
+# -- settings and keys --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "expected"),
+    [
+        ({}, {"voicetrends": 150, "fuse": 150, "voicetrends-auth": 15, "other": 150}),
+        ({"limit": 20, "window": 60.0}, {"voicetrends": 20, "fuse": 20, "voicetrends-auth": 15}),
+        (
+            {"groups": {QuotaGroup.FUSE: (40, 300.0), "voicetrends-auth": (5, 900.0)}},
+            {"voicetrends": 150, "fuse": 40, "voicetrends-auth": 5},
+        ),
+    ],
+)
+async def test_limits_per_quota_group(kwargs, expected):
+    gov = LocalGovernor(**kwargs, clock=FakeClock())
+    for group, limit in expected.items():
+        assert (await gov.snapshot(QuotaKey(group, "h"))).limit == limit
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"limit": 0}, {"window": 0.0}, {"margin": -1.0}, {"groups": {"fuse": (10, -5.0)}}],
+)
+def test_bad_settings_are_refused(kwargs):
+    with pytest.raises(ValueError, match=r"limit|window|margin"):
+        LocalGovernor(**kwargs)
+
+
+async def test_accounts_have_their_own_buckets_and_share_them_between_clients():
+    clock = FakeClock(SERVER_START)
+    gov = LocalGovernor(10, WINDOW, clock=clock)
+    bob = QuotaKey(QuotaGroup.VOICETRENDS.value, account_hash("bob@example.com"))
+    probe = await gov.acquire(KEY)
+    await gov.acquire(bob)  # bob's own probe: alice's pending one does not hold him back
+    alice_again = QuotaKey(QuotaGroup.VOICETRENDS.value, account_hash(LOGIN))  # another client
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(gov.acquire, alice_again)
+        await anyio.wait_all_tasks_blocked()
+        assert (await gov.snapshot(KEY)).waiting == 1  # same account: same bucket
+        await gov.settle(probe, status=200, rate_limit=answer(clock, 9))
+    assert ((await gov.snapshot(KEY)).in_flight, (await gov.snapshot(bob)).in_flight) == (1, 1)
+
+
+# -- observability ------------------------------------------------------------------------------
+
+
+async def test_the_snapshot_shows_the_window_read_on_the_servers_clock():
+    server = FakeClock(SERVER_START)
+    client = server.skewed(1800.0)  # the client's wall clock is 30 minutes fast
+    gov = LocalGovernor(10, WINDOW, clock=client)
+    assert (await gov.snapshot(KEY)).phase == "probing"
+    probe = await gov.acquire(KEY)
+    await gov.settle(probe, status=200, rate_limit=answer(server, 7))
+    await gov.acquire(KEY)
+    snap = await gov.snapshot(KEY)
+    assert (snap.limit, snap.remaining, snap.in_flight, snap.waiting, snap.phase) == (
+        10,
+        6,
+        1,
+        0,
+        "server",
+    )
+    assert snap.reset_at is not None
+    assert snap.reset_at.tzinfo is UTC
+    # 30 s to the server's reset plus the 1 s margin, in the client's (fast) wall clock.
+    assert snap.reset_at.timestamp() == pytest.approx(client.time() + 31.0)
+
+
+async def test_repr_shows_each_buckets_live_state_and_no_credential():
+    clock = FakeClock(SERVER_START)
+    gov = await spent_governor(clock)
+    text = repr(gov)
+    assert KEY.account in text
+    assert "server 0/10 per 60s, in_flight=0, waiting=0, resets_in=31.0s" in text
+    assert "alice" not in text
+
+
+async def test_waits_wakes_429s_and_resyncs_are_logged_without_credentials(caplog):
+    caplog.set_level(logging.DEBUG, logger="plumvoice_async")
+    clock = FakeClock(SERVER_START)
+    gov = LocalGovernor(10, WINDOW, clock=clock)
+    probe = await gov.acquire(KEY)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(gov.acquire, KEY)
+        await anyio.wait_all_tasks_blocked()
+        await gov.settle(probe, status=429, rate_limit=answer(clock, 0))
+        await clock.advance(32.0)
+    messages = [r.getMessage() for r in caplog.records if r.name == "plumvoice_async"]
+    text = "\n".join(messages)
+    assert f"quota {KEY}: waiting" in text
+    assert "closed until the reset" in text
+    assert f"quota {KEY}: token after 31.000 s" in text  # the reset is 30 s away, plus margin
+    assert all(r.levelno == logging.DEBUG for r in caplog.records)
+    assert "alice" not in text
+
+
+# -- waiting, waking, cancelling ---------------------------------------------------------------
+
+
+async def test_a_token_handed_to_a_waiter_cancelled_before_it_ran_goes_to_the_next():
+    clock = FakeClock(SERVER_START)
+    gov = LocalGovernor(10, WINDOW, clock=clock)
+    probe = await gov.acquire(KEY)
+    got: list[str] = []
+
+    async def waiter(name: str, scope: anyio.CancelScope) -> None:
+        with scope:
+            await gov.acquire(KEY)
+            got.append(name)
+
+    first, second = anyio.CancelScope(), anyio.CancelScope()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(waiter, "first", first)
+        await anyio.wait_all_tasks_blocked()
+        tg.start_soon(waiter, "second", second)
+        await anyio.wait_all_tasks_blocked()
+        # One token left: settle hands it to "first", which is cancelled before it runs.
+        await gov.settle(probe, status=200, rate_limit=answer(clock, 1))
+        first.cancel()
+    assert got == ["second"]
+    assert first.cancelled_caught
+    snap = await gov.snapshot(KEY)
+    assert (snap.in_flight, snap.waiting, snap.remaining) == (1, 0, 0)
+
+
+async def test_a_request_re_queued_after_its_429_goes_before_everyone_waiting():
+    clock = FakeClock(SERVER_START)
+    gov = LocalGovernor(10, WINDOW, clock=clock)
+    probe = await gov.acquire(KEY)
+    order: list[str] = []
+
+    async def waiter(name: str, retry: bool = False) -> None:
+        permit = await gov.acquire(KEY, retry=retry)
+        order.append(name)
+        await clock.sleep(0.1)
+        # One token left after each answer: the next waiter goes, one at a time, in order.
+        await gov.settle(permit, status=200, rate_limit=answer(clock, 1))
+
+    async with anyio.create_task_group() as tg:
+        for name in ("first", "second"):
+            tg.start_soon(waiter, name)
+            await anyio.wait_all_tasks_blocked()
+        await gov.settle(probe, status=429, rate_limit=answer(clock, 0))
+        tg.start_soon(waiter, "re-queued", True)
+        await clock.advance(30.0)
+        assert order == []  # closed for everyone until the reset
+        await clock.advance(5.0)
+    assert order == ["re-queued", "first", "second"]
+
+
+async def test_max_wait_shorter_than_the_reset_raises_at_once_with_reset_at():
+    clock = FakeClock(SERVER_START)
+    gov = await spent_governor(clock)
+    before = clock.monotonic()
+    with pytest.raises(RateLimitError) as caught:
+        await gov.acquire(KEY, max_wait=5.0)
+    assert clock.monotonic() == before
+    error = caught.value
+    assert error.status_code == 429
+    assert error.reset_at is not None
+    assert error.reset_at.tzinfo is UTC
+    assert error.reset_at.timestamp() == pytest.approx(clock.time() + 31.0)
+    assert "max_wait" in str(error)
+    assert "alice" not in str(error)
+    assert (await gov.snapshot(KEY)).waiting == 0
+
+
+async def test_a_waiter_is_refused_as_soon_as_an_answer_shows_its_wait_is_too_long():
+    clock = FakeClock(SERVER_START)
+    gov = LocalGovernor(10, WINDOW, clock=clock)
+    probe = await gov.acquire(KEY)
+    refused: list[float] = []
+
+    async def hurried() -> None:
+        with pytest.raises(RateLimitError):
+            await gov.acquire(KEY, max_wait=5.0)  # the window is unknown: it may wait
+        refused.append(clock.monotonic())
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(hurried)
+        await anyio.wait_all_tasks_blocked()
+        assert not refused
+        await clock.advance(1.0)
+        await gov.settle(probe, status=429, rate_limit=answer(clock, 0))
+    assert refused == [SERVER_START + 1.0]
+
+
+async def test_only_the_head_of_the_queue_sleeps_and_only_until_the_reset():
+    sleeps: list[float] = []
+
+    class CountingClock(FakeClock):
+        async def sleep(self, seconds: float) -> None:
+            sleeps.append(seconds)
+            await super().sleep(seconds)
+
+    clock = CountingClock(SERVER_START)
+    gov = await spent_governor(clock)
+    async with anyio.create_task_group() as tg:
+        for _ in range(50):
+            tg.start_soon(gov.acquire, KEY)
+        await clock.advance(29.0)
+        assert sleeps == [31.0]  # one timer for 50 waiters, no polling
+        await clock.advance(3.0)
+        snap = await gov.snapshot(KEY)
+        assert (snap.in_flight, snap.waiting, snap.phase) == (1, 49, "probing")
+        tg.cancel_scope.cancel()
+    # The new head is the timer now: it only watches the probe's lease (two windows).
+    assert sleeps == [31.0, 2 * WINDOW]
+
+
+async def test_settle_and_release_of_spent_or_foreign_permits_change_nothing():
+    clock = FakeClock(SERVER_START)
+    gov = LocalGovernor(10, WINDOW, clock=clock)
+    probe = await gov.acquire(KEY)
+    await gov.settle(probe, status=200, rate_limit=answer(clock, 5))
+    permit = await gov.acquire(KEY)
+    await gov.release(permit)
+    await gov.release(permit)
+    await gov.settle(permit, status=None, rate_limit=None)
+    await gov.settle(Permit(QuotaKey("voicetrends", "other")), status=200, rate_limit=None)
+    await gov.release(Permit(KEY, token="not ours"))
+    assert (await gov.snapshot(KEY)).remaining == 5
+
+
+async def test_runs_on_the_system_clock_without_sleeping():
+    gov = LocalGovernor(clock=SystemClock())
+    permit = await gov.acquire(KEY)
+    now = SystemClock().time()
+    rate_limit = RateLimit(150, 149, (now // 900 + 1) * 900, float(math.floor(now)))
+    await gov.settle(permit, status=200, rate_limit=rate_limit)
+    snap = await gov.snapshot(KEY)
+    assert (snap.remaining, snap.phase) == (149, "server")
