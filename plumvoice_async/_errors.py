@@ -13,6 +13,7 @@ Every failure the public API raises for bad input or server-side trouble is a ``
     │   └── ServerError            5xx
     ├── DecodeError                a body that is not the documented shape
     ├── TransportError             the network failed, after the retries
+    ├── PagingError                a walk lost its place (its remembered rows all vanished)
     └── GovernorUnavailableError   the shared quota store (Redis) could not be reached
 
 Messages never contain credentials: they are built from parameter names, statuses and the
@@ -36,6 +37,7 @@ __all__ = [
     "InvalidParameterError",
     "MethodNotAllowedError",
     "NotFoundError",
+    "PagingError",
     "PlumError",
     "RateLimitError",
     "ServerError",
@@ -138,6 +140,14 @@ class DecodeError(PlumError):
 
 class TransportError(PlumError):
     """The request could not be completed over the network, after the configured retries."""
+
+
+class PagingError(PlumError):
+    """The walk lost its place: none of the rows it remembers is on the server any more.
+
+    Raised instead of guessing, because guessing would lose or repeat rows. Restart the walk, or
+    resume from the last checkpoint if repeats are acceptable.
+    """
 
 
 class GovernorUnavailableError(PlumError):

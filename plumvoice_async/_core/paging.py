@@ -1,0 +1,418 @@
+"""The page planner: exactly-once walks over ``limit``/``offset`` pages while the data moves.
+
+Offset paging is positional, and the server's ordered set changes under a long walk (new calls
+arrive, detailed logs expire after 5 days: plum-api.md 2.3, 13 and 14). An insert before the
+walk's place shifts rows right (the next page repeats rows); a delete shifts them left (the next
+page starts past rows never seen); both together can leave ``total_calls`` unchanged. So the
+planner never trusts a position, only rows it has seen (``paging.md``):
+
+- Pages overlap by one row: each request starts at the last row already passed, so an
+  undisturbed answer begins with it.
+- Every answer is placed by one rule: find the *last* row in it whose key the walk remembers;
+  the rows after it are new, everything up to it is behind the walk. A remembered row ``Q`` is
+  a row already passed, so every stable row before ``Q`` has been passed (the walk passes rows in
+  the server's order), and an answer is a contiguous slice, so the rows after ``Q`` are exactly
+  the rows that follow it now. The usual case is the overlap row at index 0; a row found
+  further in means inserts shifted the page right, and it is placed the same way.
+- An answer that should overlap but holds no remembered row means the rows shifted left past
+  the page (or the overlap row was deleted): the walk has lost its place and *searches*: first
+  where ``total_calls`` moved (rows deleted before the walk's place lower the total by as much),
+  then pages stepping back towards offset 0 with no gap between them, then forward to the
+  total. The first answer holding a remembered row places the walk again, by the same rule.
+- The memory (the *ledger*) is bounded: the keys of the last ``max(LEDGER_FLOOR, window +
+  largest shift seen)`` rows passed, in the order passed (a shift to the right, by inserts,
+  brings rows passed that long ago back into an answer), plus the rows the walk knows to be
+  ahead of it. When the walk re-finds its place at an older row ``Q``, the rows it passed after
+  ``Q`` and that this answer does not show are *held*: they are still ahead (or deleted), and
+  they must be recognised when the walk reaches them, however many inserted rows come first.
+  Held rows leave when an answer shows them; they never count against the ledger's capacity
+  (they are themselves capped at that capacity).
+
+Guarantee (what "exactly once" means when the data changes under the walk). Call a row
+*stable* when it is in the server's set, at its place in the server's order, from the walk's
+first request to its last; a row that moves counts as deleted and inserted. Provided each answer
+is a contiguous slice of the server's ordered set with the ``total_calls`` of the same moment:
+
+1. every stable row is yielded exactly once, and the stable rows come out in the server's order;
+2. a row inserted or deleted during the walk is yielded at most once (zero times when it
+   appears behind the walk's place);
+3. no row is yielded twice.
+
+This holds whatever the server does while the walk has forgotten nothing: a walk from offset 0
+that has passed fewer rows than the ledger holds (1,024 at least; with 10,000-row pages, more
+than 10,000). When none of the rows it remembers is on the server any more, such a walk starts
+again from offset 0 and skips every row it remembers, which keeps the guarantee. A longer walk
+forgets the oldest rows, so it needs the ledger to cover the churn: fewer rows than the ledger
+holds inserted or deleted around the walk's place between two of its requests. When it finds
+none of its remembered rows it raises ``PagingError`` rather than guess; churn heavier than
+the ledger covers but short of that can go unnoticed. A resume with ``start_offset`` and no
+``after`` key trusts the position of its first page; with ``after`` it verifies it.
+
+The walk ends when an answer places the walk at or past that answer's ``total_calls`` (a total
+that grows extends the walk, one that shrinks ends it sooner), or on empty pages: answers that
+bring nothing past the walk's place, twice in a row (the server may send one short page before
+the end, but a total that promises rows that never come must not loop the walk forever). When
+the total is unknown (``None``) the first short page ends the walk.
+
+Theory of operation. ``plan(n)`` hands out up to ``n`` requests beyond those in flight; the
+shell fetches them (concurrently) and passes each answer back to ``accept`` *in plan order*.
+``accept`` returns the index of the answer's first new row. When an answer changes the plan (a
+short page, a lost place, a found place) the planner drops the requests still out: their
+answers, if any arrive, are ignored (``accept`` returns ``len(keys)``). ``abandon()`` drops
+them too, after the shell cancelled them.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Hashable, Sequence
+from itertools import islice
+from typing import Generic, TypeVar
+
+import attrs
+
+from .._errors import InvalidParameterError, PagingError
+
+__all__ = ["LEDGER_FLOOR", "PagePlanner", "PageRequest", "validate_count"]
+
+K = TypeVar("K", bound=Hashable)
+
+LEDGER_FLOOR = 1024
+"""The fewest row keys the ledger remembers: small walks then forget nothing at all."""
+
+MAX_EMPTY_PAGES = 2
+"""Empty pages in a row that end a walk whose ``total_calls`` still promises more rows."""
+
+
+def validate_count(name: str, value: object, *, minimum: int, maximum: int | None = None) -> int:
+    """An int parameter in ``[minimum, maximum]``; bools are refused (``True`` is not a size)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidParameterError(name, value, "must be an int")
+    if value < minimum:
+        raise InvalidParameterError(name, value, f"must be at least {minimum}")
+    if maximum is not None and value > maximum:
+        raise InvalidParameterError(name, value, f"must be at most {maximum}")
+    return value
+
+
+@attrs.frozen(eq=False)  # each request is its own page in flight, even at the same offset
+class PageRequest:
+    """One page to fetch: ``limit`` rows from ``offset``.
+
+    ``anchored``: the answer must hold a row the walk already passed, else the walk is lost.
+    ``probe``: a request of the search for a lost place. ``generation`` ties the request to the
+    plan it was made under; a changed plan ignores its answer.
+    """
+
+    offset: int
+    limit: int
+    anchored: bool
+    probe: bool
+    generation: int
+
+
+@attrs.define
+class _Search:
+    """Strictly private: where the search for a lost place looks next.
+
+    ``hint`` first, then pages stepping left from ``origin`` down to offset 0, then right from
+    ``origin`` up to the total. Consecutive pages overlap by one row, so no offset is skipped.
+    """
+
+    origin: int
+    step: int
+    hint: int | None
+    left: int
+    right: int
+    left_done: bool = False
+
+    def next_offset(self, total: int | None) -> int | None:
+        if self.hint is not None:
+            hint, self.hint = self.hint, None
+            return hint
+        if not self.left_done:
+            self.left = max(0, self.left - self.step)
+            self.left_done = self.left == 0
+            return self.left
+        self.right += self.step
+        if total is None or self.right >= total:
+            return None
+        return self.right
+
+
+class PagePlanner(Generic[K]):
+    """Plans the page requests of one walk and places each answer. Pure; see the module doc.
+
+    Args:
+        page_size: new rows per page at most; a request asks for one more (the overlap row),
+            capped at ``max_limit``.
+        max_limit: the endpoint's largest ``limit``.
+        start_offset: the server offset to start from (a checkpoint's ``offset``).
+        after: the key of the last row yielded before that checkpoint; the first page then
+            verifies it instead of trusting the offset.
+        ledger_floor: the fewest keys the ledger keeps (see ``LEDGER_FLOOR``).
+
+    Raises:
+        InvalidParameterError: a parameter is out of range (``page_size`` 1..``max_limit``,
+            ``start_offset`` >= 0, and >= 1 with ``after``).
+    """
+
+    def __init__(
+        self,
+        page_size: int,
+        *,
+        max_limit: int,
+        start_offset: int = 0,
+        after: K | None = None,
+        ledger_floor: int = LEDGER_FLOOR,
+    ) -> None:
+        # One row of overlap proves the place, so a page needs room for it and one more row.
+        validate_count("max_limit", max_limit, minimum=2)
+        self._page_size = validate_count("page_size", page_size, minimum=1, maximum=max_limit)
+        validate_count("start_offset", start_offset, minimum=0)
+        if after is not None and start_offset == 0:
+            raise InvalidParameterError(
+                "start_offset", start_offset, "must be at least 1 with after (the row before it)"
+            )
+        self._ledger_floor = validate_count("ledger_floor", ledger_floor, minimum=1)
+        self._max_limit = max_limit
+        self._window = min(page_size + 1, max_limit)
+        self._position = start_offset  # the server offset just past the last row passed
+        self._anchored = after is not None
+        # key -> its offset when passed, oldest first (a dict keeps insertion order; re-passing a
+        # key deletes and re-inserts it, so it moves to the end)
+        self._ledger: dict[K, int] = {}
+        self._held: dict[K, int] = {}  # passed rows believed to be still ahead
+        if after is not None:
+            self._ledger[after] = start_offset - 1
+        # Only a walk from the very start that never forgot a key may start again from 0.
+        self._complete = start_offset == 0 and after is None
+        self._max_shift = 0
+        self._total: int | None = None
+        self._total_known = False
+        self._total_at_place: int | None = None  # the total when the walk was last placed
+        self._outstanding: deque[PageRequest] = deque()
+        self._generation = 0
+        self._next_offset = self._replan_offset()
+        self._search: _Search | None = None
+        self._empty_pages = 0
+        self._done = False
+
+    @property
+    def done(self) -> bool:
+        """The walk is over: ``plan`` returns nothing more."""
+        return self._done
+
+    @property
+    def total(self) -> int | None:
+        """The latest ``total_calls`` answered; ``None`` before the first answer or if unknown."""
+        return self._total
+
+    @property
+    def position(self) -> int:
+        """The server offset just past the last row the walk passed (yielded or skipped)."""
+        return self._position
+
+    @property
+    def in_flight(self) -> int:
+        """Requests handed out and not yet answered."""
+        return len(self._outstanding)
+
+    @property
+    def ledger_size(self) -> int:
+        """Row keys remembered now (ledger and held rows): bounded, never the whole walk."""
+        return len(self._ledger) + len(self._held)
+
+    @property
+    def capacity(self) -> int:
+        """How many passed keys the ledger keeps: the floor, or a window plus the largest shift."""
+        return max(self._ledger_floor, self._window + self._max_shift)
+
+    def plan(self, slots: int) -> list[PageRequest]:
+        """Up to ``slots`` more requests to send now, beyond those in flight, in order.
+
+        Raises:
+            PagingError: the walk lost its place and searched everywhere for a row it remembers.
+        """
+        planned: list[PageRequest] = []
+        while len(planned) < slots and not self._done:
+            request = self._search_request() if self._search else self._walk_request()
+            if request is None:
+                break
+            planned.append(request)
+            self._outstanding.append(request)
+        return planned
+
+    def abandon(self) -> None:
+        """Forget the requests in flight (the shell cancelled them); the next plan resends."""
+        self._replan()
+        if self._search is not None:
+            # Probes already handed out were never answered: look there again.
+            self._search = self._new_search(self._search.origin, hint=None)
+
+    def accept(self, request: PageRequest, keys: Sequence[K], total: int | None) -> int:
+        """Place one answer: the index of its first new row (``len(keys)`` when none is new).
+
+        ``keys`` are the answer's row keys in order, ``total`` its ``total_calls`` (``None`` when
+        the endpoint has none). Answers must come in plan order.
+        """
+        if request.generation != self._generation:
+            return len(keys)  # planned under a plan that has since changed
+        if not self._outstanding or self._outstanding[0] is not request:
+            raise RuntimeError("page answers must be accepted in the order they were planned")
+        self._outstanding.popleft()
+        self._total, self._total_known = total, True
+        found = self._last_remembered(keys)
+        if found < 0 and request.anchored:
+            if not request.probe:
+                self._lose_place(request)
+            return len(keys)  # a failed probe: the search goes on with the next one
+        return self._place(request, keys, found)
+
+    # -- planning --------------------------------------------------------------------------
+
+    def _replan_offset(self) -> int:
+        return self._position - 1 if self._anchored else self._position
+
+    def _walk_request(self) -> PageRequest | None:
+        if not self._total_known and self._outstanding:
+            return None  # one page first: the total says how many more are worth asking for
+        offset = self._next_offset
+        anchored = self._anchored or bool(self._outstanding)
+        skip = 1 if anchored else 0
+        if self._outstanding and self._total is not None and offset + skip >= self._total:
+            return None  # nothing new expected past the total; a later answer may extend it
+        limit = min(self._page_size + skip, self._max_limit)
+        self._next_offset = offset + limit - 1  # the next page starts at this one's last row
+        return PageRequest(offset, limit, anchored, probe=False, generation=self._generation)
+
+    def _search_request(self) -> PageRequest | None:
+        assert self._search is not None
+        offset = self._search.next_offset(self._total)
+        if offset is None:
+            if self._outstanding:
+                return None  # the last probes are still out
+            self._search_exhausted()
+            return self._walk_request()
+        return PageRequest(offset, self._window, True, probe=True, generation=self._generation)
+
+    def _new_search(self, origin: int, hint: int | None) -> _Search:
+        step = max(1, self._window - 1)
+        return _Search(
+            origin=origin, step=step, hint=hint, left=origin, right=origin, left_done=origin == 0
+        )
+
+    def _replan(self) -> None:
+        self._outstanding.clear()
+        self._generation += 1
+        self._next_offset = self._replan_offset()
+
+    # -- placing answers -------------------------------------------------------------------
+
+    def _last_remembered(self, keys: Sequence[K]) -> int:
+        ledger, held = self._ledger, self._held
+        # The usual answer remembers its first row only: check that with set operations (C
+        # loops) before looking row by row.
+        rest = keys[1:]
+        if ledger.keys().isdisjoint(rest) and (not held or held.keys().isdisjoint(rest)):
+            return 0 if keys and (keys[0] in ledger or keys[0] in held) else -1
+        for index in range(len(keys) - 1, -1, -1):
+            if keys[index] in ledger or keys[index] in held:
+                return index
+        return -1
+
+    def _lose_place(self, request: PageRequest) -> None:
+        # Rows deleted before the walk's place lower the total by as many as they shift it
+        # left, so the first probe looks where the total says the place went.
+        hint = None
+        if self._total_at_place is not None and self._total is not None:
+            moved = self._total_at_place - self._total
+            if moved:
+                hint = max(0, request.offset - moved)
+        self._search = self._new_search(request.offset, hint)
+        self._replan()
+
+    def _search_exhausted(self) -> None:
+        if not self._complete:
+            raise PagingError(
+                "the walk lost its place: none of the rows it remembers is on the server any "
+                f"more (around offset {self._position}); restart the walk"
+            )
+        # Every row ever passed is remembered, so from offset 0 the rows not remembered are
+        # exactly the rows not yet passed. All of them are ahead now: hold them, so that
+        # walking over the rows before them never evicts one.
+        self._held.update(self._ledger)
+        self._ledger.clear()
+        self._search = None
+        self._position, self._anchored = 0, False
+        self._replan()
+
+    def _place(self, request: PageRequest, keys: Sequence[K], found: int) -> int:
+        if found >= 0:
+            self._note_found(request, keys, found)
+        self._remember(request.offset, keys, found)
+        advanced = request.offset + len(keys) > self._position
+        self._position = request.offset + len(keys)
+        self._anchored = self._anchored or bool(keys)
+        self._total_at_place = self._total
+        if request.probe:
+            self._search = None
+            self._replan()
+        if found + 1 < len(keys):
+            self._empty_pages = 0
+        elif not advanced and not request.probe:
+            self._empty_pages += 1  # nothing past the place: an empty page
+        self._check_end(short=len(keys) < request.limit)
+        return found + 1
+
+    def _note_found(self, request: PageRequest, keys: Sequence[K], found: int) -> None:
+        key = keys[found]
+        in_ledger = key in self._ledger
+        passed_at = self._ledger[key] if in_ledger else self._held[key]
+        # Inserts before the place push remembered rows right, back into later answers: the
+        # ledger grows to remember that much more. (Deletes shift left; more memory is no help.)
+        self._max_shift = max(self._max_shift, request.offset + found - passed_at)
+        if in_ledger and next(reversed(self._ledger)) != key:
+            # Placed at an older row: the rows passed after it that this answer does not show
+            # are ahead of the walk now (or deleted). Hold them so they are recognised later.
+            shown = set(keys)
+            ahead = []
+            for later in reversed(self._ledger):
+                if later == key:
+                    break
+                if later not in shown:
+                    ahead.append(later)
+            for later in reversed(ahead):
+                self._held[later] = self._ledger.pop(later)
+
+    def _remember(self, offset: int, keys: Sequence[K], found: int) -> None:
+        """Append the whole answer to the ledger, in order, and forget the oldest rows."""
+        ledger, held = self._ledger, self._held
+        for index in range(found + 1):  # rows up to the place: passed before, or skipped now
+            key = keys[index]
+            ledger.pop(key, None)
+            ledger[key] = offset + index
+            held.pop(key, None)
+        # The rows after the place are remembered nowhere yet (that is what placed it there).
+        new = keys[found + 1 :]
+        ledger.update(zip(new, range(offset + found + 1, offset + len(keys)), strict=True))
+        capacity = self.capacity
+        if len(ledger) > capacity:
+            self._complete = False
+            # Copying the newest keys is one C loop (and drops what deletes left behind);
+            # popping the oldest one by one is a Python loop.
+            self._ledger = dict(islice(ledger.items(), len(ledger) - capacity, None))
+        if len(held) > capacity:
+            self._complete = False
+            while len(held) > capacity:
+                del held[next(iter(held))]
+
+    def _check_end(self, *, short: bool) -> None:
+        if self._total is None:
+            self._done = short  # no total to go by: a short page is the end
+        else:
+            # The total of the same answer, not the first one: a growing total extends the
+            # walk. Empty pages end a walk whose total promises rows that never come.
+            self._done = self._position >= self._total or self._empty_pages >= MAX_EMPTY_PAGES
+        if short and not self._done:
+            self._replan()  # the pages planned after this one assumed it was full

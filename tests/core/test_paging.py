@@ -1,0 +1,460 @@
+"""The page planner, driven synchronously: answers are fed in as a shell would feed them."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from plumvoice_async import PagingError
+from plumvoice_async._core.paging import LEDGER_FLOOR, PagePlanner
+from plumvoice_async._errors import InvalidParameterError
+
+
+class Server:
+    """An ordered list of row keys; every answer is a slice of it and its length."""
+
+    def __init__(self, rows: list[str]) -> None:
+        self.rows = rows
+        self.requests: list[tuple[int, int]] = []
+
+    def answer(self, offset: int, limit: int) -> tuple[list[str], int]:
+        self.requests.append((offset, limit))
+        return self.rows[offset : offset + limit], len(self.rows)
+
+
+def keys(n: int, prefix: str = "c") -> list[str]:
+    return [f"{prefix}{i:04d}" for i in range(n)]
+
+
+class Once:
+    """A change to the server's rows, made before the first request after ``after`` rows."""
+
+    def __init__(self, after: int, change: Callable[[list[str]], None]) -> None:
+        self.after = after
+        self.change = change
+        self.made = False
+
+    def __call__(self, server: Server, out: list[str]) -> None:
+        if not self.made and len(out) >= self.after:
+            self.change(server.rows)
+            self.made = True
+
+
+def walk(
+    planner: PagePlanner[str],
+    server: Server,
+    *,
+    concurrency: int = 1,
+    between: Once | None = None,
+) -> list[str]:
+    """Run a walk the way the plain shell does: plan a batch, fetch it, place it in order."""
+    out: list[str] = []
+    while not planner.done:
+        batch = planner.plan(concurrency)
+        assert batch, "a walk that is not done always has a page to ask for"
+        answers = []
+        for request in batch:
+            if between is not None:
+                between(server, out)
+            answers.append(server.answer(request.offset, request.limit))
+        for request, (rows, total) in zip(batch, answers, strict=True):
+            out.extend(rows[planner.accept(request, rows, total) :])
+        assert len(server.requests) <= 10_000
+    assert between is None or between.made, "the change under test never happened"
+    return out
+
+
+def test_an_undisturbed_walk_overlaps_each_page_by_one_row() -> None:
+    server = Server(keys(10))
+    planner: PagePlanner[str] = PagePlanner(3, max_limit=10_000)
+
+    assert walk(planner, server) == keys(10)
+    # The first page has nothing to overlap; each later one starts at the last row passed.
+    assert server.requests == [(0, 3), (2, 4), (5, 4), (8, 4)]
+    assert planner.position == 10
+    assert planner.total == 10
+
+
+def test_the_overlap_row_fits_under_the_maximum_limit() -> None:
+    server = Server(keys(25))
+    planner: PagePlanner[str] = PagePlanner(10, max_limit=10)
+
+    assert walk(planner, server) == keys(25)
+    assert server.requests == [(0, 10), (9, 10), (18, 10)]
+
+
+def test_a_walk_ending_on_a_full_page_sends_no_extra_request() -> None:
+    server = Server(keys(9))
+    planner: PagePlanner[str] = PagePlanner(3, max_limit=10_000)
+
+    assert walk(planner, server) == keys(9)
+    assert server.requests == [(0, 3), (2, 4), (5, 4)]
+
+
+def test_an_empty_collection_takes_one_request() -> None:
+    server = Server([])
+    planner: PagePlanner[str] = PagePlanner(5, max_limit=10_000)
+
+    assert walk(planner, server, concurrency=4) == []
+    assert server.requests == [(0, 5)]
+
+
+def test_the_first_page_is_alone_then_pages_are_planned_up_to_the_total() -> None:
+    planner: PagePlanner[str] = PagePlanner(10, max_limit=10_000)
+    server = Server(keys(35))
+
+    first = planner.plan(4)
+    assert [(r.offset, r.limit) for r in first] == [(0, 10)]
+    rows, total = server.answer(0, 10)
+    planner.accept(first[0], rows, total)
+
+    batch = planner.plan(8)
+    assert [(r.offset, r.limit) for r in batch] == [(9, 11), (19, 11), (29, 11)]
+    assert planner.in_flight == 3
+
+
+def test_inserts_before_the_place_are_recognised_not_repeated() -> None:
+    server = Server(keys(12))
+
+    def insert_at_front(rows: list[str]) -> None:
+        rows[0:0] = ["n0", "n1"]
+
+    out = walk(PagePlanner(4, max_limit=10_000), server, between=Once(4, insert_at_front))
+    assert out == keys(12)
+    # The overlap row came back two rows further in: placed there, with no search.
+    assert server.requests == [(0, 4), (3, 5), (7, 5), (11, 5)]
+
+
+def test_deletes_before_the_place_step_back_instead_of_skipping_rows() -> None:
+    server = Server(keys(30))
+
+    def expire_oldest(rows: list[str]) -> None:
+        del rows[0:7]  # detailed logs expire from the front (plum-api.md 2.3)
+
+    out = walk(PagePlanner(5, max_limit=10_000), server, between=Once(10, expire_oldest))
+    assert out == keys(30)
+    # The lost page, one probe where the total moved (7 fewer), and the walk goes on from there.
+    assert server.requests[2:5] == [(9, 6), (2, 6), (7, 6)]
+
+
+def test_a_deleted_overlap_row_is_replaced_by_an_older_remembered_row() -> None:
+    server = Server(keys(20))
+
+    def delete_last_passed(rows: list[str]) -> None:
+        rows.remove("c0007")
+
+    out = walk(PagePlanner(4, max_limit=10_000), server, between=Once(8, delete_last_passed))
+    assert out == keys(20)  # c0007 was yielded before it was deleted, and only then
+
+
+def test_a_shift_left_of_many_pages_with_an_unchanged_total_is_found() -> None:
+    server = Server(keys(60))
+
+    def churn(rows: list[str]) -> None:
+        # 25 rows expire and 25 new ones arrive at the end: the total says nothing moved.
+        del rows[0:25]
+        rows.extend(keys(25, prefix="n"))
+
+    out = walk(PagePlanner(4, max_limit=10_000), server, between=Once(30, churn))
+    assert [k for k in out if k.startswith("c")] == keys(60)
+    assert len(out) == len(set(out))
+
+
+def test_inserts_of_more_than_a_page_before_the_place_repeat_nothing() -> None:
+    server = Server(keys(30))
+
+    def flood(rows: list[str]) -> None:
+        rows[8:8] = keys(20, prefix="n")  # behind the place, more than a page
+
+    out = walk(PagePlanner(4, max_limit=10_000), server, between=Once(12, flood))
+    assert [k for k in out if k.startswith("c")] == keys(30)
+    assert len(out) == len(set(out))
+
+
+def test_rows_still_ahead_are_held_when_the_place_is_found_at_an_older_row() -> None:
+    server = Server(keys(60))
+
+    def insert_between_passed_rows(rows: list[str]) -> None:
+        # More than a page lands between c0027 and c0028, both passed, and as many rows leave
+        # the far end: the total does not move, so the walk must search, and finds c0027.
+        at = rows.index("c0028")
+        rows[at:at] = keys(20, prefix="n")
+        del rows[-20:]
+
+    # A small ledger forgets c0028 and c0029 while the 20 new rows go by, unless the walk holds
+    # them as rows it passed that are still ahead.
+    planner: PagePlanner[str] = PagePlanner(4, max_limit=10_000, ledger_floor=6)
+    out = walk(planner, server, between=Once(30, insert_between_passed_rows))
+    assert len(out) == len(set(out))
+    assert [k for k in out if k.startswith("c")] == keys(40)
+
+
+def test_a_growing_total_extends_the_walk_to_rows_pushed_past_the_old_end() -> None:
+    server = Server(keys(10))
+
+    def grow(rows: list[str]) -> None:
+        rows[0:0] = keys(5, prefix="n")  # pushes c0005..c0009 past the old end
+
+    out = walk(PagePlanner(3, max_limit=10_000), server, concurrency=4, between=Once(3, grow))
+    assert out == keys(10)
+
+
+def test_a_shrinking_total_ends_the_walk_sooner() -> None:
+    server = Server(keys(20))
+
+    def shrink(rows: list[str]) -> None:
+        del rows[10:]
+
+    assert walk(PagePlanner(5, max_limit=10_000), server, between=Once(5, shrink)) == keys(10)
+
+
+def test_a_short_page_before_the_end_loses_nothing() -> None:
+    server = Server(keys(20))
+    planner: PagePlanner[str] = PagePlanner(5, max_limit=10_000)
+    first = planner.plan(1)[0]
+    planner.accept(first, *server.answer(0, 5))
+
+    batch = planner.plan(3)
+    assert [(r.offset, r.limit) for r in batch] == [(4, 6), (9, 6), (14, 6)]
+    short = server.rows[4:7]  # three rows where six were asked for
+    assert planner.accept(batch[0], short, 20) == 1
+    # The pages after it assumed a full page: their answers are ignored, the walk replans.
+    assert planner.accept(batch[1], server.rows[9:15], 20) == 6
+    assert planner.accept(batch[2], server.rows[14:20], 20) == 6
+    again = planner.plan(1)
+    assert [(r.offset, r.limit) for r in again] == [(6, 6)]
+
+
+def test_empty_pages_end_a_walk_whose_total_promises_rows_that_never_come() -> None:
+    class Overstating(Server):
+        def answer(self, offset: int, limit: int) -> tuple[list[str], int]:
+            rows, _ = super().answer(offset, limit)
+            return rows, 100
+
+    server = Overstating(keys(7))
+    out = walk(PagePlanner(5, max_limit=10_000), server)
+    assert out == keys(7)
+    assert server.requests == [(0, 5), (4, 6), (6, 6), (6, 6)]
+
+
+def test_one_page_with_nothing_new_before_the_end_does_not_end_the_walk() -> None:
+    planner: PagePlanner[str] = PagePlanner(3, max_limit=10_000)
+    server = Server(keys(9))
+    planner.accept(planner.plan(1)[0], *server.answer(0, 3))
+    request = planner.plan(1)[0]
+    assert planner.accept(request, ["c0002"], 9) == 1  # only the overlap row came back
+    assert not planner.done
+    assert walk(planner, server) == keys(9)[3:]
+
+
+def test_without_a_total_a_short_page_ends_the_walk() -> None:
+    planner: PagePlanner[str] = PagePlanner(4, max_limit=10_000)
+    rows = keys(6)
+    out: list[str] = []
+    while not planner.done:
+        for request in planner.plan(3):
+            page = rows[request.offset : request.offset + request.limit]
+            out.extend(page[planner.accept(request, page, None) :])
+    assert out == rows
+
+
+def test_a_resume_with_after_verifies_its_place() -> None:
+    server = Server(keys(30))
+    first: PagePlanner[str] = PagePlanner(4, max_limit=10_000)
+    seen: list[str] = []
+    while len(seen) < 10:
+        request = first.plan(1)[0]
+        rows, total = server.answer(request.offset, request.limit)
+        seen.extend(rows[first.accept(request, rows, total) :])
+    checkpoint, last = 10, seen[9]  # stopped after the tenth row
+    del server.rows[0:6]  # the place moved while the job was down
+
+    resumed: PagePlanner[str] = PagePlanner(
+        4, max_limit=10_000, start_offset=checkpoint, after=last
+    )
+    assert walk(resumed, server) == keys(30)[10:]
+
+
+def test_a_resume_whose_after_row_is_gone_raises_instead_of_guessing() -> None:
+    server = Server(keys(30))
+    server.rows.remove("c0009")
+    planner: PagePlanner[str] = PagePlanner(4, max_limit=10_000, start_offset=10, after="c0009")
+    with pytest.raises(PagingError, match="lost its place"):
+        walk(planner, server)
+
+
+def test_a_resume_without_after_trusts_its_offset() -> None:
+    server = Server(keys(20))
+    planner: PagePlanner[str] = PagePlanner(4, max_limit=10_000, start_offset=12)
+    assert walk(planner, server) == keys(20)[12:]
+    assert server.requests[0] == (12, 4)
+
+
+def test_a_walk_that_forgot_nothing_starts_again_when_every_remembered_row_is_gone() -> None:
+    server = Server(keys(20))
+
+    def wipe_passed(rows: list[str]) -> None:
+        rows[:] = [*rows[8:], "n0000"]
+
+    out = walk(PagePlanner(4, max_limit=10_000), server, between=Once(8, wipe_passed))
+    assert out == [*keys(20), "n0000"]
+
+
+def test_a_walk_started_again_still_recognises_every_row_it_passed() -> None:
+    class MovingBack(Server):
+        """The passed rows vanish, and come back at the end once the walk started again."""
+
+        def answer(self, offset: int, limit: int) -> tuple[list[str], int]:
+            if (offset, limit) == (0, 4) and self.requests:  # the walk's fresh start
+                self.rows.extend(keys(8))
+            return super().answer(offset, limit)
+
+    def wipe_passed(rows: list[str]) -> None:
+        del rows[:8]
+
+    server = MovingBack(keys(20))
+    # Twelve new rows go by before the old ones come back: more than this ledger holds.
+    planner: PagePlanner[str] = PagePlanner(4, max_limit=10_000, ledger_floor=10)
+    assert walk(planner, server, between=Once(8, wipe_passed)) == keys(20)
+
+
+def test_a_walk_that_forgot_rows_raises_when_every_remembered_row_is_gone() -> None:
+    server = Server(keys(40))
+
+    def wipe_passed(rows: list[str]) -> None:
+        del rows[:20]
+
+    planner: PagePlanner[str] = PagePlanner(4, max_limit=10_000, ledger_floor=6)
+    with pytest.raises(PagingError):
+        walk(planner, server, between=Once(20, wipe_passed))
+
+
+def test_the_ledger_stays_bounded_over_a_long_walk() -> None:
+    server = Server(keys(20_000))
+    planner: PagePlanner[str] = PagePlanner(100, max_limit=10_000)
+    peak = 0
+    out: list[str] = []
+    while not planner.done:
+        for request in planner.plan(4):
+            rows, total = server.answer(request.offset, request.limit)
+            out.extend(rows[planner.accept(request, rows, total) :])
+            peak = max(peak, planner.ledger_size)
+    assert out == server.rows
+    assert peak <= LEDGER_FLOOR == planner.capacity
+
+
+def test_answers_must_be_placed_in_plan_order() -> None:
+    planner: PagePlanner[str] = PagePlanner(3, max_limit=10_000)
+    server = Server(keys(20))
+    planner.accept(planner.plan(1)[0], *server.answer(0, 3))
+    _, second = planner.plan(2)
+    with pytest.raises(RuntimeError, match="order"):
+        planner.accept(second, *server.answer(second.offset, second.limit))
+
+
+def test_abandoned_requests_are_planned_again_and_their_late_answers_ignored() -> None:
+    planner: PagePlanner[str] = PagePlanner(3, max_limit=10_000)
+    server = Server(keys(20))
+    planner.accept(planner.plan(1)[0], *server.answer(0, 3))
+    cancelled = planner.plan(3)
+    planner.abandon()
+    assert planner.in_flight == 0
+    again = planner.plan(3)
+    assert [(r.offset, r.limit) for r in again] == [(r.offset, r.limit) for r in cancelled]
+    assert planner.accept(cancelled[0], *server.answer(2, 4)) == 4  # stale: nothing new
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "parameter"),
+    [
+        ({"page_size": 0}, "page_size"),
+        ({"page_size": 10_001}, "page_size"),
+        ({"page_size": True}, "page_size"),
+        ({"page_size": 2.0}, "page_size"),
+        ({"page_size": "5"}, "page_size"),
+        ({"start_offset": -1}, "start_offset"),
+        ({"start_offset": False}, "start_offset"),
+        ({"start_offset": 0, "after": "c0001"}, "start_offset"),
+        ({"max_limit": 1, "page_size": 1}, "max_limit"),
+    ],
+)
+def test_parameters_are_validated(kwargs: dict[str, object], parameter: str) -> None:
+    arguments: dict[str, object] = {"page_size": 5, "max_limit": 10_000, **kwargs}
+    with pytest.raises(InvalidParameterError) as raised:
+        PagePlanner(**arguments)  # type: ignore[arg-type]
+    assert raised.value.parameter == parameter
+
+
+# -- randomized: inserts, deletes and short pages at random moments and places ---------------
+
+walks = st.fixed_dictionaries(
+    {
+        "size": st.integers(0, 40),
+        "page_size": st.integers(1, 6),
+        "max_limit": st.sampled_from([None, 2, 7]),
+        "concurrency": st.integers(1, 4),
+        "seed": st.integers(0, 2**32 - 1),
+        "churn": st.integers(0, 25),
+        "burst": st.integers(1, 6),
+        "short_pages": st.sampled_from([0.0, 0.3]),
+    }
+)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(walks)
+def test_randomized_walks_yield_every_stable_row_once_in_order(case: dict[str, int]) -> None:
+    rng = random.Random(case["seed"])
+    page_size, concurrency = case["page_size"], case["concurrency"]
+    max_limit = max(case["max_limit"] or 10_000, page_size, 2)
+    rows = keys(case["size"])
+    stable = set(rows)
+    churn = case["churn"]
+    inserted = 0
+    out: list[str] = []
+
+    def mutate() -> None:
+        # Between two answers (also between the answers of one concurrent batch), a burst of
+        # inserts and deletes, half of them near the walk's place.
+        nonlocal churn, inserted
+        if churn <= 0 or rng.random() < 0.4:
+            return
+        churn -= 1
+        for _ in range(rng.randint(1, case["burst"])):
+            near = out[-1] if out and out[-1] in rows and rng.random() < 0.5 else None
+            if rows and rng.random() < 0.5:
+                at = rows.index(near) + rng.randint(-3, 1) if near else rng.randrange(len(rows))
+                stable.discard(rows.pop(min(max(at, 0), len(rows) - 1)))
+            else:
+                at = rows.index(near) + rng.randint(-2, 2) if near else rng.randint(0, len(rows))
+                rows.insert(min(max(at, 0), len(rows)), f"n{inserted:04d}")
+                inserted += 1
+
+    planner: PagePlanner[str] = PagePlanner(page_size, max_limit=max_limit)
+    requests = 0
+    while not planner.done:
+        batch = planner.plan(concurrency)
+        answers: list[tuple[list[str], int]] = [([], 0)] * len(batch)
+        for index in rng.sample(range(len(batch)), len(batch)):  # answers arrive in any order
+            mutate()
+            request = batch[index]
+            page = rows[request.offset : request.offset + request.limit]
+            if len(page) > 2 and rng.random() < case["short_pages"]:
+                page = page[: rng.randint(2, len(page) - 1)]  # short, but past the overlap row
+            answers[index] = (page, len(rows))
+        buffered = 0
+        for request, (page, total) in zip(batch, answers, strict=True):
+            new = page[planner.accept(request, page, total) :]
+            buffered += len(new)
+            out.extend(new)
+        assert buffered <= concurrency * page_size
+        assert planner.ledger_size <= 2 * planner.capacity
+        requests += len(batch)
+        assert requests < 2_000
+
+    assert len(out) == len(set(out)), "a row was yielded twice"
+    assert [key for key in out if key in stable] == [key for key in rows if key in stable]
