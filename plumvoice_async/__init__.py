@@ -3,8 +3,11 @@
 Everything public is importable from here; the modules behind it are private and may move.
 """
 
-from importlib.metadata import PackageNotFoundError, version
+from importlib.metadata import PackageNotFoundError as _PackageNotFoundError
+from importlib.metadata import version as _version
 
+from ._client import PlumClient
+from ._credentials import VoiceTrendsLogin
 from ._errors import (
     APIError,
     AuthenticationError,
@@ -14,26 +17,34 @@ from ._errors import (
     InvalidParameterError,
     MethodNotAllowedError,
     NotFoundError,
+    PagingError,
     PlumError,
     RateLimitError,
     ServerError,
     TransportError,
 )
 from ._governor import Governor, QuotaKey, Snapshot
+from ._local_governor import LocalGovernor
 from ._models import (
     Call,
+    CallerProfile,
     CallEvent,
     CallPage,
     CallType,
     DetailedCall,
     DetailedCallPage,
+    DiagnosticFlow,
     EventReport,
+    FlowNode,
+    GeographicProfile,
+    PerformanceReport,
     Period,
+    VolumeReport,
 )
 
 try:
-    __version__ = version("plumvoice-async")
-except PackageNotFoundError:  # pragma: no cover - running from a source tree without install
+    __version__ = _version("plumvoice-async")
+except _PackageNotFoundError:  # pragma: no cover - running from a source tree without install
     __version__ = "0+unknown"
 
 __all__ = [
@@ -44,21 +55,31 @@ __all__ = [
     "CallEvent",
     "CallPage",
     "CallType",
+    "CallerProfile",
     "DecodeError",
     "DetailedCall",
     "DetailedCallPage",
+    "DiagnosticFlow",
     "EventReport",
+    "FlowNode",
+    "GeographicProfile",
     "Governor",
     "GovernorUnavailableError",
     "InvalidParameterError",
+    "LocalGovernor",
     "MethodNotAllowedError",
     "NotFoundError",
+    "PagingError",
+    "PerformanceReport",
     "Period",
+    "PlumClient",
     "PlumError",
     "QuotaKey",
     "RateLimitError",
     "ServerError",
     "Snapshot",
     "TransportError",
+    "VoiceTrendsLogin",
+    "VolumeReport",
     "__version__",
 ]

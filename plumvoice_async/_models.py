@@ -19,11 +19,18 @@ __all__ = [
     "CallEvent",
     "CallPage",
     "CallType",
+    "CallerProfile",
     "DetailedCall",
     "DetailedCallPage",
+    "DiagnosticFlow",
     "EventReport",
+    "FlowNode",
+    "GeographicProfile",
+    "PerformanceReport",
     "Period",
     "Series",
+    "TemporaryCredentials",
+    "VolumeReport",
 ]
 
 Series = Mapping[datetime, float]
@@ -129,3 +136,109 @@ class EventReport:
     loops: Series = attrs.field(factory=dict)
     average_form_items: Series = attrs.field(factory=dict)
     extra: Mapping[str, Series] = attrs.field(factory=dict)
+
+
+@attrs.frozen
+class VolumeReport:
+    """The Call Volume report (plum-api.md 1.5): each series maps a period's start to its number.
+
+    The docs' field table is cut off after ``transfer_minutes``, and no sample was published:
+    the shape is inferred from the sibling reports. Minutes may be fractional. Absent series
+    are empty; series the docs do not list are kept in ``extra``.
+    """
+
+    calls: Series = attrs.field(factory=dict)
+    call_minutes: Series = attrs.field(factory=dict)
+    transfers: Series = attrs.field(factory=dict)
+    transfer_minutes: Series = attrs.field(factory=dict)
+    extra: Mapping[str, Series] = attrs.field(factory=dict)
+
+
+@attrs.frozen
+class PerformanceReport:
+    """The Performance report (plum-api.md 1.5): JavaScript and fetch errors, page loads.
+
+    The unit of ``average_page_load`` is not documented. Absent series are empty; series the
+    docs do not list are kept in ``extra``.
+    """
+
+    calls: Series = attrs.field(factory=dict)
+    js_errors: Series = attrs.field(factory=dict)
+    js_errors_per_call: Series = attrs.field(factory=dict)
+    fetch_errors: Series = attrs.field(factory=dict)
+    fetch_errors_per_call: Series = attrs.field(factory=dict)
+    average_page_load: Series = attrs.field(factory=dict)
+    extra: Mapping[str, Series] = attrs.field(factory=dict)
+
+
+@attrs.frozen
+class CallerProfile:
+    """The Caller Profile report (plum-api.md 1.5): calls and unique callers per period.
+
+    ``callers`` counts distinct calling numbers. Absent series are empty; series the docs do
+    not list are kept in ``extra``.
+    """
+
+    calls: Series = attrs.field(factory=dict)
+    callers: Series = attrs.field(factory=dict)
+    extra: Mapping[str, Series] = attrs.field(factory=dict)
+
+
+@attrs.frozen
+class FlowNode:
+    """One form item of an application's call flow, and how its visits ended.
+
+    In the documented sample ``visits`` is the sum of the five outcomes (plum-api.md 1.5).
+    """
+
+    page: str
+    form: str
+    item: str
+    visits: int
+    filled: int
+    nomatch: int
+    noinput: int
+    transfer: int
+    disconnect: int
+
+
+@attrs.frozen
+class DiagnosticFlow:
+    """The Diagnostic Flow report (plum-api.md 1.5): the whole range, not grouped by period.
+
+    ``applications`` maps each application's start URL to its form items, in the order sent.
+    """
+
+    applications: Mapping[str, list[FlowNode]] = attrs.field(factory=dict)
+
+
+@attrs.frozen
+class GeographicProfile:
+    """The Geographic report (plum-api.md 1.5): where calls came from, over the whole range.
+
+    ``us`` maps a state code (50 states and ``DC``) and the key ``"US Toll-Free"`` to a call
+    count; ``non_us`` maps a country to a count (empty when the server sends ``[]``; its
+    non-empty shape is undocumented and read as the same kind of mapping). ``extra`` keeps
+    count mappings the docs do not list.
+    """
+
+    us: Mapping[str, int] = attrs.field(factory=dict)
+    non_us: Mapping[str, int] = attrs.field(factory=dict)
+    extra: Mapping[str, Mapping[str, int]] = attrs.field(factory=dict)
+
+
+@attrs.frozen(repr=False)
+class TemporaryCredentials:
+    """The pair the VoiceTrends ``auth`` resource mints (plum-api.md 1.2). Never shown.
+
+    Both halves are secrets for as long as the pair lives (24 hours after its last use), so
+    neither appears in the repr or str.
+    """
+
+    login: str
+    password: str
+
+    def __repr__(self) -> str:
+        return "TemporaryCredentials(<redacted>)"
+
+    __str__ = __repr__

@@ -12,6 +12,11 @@ Row format (``BadInput``, frozen):
                       read ``NOW`` (inject a clock whose wall time is ``NOW``), since the
                       5-day rule of the detailed logs is measured from it
   ``"call_log"``      ``client.call_details.get(**kwargs)`` (kwargs hold ``session_id``)
+  ``"volume"``,       ``client.<endpoint>.fetch(**kwargs)``: the VoiceTrends reports
+  ``"performance"``,  grouped by period, same parameters as ``events``
+  ``"caller_profile"``
+  ``"diagnostic_flow"``, ``client.<endpoint>.fetch(**kwargs)``: the reports over the whole
+  ``"geographic"``    range, without ``period``
   ==================  ==================================================================
 
 - ``kwargs``: the keyword arguments exactly as a user would pass them. Each row has exactly
@@ -22,6 +27,12 @@ Row format (``BadInput``, frozen):
 The core builders in ``plumvoice_async._core.requests`` take the same keyword names, so the
 same rows drive the core tests and the client-level tests (which also assert that no request
 reached the transport and no quota was spent).
+
+The rows of the five other reports are in ``REPORT_BAD_INPUTS`` (their valid arguments in
+``REPORT_VALID_KWARGS``), apart from ``BAD_INPUTS`` until ``tests/core/test_requests.py``'s
+``build`` knows their endpoints (``rq.report_request(DEFAULT_VOICETRENDS_URL, report,
+**kwargs)`` with the report constant of each); ``tests/test_reports.py`` runs them through
+``report_request`` meanwhile.
 """
 
 from __future__ import annotations
@@ -32,9 +43,29 @@ from datetime import UTC, date, datetime, timedelta, timezone
 from types import MappingProxyType
 from typing import Any, Literal
 
-__all__ = ["BAD_INPUTS", "NOW", "VALID_KWARGS", "BadInput", "Endpoint"]
+from plumvoice_async import Period
 
-Endpoint = Literal["events", "calls", "call_details", "call_log"]
+__all__ = [
+    "BAD_INPUTS",
+    "NOW",
+    "REPORT_BAD_INPUTS",
+    "REPORT_VALID_KWARGS",
+    "VALID_KWARGS",
+    "BadInput",
+    "Endpoint",
+]
+
+Endpoint = Literal[
+    "events",
+    "calls",
+    "call_details",
+    "call_log",
+    "volume",
+    "performance",
+    "caller_profile",
+    "diagnostic_flow",
+    "geographic",
+]
 
 NOW = 1_529_600_000.0
 """The wall-clock UNIX time the ``call_details`` rows are judged at (2018-06-21T16:53:20Z)."""
@@ -64,8 +95,25 @@ class BadInput:
     parameter: str
 
 
+_PERIOD_REPORT_KWARGS = VALID_KWARGS["events"]
+_RANGE_REPORT_KWARGS = MappingProxyType(
+    {"start": date(2018, 2, 1), "end": date(2018, 2, 8), "phone": "ALL"}
+)
+REPORT_VALID_KWARGS: Mapping[Endpoint, Mapping[str, Any]] = MappingProxyType(
+    {
+        "volume": _PERIOD_REPORT_KWARGS,
+        "performance": _PERIOD_REPORT_KWARGS,
+        "caller_profile": _PERIOD_REPORT_KWARGS,
+        "diagnostic_flow": _RANGE_REPORT_KWARGS,
+        "geographic": _RANGE_REPORT_KWARGS,
+    }
+)
+"""One accepted set of arguments per report endpoint of ``REPORT_BAD_INPUTS``."""
+
+
 def _row(row_id: str, endpoint: Endpoint, parameter: str, **bad: Any) -> BadInput:
-    kwargs = {**VALID_KWARGS[endpoint], **bad}
+    valid = VALID_KWARGS.get(endpoint) or REPORT_VALID_KWARGS[endpoint]
+    kwargs = {**valid, **bad}
     return BadInput(row_id, endpoint, MappingProxyType(kwargs), parameter)
 
 
@@ -184,3 +232,48 @@ BAD_INPUTS: tuple[BadInput, ...] = (
     ),
 )
 """Every bad input, at least one per rule; ids are unique."""
+
+
+def _report_rows(endpoint: Endpoint, *, takes_period: bool) -> tuple[BadInput, ...]:
+    """The report parameter rules of ``events`` again, for one more report."""
+    rows = [
+        _row(
+            f"{endpoint}-start-aware-datetime",
+            endpoint,
+            "start",
+            start=datetime(2018, 2, 1, tzinfo=UTC),
+        ),
+        _row(f"{endpoint}-start-iso-string", endpoint, "start", start="2018-02-01"),
+        _row(f"{endpoint}-start-feb-30-int", endpoint, "start", start=20180230),
+        _row(f"{endpoint}-start-bool", endpoint, "start", start=True),
+        _row(f"{endpoint}-end-before-start", endpoint, "end", start=20180208, end=20180201),
+        _row(f"{endpoint}-end-7-digit-str", endpoint, "end", end="2018028"),
+        _row(f"{endpoint}-phone-traversal", endpoint, "phone", phone="ALL/../x"),
+        _row(f"{endpoint}-phone-encoded-slash", endpoint, "phone", phone="%2F"),
+        _row(f"{endpoint}-phone-lower-case-all", endpoint, "phone", phone="all"),
+        _row(f"{endpoint}-phone-int", endpoint, "phone", phone=6177123000),
+        _row(f"{endpoint}-phone-empty", endpoint, "phone", phone=""),
+    ]
+    if takes_period:
+        rows += [
+            _row(f"{endpoint}-period-unknown", endpoint, "period", period="daily"),
+            _row(f"{endpoint}-period-upper-case", endpoint, "period", period="DAY"),
+            _row(f"{endpoint}-period-none", endpoint, "period", period=None),
+        ]
+    else:
+        # No period on the wire (plum-api.md 1.4): one passed is refused, not dropped.
+        rows += [
+            _row(f"{endpoint}-period-given", endpoint, "period", period="day"),
+            _row(f"{endpoint}-period-enum-given", endpoint, "period", period=Period.WEEK),
+        ]
+    return tuple(rows)
+
+
+REPORT_BAD_INPUTS: tuple[BadInput, ...] = (
+    *_report_rows("volume", takes_period=True),
+    *_report_rows("performance", takes_period=True),
+    *_report_rows("caller_profile", takes_period=True),
+    *_report_rows("diagnostic_flow", takes_period=False),
+    *_report_rows("geographic", takes_period=False),
+)
+"""Every bad input of the five other VoiceTrends reports; ids are unique, also with BAD_INPUTS."""

@@ -15,7 +15,14 @@ structure hook, so that the JSON and the XML of the same data give equal objects
   time whose values stay ``int`` for integral text and become ``float`` otherwise;
 - a detailed-log entry nests ``line``/``data`` under ``event`` and names its class ``class``
   (plum-api.md 2.4); it is flattened into ``CallEvent`` with ``event_class``;
-- unknown keys are ignored, except that an ``EventReport`` keeps an unknown series in ``extra``.
+- a map keyed by text (the geographic counts, the diagnostic flow's applications) is an
+  object, ``[]`` when empty (``"NON_US":[]`` in the geographic sample, plum-api.md 1.5) or
+  ``None``; the geographic report's ``US``/``NON_US`` become ``us``/``non_us``;
+- the minted ``TemporaryCredentials`` must be two non-empty strings, and no message about
+  them ever shows their values;
+- unknown keys are ignored, except that a report keeps what it does not know in ``extra``: a
+  series report (``EventReport``, ``VolumeReport``, ``PerformanceReport``, ``CallerProfile``)
+  an unknown series, ``GeographicProfile`` an unknown count map.
 
 Structuring failures raise cattrs' validation exception groups (a top-level value of the
 wrong shape raises ``WireValueError`` itself); ``describe_structure_error`` turns either into
@@ -28,15 +35,25 @@ import math
 import re
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any, get_origin
+from typing import Any, get_args, get_origin
 
 import attrs
 import cattrs
-from cattrs.cols import list_structure_factory
+from cattrs.cols import list_structure_factory, mapping_structure_factory
 from cattrs.gen import make_dict_structure_fn, override
 from cattrs.v import format_exception, transform_error
 
-from .._models import CallEvent, CallType, EventReport, Series
+from .._models import (
+    CallerProfile,
+    CallEvent,
+    CallType,
+    EventReport,
+    GeographicProfile,
+    PerformanceReport,
+    Series,
+    TemporaryCredentials,
+    VolumeReport,
+)
 
 __all__ = [
     "WireValueError",
@@ -227,9 +244,11 @@ def _call_event_hook(converter: cattrs.Converter) -> Callable[[Any, Any], CallEv
     return structure_call_event
 
 
-_EVENT_REPORT_FIELDS = frozenset(field.name for field in attrs.fields(EventReport))
-# ``error`` explains a non-200 answer (plum-api.md 1.4); it is never a series.
-_NOT_EXTRA = _EVENT_REPORT_FIELDS | {"error"}
+_SERIES_REPORTS: tuple[type, ...] = (EventReport, VolumeReport, PerformanceReport, CallerProfile)
+"""The reports made of period series (plum-api.md 1.4), each with an ``extra`` of unknown ones."""
+
+# ``error`` explains a non-200 answer (plum-api.md 1.4); it is never a series nor a count map.
+_NOT_DATA = frozenset({"error"})
 
 
 def _extra_series(value: object) -> dict[datetime, int | float] | None:
@@ -241,10 +260,15 @@ def _extra_series(value: object) -> dict[datetime, int | float] | None:
         return None
 
 
-def _event_report_hook(converter: cattrs.Converter) -> Callable[[Any, Any], EventReport]:
-    structure_fields = make_dict_structure_fn(EventReport, converter, extra=override(omit=True))
+def _series_report_hook(
+    report_class: type, converter: cattrs.Converter
+) -> Callable[[Any, Any], Any]:
+    structure_fields: Callable[[Mapping[str, Any], Any], Any] = make_dict_structure_fn(
+        report_class, converter, extra=override(omit=True)
+    )
+    known = frozenset(field.name for field in attrs.fields(report_class)) | _NOT_DATA
 
-    def structure_event_report(value: object, target: Any) -> EventReport:
+    def structure_series_report(value: object, target: Any) -> Any:
         mapping = _require_mapping(value)
         report = structure_fields(mapping, target)
         # A series the docs do not list is kept, so a new server field is never lost; an empty
@@ -252,11 +276,82 @@ def _event_report_hook(converter: cattrs.Converter) -> Callable[[Any, Any], Even
         extra = {
             str(key): series
             for key, item in mapping.items()
-            if key not in _NOT_EXTRA and (series := _extra_series(item)) is not None
+            if key not in known and (series := _extra_series(item)) is not None
         }
         return attrs.evolve(report, extra=extra) if extra else report
 
-    return structure_event_report
+    return structure_series_report
+
+
+def _is_text_keyed_mapping(type_: Any) -> bool:
+    # Mapping[str, X] exactly: ``Series`` (datetime keys) and ``dict[str, Any]`` (free-form
+    # ``data``) have hooks of their own.
+    return get_origin(type_) is Mapping and get_args(type_)[:1] == (str,)
+
+
+def _text_keyed_hook_factory(
+    type_: Any, converter: cattrs.Converter
+) -> Callable[[Any, Any], dict[str, Any]]:
+    structure_entries = mapping_structure_factory(type_, converter)
+
+    def structure_text_keyed(value: object, target: Any) -> dict[str, Any]:
+        # plum-api.md 1.5: PHP sends an empty map as [] ("NON_US":[]); XML as an empty element.
+        if value is None or (isinstance(value, list) and not value):
+            return {}
+        result: dict[str, Any] = structure_entries(_require_mapping(value), target)
+        return result
+
+    return structure_text_keyed
+
+
+_GEOGRAPHIC_WIRE_NAMES = {"us": "US", "non_us": "NON_US"}
+"""plum-api.md 1.5: the wire's upper-case keys, for the model's field names."""
+_GEOGRAPHIC_KNOWN = frozenset(_GEOGRAPHIC_WIRE_NAMES.values()) | _NOT_DATA
+
+
+def _extra_counts(value: object) -> dict[str, int] | None:
+    if not isinstance(value, Mapping) or not value:
+        return None
+    try:
+        return {_structure_str(key): _structure_int(count) for key, count in value.items()}
+    except WireValueError:
+        return None
+
+
+def _geographic_hook(converter: cattrs.Converter) -> Callable[[Any, Any], GeographicProfile]:
+    structure_fields = make_dict_structure_fn(
+        GeographicProfile,
+        converter,
+        us=override(rename=_GEOGRAPHIC_WIRE_NAMES["us"]),
+        non_us=override(rename=_GEOGRAPHIC_WIRE_NAMES["non_us"]),
+        extra=override(omit=True),
+    )
+
+    def structure_geographic(value: object, target: Any) -> GeographicProfile:
+        mapping = _require_mapping(value)
+        profile = structure_fields(mapping, target)
+        extra = {
+            str(key): counts
+            for key, item in mapping.items()
+            if key not in _GEOGRAPHIC_KNOWN and (counts := _extra_counts(item)) is not None
+        }
+        return attrs.evolve(profile, extra=extra) if extra else profile
+
+    return structure_geographic
+
+
+def _structure_temporary_credentials(value: object, _: object = None) -> TemporaryCredentials:
+    # plum-api.md 1.2: {"login": ..., "password": ...}. The values are secrets: a message may
+    # name what is wrong, never show what was sent.
+    mapping = _require_mapping(value)
+    halves = []
+    for name in ("login", "password"):
+        half = mapping.get(name)
+        if not isinstance(half, str) or not half:
+            kind = "missing" if half is None else f"not a non-empty string ({_type_name(half)})"
+            raise WireValueError(f"the temporary {name} is {kind}")
+        halves.append(half)
+    return TemporaryCredentials(*halves)
 
 
 def configure_converter(converter: cattrs.Converter) -> None:
@@ -270,8 +365,14 @@ def configure_converter(converter: cattrs.Converter) -> None:
     converter.register_structure_hook_func(lambda type_: type_ == dict[str, Any], _structure_data)
     converter.register_structure_hook_factory(_is_list, _list_hook_factory)
     converter.register_structure_hook_factory(attrs.has, _attrs_hook_factory)
+    converter.register_structure_hook_factory(_is_text_keyed_mapping, _text_keyed_hook_factory)
     converter.register_structure_hook(CallEvent, _call_event_hook(converter))
-    converter.register_structure_hook(EventReport, _event_report_hook(converter))
+    for report_class in _SERIES_REPORTS:
+        converter.register_structure_hook(
+            report_class, _series_report_hook(report_class, converter)
+        )
+    converter.register_structure_hook(GeographicProfile, _geographic_hook(converter))
+    converter.register_structure_hook(TemporaryCredentials, _structure_temporary_credentials)
 
 
 def make_converter() -> cattrs.Converter:

@@ -21,10 +21,32 @@ It is then normalised into the shape its JSON twin has:
 - an element with no children, or only blank text, is ``None``;
 - an element whose children are all ``<item>`` is a list, however many items there are;
 - if those items carry a ``timestamp`` attribute, they form a mapping ``{timestamp: value}``:
-  that is how VoiceTrends sends a series as XML (seed 000);
+  that is how VoiceTrends sends a series as XML (seed 000); items keyed by a ``key`` or a
+  ``url`` attribute form a mapping the same way (below);
 - other elements are mappings of child name to value (a name repeated becomes a list).
 
 Assumed shapes, not documented as XML [INFER]:
+
+- the other VoiceTrends reports (plum-api.md 1.5, 1.6: no VoiceTrends XML sample exists beyond
+  the Event Tracker's). Their JSON maps are keyed by text that cannot be an element name (a
+  timestamp, ``"US Toll-Free"``, an application URL), so each entry is an ``<item>`` carrying
+  its key in an attribute, like the Event Tracker's ``timestamp``: ``timestamp`` for a period
+  series, ``key`` for the geographic counts, ``url`` for the diagnostic flow's applications.
+  The top-level names are the JSON keys, upper case included (``US``, ``NON_US``)::
+
+    <result><calls><item timestamp="1517461200">0</item>...</calls>...</result>
+    <result><US><item key="AL">0</item>...<item key="US Toll-Free">1</item></US><NON_US/>
+    </result>
+    <result><applications><item url="https://demos.plumgroup.com/vxml/start.php"><item>
+    <page>main.php</page><form>main_menu</form><item>selection</item><visits>985</visits>
+    ...<disconnect>0</disconnect></item>...</item></applications></result>
+
+  A form item's ``item`` field is an ``<item>`` element among named siblings, so it stays a
+  field: only an element whose children are *all* ``<item>`` is a list or a keyed map.
+
+- the minted credentials of ``auth`` (plum-api.md 1.2)::
+
+    <result><login>..</login><password>..</password></result>
 
 - ``all_logs`` (plum-api.md 2.3)::
 
@@ -61,6 +83,9 @@ _BOM = b"\xef\xbb\xbf"
 _WHITESPACE = b" \t\r\n"
 _HTML_STARTS = (b"<!doctype html", b"<html")
 _HTML_SNIFF_BYTES = max(map(len, _HTML_STARTS))
+# The attributes that key an <item> (module docstring), with how messages call such items.
+_KEYED_ITEMS = {"timestamp": "timestamped", "key": "keyed", "url": "URL-keyed"}
+_KEY_ATTRIBUTES = tuple(_KEYED_ITEMS)
 
 
 class _UnreadableBody(ValueError):
@@ -207,13 +232,19 @@ def _element_value(element: Element) -> Any:
 
 
 def _items_value(items: list[Element]) -> list[Any] | dict[str, Any]:
-    stamps = [item.get("timestamp") for item in items]
-    if all(stamp is None for stamp in stamps):
+    attribute = next((name for name in _KEY_ATTRIBUTES if items[0].get(name) is not None), None)
+    if attribute is None:
+        if any(item.get(name) is not None for item in items for name in _KEY_ATTRIBUTES):
+            raise _UnreadableBody("keyed and unkeyed <item> elements mixed")
         return [_element_value(item) for item in items]
-    # A VoiceTrends series in XML: <item timestamp="1517461200">0</item> (seed 000).
+    # A VoiceTrends map in XML: <item timestamp="1517461200">0</item> (seed 000), or keyed by
+    # ``key`` or ``url`` (module docstring).
     keyed: dict[str, Any] = {}
-    for stamp, item in zip(stamps, items, strict=True):
-        if stamp is None:
-            raise _UnreadableBody("an <item> without a timestamp among timestamped items")
-        keyed[stamp] = _element_value(item)
+    for item in items:
+        key = item.get(attribute)
+        if key is None:
+            raise _UnreadableBody(
+                f"an <item> without a {attribute} among {_KEYED_ITEMS[attribute]} items"
+            )
+        keyed[key] = _element_value(item)
     return keyed
