@@ -2,7 +2,9 @@
 
 The stable surface (the simulator imports these)::
 
-    Renderable = CallPage | DetailedCallPage | EventReport | Sequence[CallEvent]
+    Renderable = (CallPage | DetailedCallPage | EventReport | VolumeReport | PerformanceReport
+                  | CallerProfile | DiagnosticFlow | GeographicProfile | TemporaryCredentials
+                  | Sequence[CallEvent])
     render_json(obj: Renderable) -> bytes
     render_xml(obj: Renderable) -> bytes
     render(obj: Renderable, fmt: Literal["json", "xml"]) -> bytes
@@ -18,11 +20,17 @@ What is reproduced from the docs:
   (plum-api.md 2.3); ``log`` is JSON ``true`` and XML text ``true``;
 - a series is ``{"<unix ts>": n}`` in JSON, ``[]`` when empty (PHP's ``json_encode`` of an empty
   array, plum-api.md 1.4; an empty ``data`` likewise), and ``<item timestamp="..">n</item>`` in
-  XML (seed 000);
+  XML (seed 000); the series reports list their documented series in the docs' order, then
+  ``extra``;
+- the geographic report's maps are ``US``/``NON_US``, ``[]`` when empty (plum-api.md 1.5);
+  the diagnostic flow's ``applications`` map a URL to its form items; in XML their entries
+  are ``<item key="..">`` and ``<item url="..">`` (the assumed shapes of ``_core/decode.py``);
+- the minted credentials of ``auth`` are ``{"login": .., "password": ..}`` (plum-api.md 1.2);
 - XML is ``<?xml version="1.0"?>`` then a ``<result>`` root, indented by two spaces with a final
   newline, as the documented samples print it (and as PHP's SimpleXML writes it); lists are
   ``<item>`` elements; an empty list, mapping or ``None`` is an empty element.
-- JSON is compact (``json_encode`` style), ASCII with ``\\u`` escapes.
+- JSON is compact (``json_encode`` style), ASCII with ``\\u`` escapes, and slashes escaped as
+  ``\\/`` as PHP does (the diagnostic flow sample's ``https:\\/\\/``, plum-api.md 1.5).
 
 Rendering is fast enough for 10,000-row pages: JSON goes through one ``json.dumps``, XML is a
 list of strings joined once. XML cannot carry a mapping key that is not an XML name, nor
@@ -42,7 +50,21 @@ from xml.sax.saxutils import escape
 
 import attrs
 
-from .._models import Call, CallEvent, CallPage, DetailedCall, DetailedCallPage, EventReport
+from .._models import (
+    Call,
+    CallerProfile,
+    CallEvent,
+    CallPage,
+    DetailedCall,
+    DetailedCallPage,
+    DiagnosticFlow,
+    EventReport,
+    FlowNode,
+    GeographicProfile,
+    PerformanceReport,
+    TemporaryCredentials,
+    VolumeReport,
+)
 
 __all__ = [
     "MEDIA_TYPES",
@@ -53,7 +75,9 @@ __all__ = [
     "render_xml",
 ]
 
-Renderable = CallPage | DetailedCallPage | EventReport | Sequence[CallEvent]
+SeriesReport = EventReport | VolumeReport | PerformanceReport | CallerProfile
+VoiceTrendsDocument = SeriesReport | DiagnosticFlow | GeographicProfile | TemporaryCredentials
+Renderable = CallPage | DetailedCallPage | VoiceTrendsDocument | Sequence[CallEvent]
 
 MEDIA_TYPES: Mapping[str, str] = {"json": "application/json", "xml": "application/xml"}
 
@@ -61,9 +85,16 @@ _XML_DECLARATION = '<?xml version="1.0"?>'
 _INDENT = "  "
 # A parser turns a raw carriage return into a newline; a character reference survives.
 _XML_TEXT_ESCAPES = {"\r": "&#13;"}
+# In an attribute a parser also turns raw newlines and tabs into spaces (XML 1.0, 3.3.3).
+_XML_ATTRIBUTE_ESCAPES = {'"': "&quot;", "\r": "&#13;", "\n": "&#10;", "\t": "&#9;"}
 _XML_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")
-# The documented series, in the documented order (VT-EVT); ``extra`` follows them.
-_EVENT_SERIES = tuple(field.name for field in attrs.fields(EventReport) if field.name != "extra")
+# Each report's documented series, in the documented order (plum-api.md 1.5); ``extra`` follows.
+_SERIES: dict[type, tuple[str, ...]] = {
+    report: tuple(field.name for field in attrs.fields(report) if field.name != "extra")
+    for report in (EventReport, VolumeReport, PerformanceReport, CallerProfile)
+}
+# plum-api.md 1.5: the geographic report's wire names.
+_GEOGRAPHIC_KEYS = (("US", "us"), ("NON_US", "non_us"))
 
 
 def render(obj: Renderable, fmt: Literal["json", "xml"]) -> bytes:
@@ -87,7 +118,9 @@ def render_json(obj: Renderable) -> bytes:
 
 
 def _json_bytes(shape: Any) -> bytes:
-    return json.dumps(shape, separators=(",", ":"), allow_nan=False).encode("ascii")
+    text = json.dumps(shape, separators=(",", ":"), allow_nan=False)
+    # PHP's json_encode escapes "/"; outside strings JSON has no "/", so replacing is exact.
+    return text.replace("/", "\\/").encode("ascii")
 
 
 def _json_shape(obj: Renderable) -> Any:
@@ -98,13 +131,30 @@ def _json_shape(obj: Renderable) -> Any:
             "calls": [_detailed_call_json(call) for call in obj.calls],
             "total_calls": obj.total_calls,
         }
-    if isinstance(obj, EventReport):
-        shape = {name: _series_json(getattr(obj, name)) for name in _EVENT_SERIES}
-        shape.update((name, _series_json(series)) for name, series in obj.extra.items())
-        return shape
+    if isinstance(obj, VoiceTrendsDocument):
+        return _voicetrends_json(obj)
     if isinstance(obj, Sequence):
         return [_event_json(event) for event in obj]
     raise TypeError(f"cannot render {type(obj).__name__}")
+
+
+def _voicetrends_json(obj: VoiceTrendsDocument) -> dict[str, Any]:
+    if isinstance(obj, SeriesReport):
+        shape = {name: _series_json(getattr(obj, name)) for name in _SERIES[type(obj)]}
+        shape.update((name, _series_json(series)) for name, series in obj.extra.items())
+        return shape
+    if isinstance(obj, GeographicProfile):
+        counts: dict[str, Any] = {
+            wire: dict(getattr(obj, name)) or [] for wire, name in _GEOGRAPHIC_KEYS
+        }
+        counts.update((name, dict(extra) or []) for name, extra in obj.extra.items())
+        return counts
+    if isinstance(obj, DiagnosticFlow):
+        applications = {
+            url: [attrs.asdict(node) for node in nodes] for url, nodes in obj.applications.items()
+        }
+        return {"applications": applications or []}
+    return {"login": obj.login, "password": obj.password}
 
 
 def _unix(moment: datetime) -> int:
@@ -168,17 +218,34 @@ def render_xml(obj: Renderable) -> bytes:
                     _call_xml(lines, call, pad * 2)
             lines.append(f"{pad}</calls>")
         lines.append(f"{pad}<total_calls>{obj.total_calls}</total_calls>")
-    elif isinstance(obj, EventReport):
-        for name in _EVENT_SERIES:
-            _series_xml(lines, name, getattr(obj, name), pad)
-        for name, series in obj.extra.items():
-            _series_xml(lines, _xml_tag(name), series, pad)
+    elif isinstance(obj, VoiceTrendsDocument):
+        _voicetrends_xml(lines, obj, pad)
     elif isinstance(obj, Sequence):
         for event in obj:
             _event_xml(lines, event, pad)
     else:
         raise TypeError(f"cannot render {type(obj).__name__}")
     return _xml_document(lines)
+
+
+def _voicetrends_xml(lines: list[str], obj: VoiceTrendsDocument, pad: str) -> None:
+    if isinstance(obj, SeriesReport):
+        for name in _SERIES[type(obj)]:
+            _series_xml(lines, name, getattr(obj, name), pad)
+        for name, series in obj.extra.items():
+            _series_xml(lines, _xml_tag(name), series, pad)
+    elif isinstance(obj, GeographicProfile):
+        for wire, name in _GEOGRAPHIC_KEYS:
+            _counts_xml(lines, wire, getattr(obj, name), pad)
+        for name, counts in obj.extra.items():
+            _counts_xml(lines, _xml_tag(name), counts, pad)
+    elif isinstance(obj, DiagnosticFlow):
+        _applications_xml(lines, obj.applications, pad)
+    else:
+        lines += (
+            f"{pad}<login>{_text(obj.login)}</login>",
+            f"{pad}<password>{_text(obj.password)}</password>",
+        )
 
 
 def _xml_document(lines: list[str]) -> bytes:
@@ -259,6 +326,53 @@ def _series_xml(lines: list[str], tag: str, series: Mapping[datetime, float], pa
         for moment, value in series.items()
     )
     lines.append(f"{pad}</{tag}>")
+
+
+def _attribute(value: str) -> str:
+    return escape(value, _XML_ATTRIBUTE_ESCAPES)
+
+
+def _counts_xml(lines: list[str], tag: str, counts: Mapping[str, int], pad: str) -> None:
+    if not counts:
+        lines.append(f"{pad}<{tag}/>")
+        return
+    inner = pad + _INDENT
+    lines.append(f"{pad}<{tag}>")
+    lines.extend(
+        f'{inner}<item key="{_attribute(key)}">{_scalar_text(count)}</item>'
+        for key, count in counts.items()
+    )
+    lines.append(f"{pad}</{tag}>")
+
+
+def _applications_xml(
+    lines: list[str], applications: Mapping[str, list[FlowNode]], pad: str
+) -> None:
+    if not applications:
+        lines.append(f"{pad}<applications/>")
+        return
+    inner = pad + _INDENT
+    lines.append(f"{pad}<applications>")
+    for url, nodes in applications.items():
+        if not nodes:
+            lines.append(f'{inner}<item url="{_attribute(url)}"/>')
+            continue
+        lines.append(f'{inner}<item url="{_attribute(url)}">')
+        for node in nodes:
+            _flow_node_xml(lines, node, inner + _INDENT)
+        lines.append(f"{inner}</item>")
+    lines.append(f"{pad}</applications>")
+
+
+def _flow_node_xml(lines: list[str], node: FlowNode, pad: str) -> None:
+    # The node's own ``item`` field is an <item> among named siblings: a field, not a list.
+    inner = pad + _INDENT
+    lines.append(f"{pad}<item>")
+    lines.extend(
+        f"{inner}<{name}>{_scalar_text(value)}</{name}>"
+        for name, value in attrs.asdict(node).items()
+    )
+    lines.append(f"{pad}</item>")
 
 
 @lru_cache(maxsize=1024)

@@ -1,0 +1,664 @@
+"""``PlumSimulator``: an in-process fake of the Plum APIs, as a plain ASGI app.
+
+It serves, from one app (their paths differ), from a ``CallDataset``, in JSON or XML by
+``Accept`` (``application/xml`` selects XML, anything else JSON; plum-api.md 1.1, 2.1):
+
+- the VoiceTrends reports (plum-api.md 1.4, 1.5): ``GET /api/{events,volume,performance,
+  profile}/{start}/{end}/{period}/{phone}`` and, without a period,
+  ``GET /api/{path,profile}/{start}/{end}/{phone}`` (diagnostic flow, and the geographic report
+  under the caller profile's prefix with one segment fewer, as documented: quirk 4);
+- ``POST /api/auth`` (plum-api.md 1.2): a form-encoded ``tool``, ``login`` and ``password`` of
+  a tool account mints a temporary pair, two 32-character lowercase hex strings, accepted by
+  the reports until it has been idle for ``temporary_credentials_ttl`` seconds (24 hours, as
+  documented) or ``expire_temporary_credentials()`` is called;
+- the Fuse call logs (``GET /api/calls/{start}/{end}``, ``GET /api/all_logs/{start}/{end}``,
+  ``GET /api/call/{session_id}``, plum-api.md 2.2-2.4).
+
+Each request passes these checks in order (the order is the simulator's choice):
+
+1. route and method: an unknown path is 404; a wrong method is 405 with the documented text
+   (VoiceTrends says "only POST allowed" although its reports are GET: quirk 1, plum-api.md 5);
+2. HTTP Basic against the API's accounts, or a live minted pair for VoiceTrends: 401
+   otherwise, with no quota headers, since the account is unknown. ``auth`` takes no Basic
+   header: its account is the form's tool ``login``;
+3. the quota of ``(group, account)``: windows are aligned to the epoch, so
+   ``X-RateLimit-Reset`` is the next multiple of the window (plum-api.md 1.3 [INFER]); once the
+   window is spent the answer is 429, which does not count further. A minted pair spends the
+   quota of the tool login it was minted from ("per authenticated account", plum-api.md 1.3),
+   so minting anew does not refill it; ``auth`` has its own quota per tool login, 15 per 900 s;
+4. faults, on admitted requests only (so a faulted request was counted, like any request the
+   server received);
+5. the parameters (400 ``{"error": "Invalid start parameter."}`` and the like; for ``auth``,
+   a body that is not form-encoded or a bad ``tool`` is 400 and a wrong login 401), then the
+   answer.
+
+Every answer carries a ``Date`` from the simulator's clock; every admitted one and every 429
+also carries the ``X-RateLimit-*`` headers of its quota, unless that quota is configured
+without headers (or with no quota at all, as Fuse documents none: plum-api.md 2.1).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+import inspect
+import math
+import random
+import re
+from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
+from datetime import date
+from email.utils import formatdate
+from http import HTTPStatus
+from typing import Any, Literal
+from urllib.parse import parse_qsl, unquote
+
+import attrs
+import httpx
+from attrs.validators import ge, instance_of
+
+from .._client import PlumClient
+from .._clock import Clock, SystemClock
+from .._core.requests import Api, QuotaGroup
+from .._credentials import TOOLS, VoiceTrendsLogin
+from .._governor import account_hash
+from .._models import CallPage, DetailedCallPage, Period, TemporaryCredentials
+from ._dataset import CallDataset
+from ._faults import FaultPlan, SimRequest, SimulatedConnectionDrop
+from ._render import MEDIA_TYPES, render, render_error
+
+__all__ = ["LoggedRequest", "PlumSimulator", "Quota"]
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+Format = Literal["json", "xml"]
+PageHook = Callable[[int, int], Awaitable[None] | None]
+
+_LIMIT_DEFAULT, _LIMIT_MAX = 1000, 10_000  # plum-api.md 2.3 (all_logs; calls assumed the same)
+_MAX_REPORT_DAYS = 3660  # ten years of daily rows: a bound on one answer, not a Plum rule
+_MAX_FORM_BYTES = 64 * 1024  # an auth form is three short fields
+_FORM_TYPE = "application/x-www-form-urlencoded"  # plum-api.md 1.2
+_PHONE = re.compile(r"[0-9]{3,15}")
+_DIGITS = re.compile(r"[0-9]{1,12}")
+_HTML_PAGE = (
+    b"<!DOCTYPE html><html><head><title>Service Unavailable</title></head>"
+    b"<body><h1>Down for maintenance</h1><p>Please try again later.</p></body></html>"
+)
+
+
+@attrs.frozen
+class Quota:
+    """One quota group's rule: ``limit`` requests per clock-aligned ``window`` seconds.
+
+    ``headers=False`` keeps counting and answering 429 but sends no ``X-RateLimit-*``
+    headers, to exercise a client's path for a server that sends none.
+    """
+
+    limit: int = attrs.field(default=150, validator=[instance_of(int), ge(1)])
+    window: int = attrs.field(default=900, validator=[instance_of(int), ge(1)])
+    headers: bool = True
+
+
+@attrs.frozen
+class LoggedRequest:
+    """One request as the simulator saw it; ``account`` is ``account_hash(login)``.
+
+    ``counted`` says whether it spent quota (everything authenticated and admitted, whatever
+    its status); ``fault`` names the fault applied to it, if any.
+    """
+
+    time: float
+    method: str
+    path: str
+    status: int
+    group: QuotaGroup | None
+    account: str | None
+    counted: bool
+    fault: str | None = None
+
+
+@attrs.define
+class _Response:
+    """Strictly private: an answer, and whether to cut it mid-body."""
+
+    status: int
+    body: bytes
+    content_type: str
+    headers: list[tuple[str, str]] = attrs.field(factory=list)
+    drop: bool = False
+
+    async def send(self, send: Send) -> None:
+        headers = [
+            (b"content-type", self.content_type.encode()),
+            (b"content-length", str(len(self.body)).encode()),
+            *((name.encode(), value.encode()) for name, value in self.headers),
+        ]
+        await send({"type": "http.response.start", "status": self.status, "headers": headers})
+        if self.drop:
+            await send(
+                {
+                    "type": "http.response.body",
+                    "body": self.body[: len(self.body) // 2],
+                    "more_body": True,
+                }
+            )
+            raise SimulatedConnectionDrop("simulated fault: connection dropped mid-response")
+        await send({"type": "http.response.body", "body": self.body})
+
+
+@attrs.define
+class _Minted:
+    """Strictly private: a live temporary pair, the tool login it spends, and its last use."""
+
+    password: str
+    owner: str
+    last_used: float
+
+
+class _Rejected(Exception):
+    """Strictly private: a request refused with ``status`` and an ``error`` message."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+@attrs.frozen
+class _Route:
+    """Strictly private: what a path names (``kind``), its API, quota group and method."""
+
+    kind: str
+    api: Api
+    group: QuotaGroup
+    method: str = "GET"
+
+
+_REPORT = (Api.VOICETRENDS, QuotaGroup.VOICETRENDS)
+_FUSE = (Api.FUSE, QuotaGroup.FUSE)
+# Keyed by resource and number of path arguments: ``profile`` is two reports (quirk 4).
+_ROUTES = {
+    ("auth", 0): _Route("auth", Api.VOICETRENDS, QuotaGroup.VOICETRENDS_AUTH, "POST"),
+    ("events", 4): _Route("events", *_REPORT),
+    ("volume", 4): _Route("volume", *_REPORT),
+    ("performance", 4): _Route("performance", *_REPORT),
+    ("profile", 4): _Route("caller_profile", *_REPORT),
+    ("path", 3): _Route("diagnostic_flow", *_REPORT),
+    ("profile", 3): _Route("geographic", *_REPORT),
+    ("calls", 2): _Route("calls", *_FUSE),
+    ("all_logs", 2): _Route("all_logs", *_FUSE),
+    ("call", 1): _Route("call", *_FUSE),
+}
+_PERIOD_REPORTS: dict[str, Callable[[CallDataset, date, date, Period, str], Any]] = {
+    "events": CallDataset.event_report,
+    "volume": CallDataset.volume_report,
+    "performance": CallDataset.performance_report,
+    "caller_profile": CallDataset.caller_profile,
+}
+_RANGE_REPORTS: dict[str, Callable[[CallDataset, date, date, str], Any]] = {
+    "diagnostic_flow": CallDataset.diagnostic_flow,
+    "geographic": CallDataset.geographic_profile,
+}
+# plum-api.md 1.4 quirk: the VoiceTrends reports are GET, but their 405 text says POST.
+_WRONG_METHOD = {
+    Api.VOICETRENDS: "invalid HTTP method supplied (only POST allowed)",
+    Api.FUSE: "invalid HTTP method supplied (only GET allowed)",
+}
+
+
+class PlumSimulator:
+    """An ASGI app faking the Plum VoiceTrends and Fuse APIs, for tests.
+
+    Use it in process with ``httpx.AsyncClient(transport=sim.transport(),
+    base_url=sim.BASE_URL)``, or on loopback with ``plumvoice_async.testing.serve(sim)``.
+
+    Args:
+        dataset: the calls served. By default, seed 0 and 10,000 calls 30 s apart from
+            four days before the clock's current UTC day, so they all lie in the last 5 days.
+        clock: ``time()`` stamps quotas, ``Date`` and the request log; ``sleep`` serves latency
+            faults. A ``FakeClock`` makes both deterministic; the system clock by default.
+        limit, window: the data groups' rule (150 requests per 900 s by default); ``auth``
+            keeps its documented 15 per 900 s unless ``quotas`` says otherwise.
+        quotas: per-group overrides by group name (``"voicetrends"``, ``"fuse"``,
+            ``"voicetrends-auth"``), such as ``{"fuse": Quota(limit=10, window=60)}``;
+            ``None`` means no quota and no headers for that group (Fuse documents none,
+            plum-api.md 2.1).
+        fuse_accounts, voicetrends_accounts: the accepted ``(login, password)`` pairs; each
+            login has its own quotas.
+        voicetrends_logins: the tool accounts ``auth`` mints pairs for, as
+            ``(tool, login, password)``.
+        temporary_credentials_ttl: seconds a minted pair lives after its last use.
+        fault_seed: seeds the RNG of probabilistic faults, and of the minted pairs.
+
+    Attributes:
+        requests: the ``LoggedRequest`` of every request, in arrival order.
+        faults: the ``FaultPlan``.
+        on_page: called with ``(offset, limit)`` before each calls/all_logs page is built (it
+            may be async), so a test can mutate ``dataset`` at an exact moment.
+    """
+
+    FUSE_AUTH = ("sim@example.com", "sim-developer-key")
+    VOICETRENDS_AUTH = ("sim-temp-login", "sim-temp-password")
+    VOICETRENDS_LOGIN = ("fuseplus", "sim@example.com", "sim-web-password")
+    BASE_URL = "http://127.0.0.1/api/"
+    """A base URL for ``transport()``: the host is never contacted, and loopback ``http``
+    passes ``PlumClient``'s https rule."""
+
+    def __init__(
+        self,
+        dataset: CallDataset | None = None,
+        *,
+        clock: Clock | None = None,
+        limit: int = 150,
+        window: int = 900,
+        quotas: Mapping[str, Quota | None] | None = None,
+        fuse_accounts: Iterable[tuple[str, str]] = (FUSE_AUTH,),
+        voicetrends_accounts: Iterable[tuple[str, str]] = (VOICETRENDS_AUTH,),
+        voicetrends_logins: Iterable[tuple[str, str, str]] = (VOICETRENDS_LOGIN,),
+        temporary_credentials_ttl: float = 86_400.0,
+        fault_seed: int = 0,
+    ) -> None:
+        self.clock: Clock = clock if clock is not None else SystemClock()
+        if dataset is None:
+            # Four days before the clock's UTC midnight: every default call is in the 5-day
+            # window of the detailed logs (plum-api.md 2.3), by the real clock or a FakeClock.
+            today = math.floor(self.clock.time() / 86_400) * 86_400
+            dataset = CallDataset(start=today - 4 * 86_400)
+        self.dataset = dataset
+        default = Quota(limit, window)
+        self.quotas: dict[str, Quota | None] = {
+            QuotaGroup.VOICETRENDS: default,
+            QuotaGroup.FUSE: default,
+            QuotaGroup.VOICETRENDS_AUTH: Quota(15, 900),  # plum-api.md 1.2
+            **(quotas or {}),
+        }
+        self._accounts = {
+            Api.FUSE: dict(fuse_accounts),
+            Api.VOICETRENDS: dict(voicetrends_accounts),
+        }
+        if not all(self._accounts.values()):
+            raise ValueError("each API needs at least one account")
+        self._logins = {(tool, login): password for tool, login, password in voicetrends_logins}
+        if any(tool not in TOOLS for tool, _ in self._logins):
+            raise ValueError(f"a VoiceTrends login's tool must be one of {', '.join(TOOLS)}")
+        self.temporary_credentials_ttl = temporary_credentials_ttl
+        self._minted: dict[str, _Minted] = {}
+        # Deterministic pairs for reproducible tests; nothing here guards a real secret.
+        self._mint_rng = random.Random(f"temporary-credentials-{fault_seed}")  # noqa: S311
+        self._windows: dict[tuple[QuotaGroup, str], tuple[int, int]] = {}
+        self.requests: list[LoggedRequest] = []
+        self.faults = FaultPlan(fault_seed)
+        self.on_page: PageHook | None = None
+
+    def __repr__(self) -> str:
+        return (
+            f"PlumSimulator({self.dataset!r}, requests={len(self.requests)}, "
+            f"faults={len(list(self.faults))})"
+        )
+
+    @property
+    def fuse_auth(self) -> tuple[str, str]:
+        """The first Fuse account, ready for ``PlumClient(fuse_auth=...)``."""
+        return next(iter(self._accounts[Api.FUSE].items()))
+
+    @property
+    def voicetrends_auth(self) -> tuple[str, str]:
+        """The first VoiceTrends account, ready for ``PlumClient(voicetrends_auth=...)``."""
+        return next(iter(self._accounts[Api.VOICETRENDS].items()))
+
+    @property
+    def voicetrends_login(self) -> VoiceTrendsLogin:
+        """The first tool account, ready for ``PlumClient(voicetrends_login=...)``."""
+        (tool, login), password = next(iter(self._logins.items()))
+        return VoiceTrendsLogin(tool=tool, login=login, password=password)
+
+    def expire_temporary_credentials(self) -> None:
+        """Forget every minted pair, as if each had been idle for 24 hours (plum-api.md 1.2)."""
+        self._minted.clear()
+
+    def transport(self) -> httpx.AsyncBaseTransport:
+        """An httpx transport that sends requests to this app in process."""
+        return httpx.ASGITransport(app=self)
+
+    def client(self, **settings: Any) -> PlumClient:
+        """A ``PlumClient`` wired to this simulator in process; ``settings`` override.
+
+        It uses the simulator's accounts, base URL and clock (so a ``FakeClock`` drives both
+        sides), and closes its in-process HTTP client when it is closed. With
+        ``voicetrends_login=sim.voicetrends_login`` it mints its VoiceTrends pair at ``auth``
+        instead of using the fixed ``voicetrends_auth``.
+        """
+        settings.setdefault("fuse_auth", self.fuse_auth)
+        if "voicetrends_login" not in settings:
+            settings.setdefault("voicetrends_auth", self.voicetrends_auth)
+        settings.setdefault("fuse_url", self.BASE_URL)
+        settings.setdefault("voicetrends_url", self.BASE_URL)
+        settings.setdefault("clock", self.clock)
+        owns_http = "http_client" not in settings
+        settings.setdefault("http_client", httpx.AsyncClient(transport=self.transport()))
+        client = PlumClient(**settings)
+        client._owns_http = owns_http  # the HTTP client made here is the PlumClient's to close
+        return client
+
+    # --- ASGI -----------------------------------------------------------------------------
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await _lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            raise ValueError(f"the simulator serves HTTP only, not {scope['type']!r}")
+        response, entry = await self._answer(scope, receive)
+        self.requests.append(entry)
+        # RFC 7231 Date, from the simulator's clock at answer time: a FakeClock sets it.
+        response.headers.append(("date", formatdate(math.floor(self.clock.time()), usegmt=True)))
+        await response.send(send)
+
+    async def _answer(self, scope: Scope, receive: Receive) -> tuple[_Response, LoggedRequest]:
+        method = str(scope["method"]).upper()
+        path = str(scope["path"])
+        headers = {
+            name.decode("latin-1").lower(): value.decode("latin-1")
+            for name, value in scope.get("headers", [])
+        }
+        fmt = _negotiate(headers.get("accept", ""))
+        now = self.clock.time()
+
+        def log(status: int, **fields: Any) -> LoggedRequest:
+            return LoggedRequest(now, method, path, status, **fields)
+
+        resource, arguments = _split_path(scope)
+        route = _ROUTES.get((resource, len(arguments)))
+        if route is None:
+            response = self._error(404, "not found", fmt)
+            return response, log(404, group=None, account=None, counted=False)
+        if method != route.method:
+            allow = [("allow", route.method)]
+            response = self._error(405, _WRONG_METHOD[route.api], fmt, allow)
+            return response, log(405, group=route.group, account=None, counted=False)
+        form: Mapping[str, str] | None = None
+        if route.kind == "auth":
+            # plum-api.md 1.2: no Basic header; the quota is the form's tool login's.
+            form = await _read_form(receive, headers.get("content-type", ""))
+            login: str | None = (form or {}).get("login", "")
+        else:
+            login = self._authenticate(route.api, headers.get("authorization"), now)
+        if login is None:
+            response = self._error(401, "invalid credentials or inactive account", fmt)
+            return response, log(401, group=route.group, account=None, counted=False)
+        account = account_hash(login)
+        admitted, quota_headers = self._admit(route.group, account, now)
+        if not admitted:
+            response = self._error(429, "rate limit exceeded", fmt, quota_headers)
+            return response, log(429, group=route.group, account=account, counted=False)
+
+        pairs = parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
+        query = dict(reversed(pairs))  # a repeated parameter: the first one counts
+        delay, fault = self.faults._select(SimRequest(method, path, query, route.group, account))
+        if delay > 0:
+            await self.clock.sleep(delay)
+        if fault is not None and fault.kind == "status":
+            message = "unknown error" if fault.status == 500 else HTTPStatus(fault.status).phrase
+            response = self._error(fault.status, message, fmt, quota_headers)
+        elif fault is not None and fault.kind == "malformed" and fault.body == "html":
+            response = _Response(200, _HTML_PAGE, "text/html; charset=utf-8", [*quota_headers])
+        else:
+            response = await self._resource(route, arguments, query, form, now=now, fmt=fmt)
+            response.headers += quota_headers
+            if fault is not None and fault.kind == "drop":
+                response.drop = True
+            elif fault is not None:  # a truncated body: a complete message, a broken document
+                response.body = response.body[: len(response.body) // 2]
+        entry = log(
+            response.status,
+            group=route.group,
+            account=account,
+            counted=True,
+            fault=None if fault is None else fault.kind,
+        )
+        return response, entry
+
+    def _error(
+        self, status: int, message: str, fmt: Format, headers: Iterable[tuple[str, str]] = ()
+    ) -> _Response:
+        return _Response(status, render_error(message, fmt), MEDIA_TYPES[fmt], [*headers])
+
+    def _authenticate(self, api: Api, header: str | None, now: float) -> str | None:
+        """The login whose quota valid HTTP Basic credentials for ``api`` spend, else ``None``.
+
+        A live minted pair spends its tool login's quota, and its use keeps it alive for
+        another ``temporary_credentials_ttl`` (plum-api.md 1.2: expiry 24 h after last use).
+        """
+        pair = _basic_credentials(header)
+        if pair is None:
+            return None
+        login, password = pair
+        expected = self._accounts[api].get(login)
+        if expected is not None:
+            return login if _same(password, expected) else None
+        minted = self._minted.get(login) if api is Api.VOICETRENDS else None
+        if minted is None or not _same(password, minted.password):
+            return None
+        if now - minted.last_used >= self.temporary_credentials_ttl:
+            del self._minted[login]
+            return None
+        minted.last_used = now
+        return minted.owner
+
+    def _admit(
+        self, group: QuotaGroup, account: str, now: float
+    ) -> tuple[bool, list[tuple[str, str]]]:
+        """Count a request against its quota: whether it is admitted, and the quota headers."""
+        quota = self.quotas.get(group)
+        if quota is None:
+            return True, []
+        window = math.floor(now / quota.window)
+        current, used = self._windows.get((group, account), (window, 0))
+        if current != window:
+            used = 0
+        admitted = used < quota.limit
+        if admitted:
+            used += 1
+            self._windows[group, account] = (window, used)
+        if not quota.headers:
+            return admitted, []
+        return admitted, [
+            ("x-ratelimit-limit", str(quota.limit)),
+            ("x-ratelimit-remaining", str(quota.limit - used)),
+            ("x-ratelimit-reset", str((window + 1) * quota.window)),
+        ]
+
+    # --- Resources ------------------------------------------------------------------------
+
+    async def _resource(
+        self,
+        route: _Route,
+        arguments: list[str],
+        query: Mapping[str, str],
+        form: Mapping[str, str] | None,
+        *,
+        now: float,
+        fmt: Format,
+    ) -> _Response:
+        try:
+            document = await self._document(route, arguments, query, form, now)
+        except _Rejected as rejected:
+            return self._error(rejected.status, rejected.message, fmt)
+        return _Response(200, render(document, fmt), MEDIA_TYPES[fmt])
+
+    async def _document(
+        self,
+        route: _Route,
+        arguments: list[str],
+        query: Mapping[str, str],
+        form: Mapping[str, str] | None,
+        now: float,
+    ) -> Any:
+        """What the route answers, as a model for ``render``; ``_Rejected`` for a 4xx."""
+        if route.kind in _PERIOD_REPORTS:
+            start, end, period, phone = arguments
+            first, last = _report_range(start, end)
+            if period not in {member.value for member in Period}:
+                raise _Rejected(400, "Invalid period parameter.")
+            report = _PERIOD_REPORTS[route.kind]
+            return report(self.dataset, first, last, Period(period), _report_phone(phone))
+        if route.kind in _RANGE_REPORTS:
+            start, end, phone = arguments
+            first, last = _report_range(start, end)
+            return _RANGE_REPORTS[route.kind](self.dataset, first, last, _report_phone(phone))
+        if route.kind == "auth":
+            return self._mint(form, now)
+        if route.kind == "call":
+            return self._call_log(arguments[0])
+        return await self._page(route.kind, arguments[0], arguments[1], query)
+
+    def _mint(self, form: Mapping[str, str] | None, now: float) -> TemporaryCredentials:
+        """A new temporary pair for the form's tool account (plum-api.md 1.2)."""
+        if form is None:
+            raise _Rejected(400, f"Invalid data: the body must be {_FORM_TYPE}.")
+        if form.get("tool") not in TOOLS:
+            raise _Rejected(400, "Invalid tool parameter.")
+        for name in ("login", "password"):
+            if not form.get(name):
+                raise _Rejected(400, f"Invalid {name} parameter.")
+        login, password = form["login"], form["password"]
+        expected = self._logins.get((form["tool"], login))
+        if expected is None or not _same(password, expected):
+            raise _Rejected(401, "invalid credentials or inactive account")
+        pair = TemporaryCredentials(self._hex32(), self._hex32())
+        self._minted[pair.login] = _Minted(pair.password, login, now)
+        return pair
+
+    def _hex32(self) -> str:
+        # plum-api.md 1.2 [INFER]: the documented pairs are 32-character lowercase hex.
+        return f"{self._mint_rng.getrandbits(128):032x}"
+
+    def _call_log(self, session_id: str) -> Any:
+        detail = self.dataset.details(session_id)
+        if detail is None:
+            raise _Rejected(404, "call log not found")
+        return detail
+
+    async def _page(self, resource: str, start: str, end: str, query: Mapping[str, str]) -> Any:
+        first, last = _count(start, "start"), _count(end, "end")
+        if last < first:
+            raise _Rejected(400, "Invalid end parameter.")
+        number = query.get("number")
+        if number is not None and not _PHONE.fullmatch(number):
+            raise _Rejected(400, "Invalid number parameter.")
+        limit = _count(query.get("limit", str(_LIMIT_DEFAULT)), "limit")
+        if not 1 <= limit <= _LIMIT_MAX:
+            raise _Rejected(400, "Invalid limit parameter.")
+        offset = _count(query.get("offset", "0"), "offset")
+        if self.on_page is not None:
+            pending = self.on_page(offset, limit)
+            if inspect.isawaitable(pending):
+                await pending
+        total = self.dataset.count(first, last, number)
+        if resource == "calls":
+            calls = self.dataset.page(first, last, number, offset=offset, limit=limit)
+            return CallPage(calls=calls, total_calls=total)
+        rows = self.dataset.detailed_page(first, last, number, offset=offset, limit=limit)
+        return DetailedCallPage(calls=rows, total_calls=total)
+
+
+def _same(given: str, expected: str) -> bool:
+    return hmac.compare_digest(given.encode(), expected.encode())
+
+
+def _basic_credentials(header: str | None) -> tuple[str, str] | None:
+    """The ``(login, password)`` of an HTTP Basic ``Authorization`` header, else ``None``."""
+    scheme, _, encoded = (header or "").partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        login, colon, password = (
+            base64.b64decode(encoded.strip(), validate=True).decode().partition(":")
+        )
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    return (login, password) if colon else None
+
+
+async def _read_form(receive: Receive, content_type: str) -> dict[str, str] | None:
+    """The form fields of a form-encoded body, or ``None`` for any other body."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > _MAX_FORM_BYTES:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    if content_type.split(";", maxsplit=1)[0].strip().lower() != _FORM_TYPE:
+        return None
+    try:
+        pairs = parse_qsl(b"".join(chunks).decode(), keep_blank_values=True)
+    except UnicodeDecodeError:
+        return None
+    return dict(reversed(pairs))  # a repeated field: the first one counts
+
+
+def _report_range(start: str, end: str) -> tuple[date, date]:
+    first, last = _report_day(start, "start"), _report_day(end, "end")
+    if last < first or (last - first).days >= _MAX_REPORT_DAYS:
+        raise _Rejected(400, "Invalid end parameter.")
+    return first, last
+
+
+def _report_phone(phone: str) -> str:
+    if phone != "ALL" and not _PHONE.fullmatch(phone):
+        raise _Rejected(400, "Invalid phone parameter.")
+    return phone
+
+
+def _split_path(scope: Scope) -> tuple[str, list[str]]:
+    """The resource and its decoded arguments; split before decoding, so ``%2F`` stays inside."""
+    raw = scope.get("raw_path") or str(scope["path"]).encode()
+    segments = [unquote(segment) for segment in raw.decode("latin-1").split("/")]
+    if len(segments) < 3 or segments[:2] != ["", "api"]:
+        return "", []
+    return segments[2], segments[3:]
+
+
+def _negotiate(accept: str) -> Format:
+    """``application/xml`` selects XML; anything else is JSON (plum-api.md 1.1, 2.1)."""
+    for item in accept.split(","):
+        media_type = item.split(";")[0].strip().lower()
+        if media_type == "application/xml":
+            return "xml"
+        if media_type == "application/json":
+            return "json"
+    return "json"
+
+
+def _report_day(text: str, name: str) -> date:
+    if not re.fullmatch(r"[0-9]{8}", text):
+        raise _Rejected(400, f"Invalid {name} parameter.")
+    try:
+        return date(int(text[:4]), int(text[4:6]), int(text[6:]))
+    except ValueError:
+        raise _Rejected(400, f"Invalid {name} parameter.") from None
+
+
+def _count(text: str, name: str) -> int:
+    if not _DIGITS.fullmatch(text):
+        raise _Rejected(400, f"Invalid {name} parameter.")
+    return int(text)
+
+
+async def _lifespan(receive: Receive, send: Send) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
