@@ -18,6 +18,7 @@ from ._core.requests import (
     PERFORMANCE,
     VOLUME,
     Api,
+    QuotaGroup,
     normalise_base_url,
 )
 from ._credentials import Credentials, CredentialsProvider, MintedCredentials, VoiceTrendsLogin
@@ -30,7 +31,7 @@ from ._endpoints.reports import (
     RangeReport,
     geographic_location,
 )
-from ._governor import Governor
+from ._governor import Governor, QuotaKey
 from ._local_governor import LocalGovernor
 from ._models import (
     CallerProfile,
@@ -39,6 +40,7 @@ from ._models import (
     PerformanceReport,
     VolumeReport,
 )
+from ._redis_governor import RedisGovernor
 from ._transport import Transport
 
 __all__ = ["PlumClient"]
@@ -175,24 +177,22 @@ class PlumClient:
         ``PLUM_FUSE_URL``, ``PLUM_VOICETRENDS_URL`` and ``PLUM_FORMAT``. A group with only some
         of its variables set is an error naming a missing one. A ``voicetrends_auth`` or
         ``voicetrends_login`` keyword replaces both VoiceTrends settings read from the
-        environment.
+        environment. ``PLUM_REDIS_URL`` makes the governor a ``RedisGovernor`` on that Redis
+        (one quota shared by every process and host using it), unless a ``governor`` keyword
+        is given.
 
         Raises:
             InvalidParameterError: ``PLUM_VOICETRENDS_TOOL`` is not a known tool.
             ValueError: a half-set credential group, both VoiceTrends groups set, an invalid
-                URL or format, or
-                ``PLUM_REDIS_URL`` set (the shared Redis governor is not in this version: a
-                per-process governor in its place would silently multiply the quota).
+                URL or format.
+            ImportError: ``PLUM_REDIS_URL`` is set but the ``redis`` extra is not installed.
         """
         env = os.environ if environ is None else environ
-        if env.get("PLUM_REDIS_URL"):
-            raise ValueError(
-                "PLUM_REDIS_URL is set, but this version has no RedisGovernor; unset it to use "
-                "an in-process LocalGovernor (one quota per process)"
-            )
         settings: dict[str, object] = {
             "fuse_auth": _env_group(env, "PLUM_FUSE_EMAIL", "PLUM_FUSE_DEVELOPER_KEY"),
         }
+        if env.get("PLUM_REDIS_URL") and "governor" not in overrides:
+            settings["governor"] = RedisGovernor.from_url(env["PLUM_REDIS_URL"])
         if "voicetrends_auth" not in overrides and "voicetrends_login" not in overrides:
             settings["voicetrends_auth"] = _env_group(
                 env, "PLUM_VOICETRENDS_LOGIN", "PLUM_VOICETRENDS_PASSWORD"
@@ -214,6 +214,13 @@ class PlumClient:
                 settings[setting] = env[variable]
         settings.update(overrides)
         return cls(**settings)  # type: ignore[arg-type]
+
+    def quota_key(self, group: QuotaGroup | str) -> QuotaKey | None:
+        """This client's bucket for ``group`` (``"fuse"``, ``"voicetrends"``...), for
+        ``governor.snapshot``; ``None`` when that API has no credentials configured."""
+        quota_group = QuotaGroup(group)
+        source = self._credentials[quota_group.api]
+        return None if source is None else QuotaKey(quota_group.value, source.account)
 
     async def aclose(self) -> None:
         """Close the HTTP client if this client created it (an injected one is left open)."""

@@ -9,7 +9,9 @@ import httpx
 import pytest
 
 from plumvoice_async import AuthenticationError, InvalidParameterError, PlumClient
+from plumvoice_async._governor import account_hash
 from plumvoice_async._local_governor import LocalGovernor
+from plumvoice_async._redis_governor import RedisGovernor
 from tests.bad_inputs import BAD_INPUTS, NOW, REPORT_BAD_INPUTS, BadInput
 from tests.doubles import InstantClock, RecordingGovernor, handler_counting, json_response
 
@@ -107,9 +109,13 @@ def test_from_env_names_the_missing_half_of_a_pair_without_the_other_value():
     assert "me@example.com" not in str(caught.value)
 
 
-def test_from_env_refuses_a_redis_url_it_cannot_honour():
-    with pytest.raises(ValueError, match="PLUM_REDIS_URL"):
-        PlumClient.from_env({"PLUM_REDIS_URL": "redis://127.0.0.1:6379/0"})
+def test_from_env_builds_a_redis_governor_from_plum_redis_url():
+    client = PlumClient.from_env({"PLUM_REDIS_URL": "redis://:s3cret@127.0.0.1:6379/0"})
+    assert isinstance(client.governor, RedisGovernor)
+    assert "s3cret" not in repr(client)
+    explicit = LocalGovernor()
+    chosen = PlumClient.from_env({"PLUM_REDIS_URL": "redis://127.0.0.1:6379/0"}, governor=explicit)
+    assert chosen.governor is explicit
 
 
 def test_default_governor_is_a_local_governor():
@@ -199,3 +205,14 @@ async def test_details_five_day_window_uses_the_injected_clock():
         with pytest.raises(InvalidParameterError, match="start"):
             await client.call_details.page(int(now) - 6 * 86400, int(now))
     assert len(seen) == 1
+
+
+def test_quota_key_names_the_clients_bucket_by_a_hash_never_the_login():
+    client = PlumClient(fuse_auth=FUSE)
+    key = client.quota_key("fuse")
+    assert key is not None
+    assert (key.group, key.account) == ("fuse", account_hash(FUSE[0]))
+    assert FUSE[0] not in str(key)
+    assert client.quota_key("voicetrends") is None
+    with pytest.raises(ValueError, match="nonsense"):
+        client.quota_key("nonsense")

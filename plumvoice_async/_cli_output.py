@@ -1,0 +1,290 @@
+"""What the ``plumvoice`` command writes: rows, their JSON Lines or CSV bytes, and progress.
+
+Rows are plain ``dict``s of JSON-ready values, built the same way for every command, so an
+export reads the same whatever wrote it:
+
+- instants are ISO 8601 in UTC with a ``Z`` (``2023-11-11T00:00:12Z``);
+- a call's ``type`` is its text, so a type Plum adds later passes through unchanged;
+- a detailed call carries ``detail``, the list of its log lines (``line``, ``event_class``,
+  ``timestamp``, ``data``);
+- a report is one row per period: ``period_start`` and then one column per series.
+
+Encoders turn a row into the exact bytes appended to the output, because the resumable
+export checkpoints byte lengths: a row is one line of JSON, or one CSV record in which
+nested values (``detail``) are compact JSON, ``None`` is empty and booleans are
+``true``/``false`` as in the JSON form.
+
+Progress goes to stderr as one line redrawn with ``\r``, only when stderr is a terminal, so
+standard output stays pure data and logs of unattended runs stay clean.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import sys
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal, Protocol, TextIO, TypeVar
+
+import anyio
+import attrs
+
+from ._governor import Snapshot
+from ._models import Call, CallEvent, DetailedCall
+
+__all__ = [
+    "CALL_COLUMNS",
+    "DETAILED_CALL_COLUMNS",
+    "CsvEncoder",
+    "JsonLinesEncoder",
+    "OutputFormat",
+    "Progress",
+    "Row",
+    "RowEncoder",
+    "call_row",
+    "detailed_call_row",
+    "encoder_for",
+    "iso_utc",
+    "render_progress",
+    "series_rows",
+    "write_table",
+]
+
+OutputFormat = Literal["jsonl", "csv"]
+Row = dict[str, Any]
+T = TypeVar("T")
+
+CALL_COLUMNS = ("session_id", "dest", "src", "start", "end", "type", "log")
+DETAILED_CALL_COLUMNS = (*CALL_COLUMNS, "detail")
+PERIOD_COLUMN = "period_start"
+
+
+def iso_utc(moment: datetime) -> str:
+    """``moment`` in UTC as ISO 8601 with ``Z``: one spelling for every instant written."""
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def call_row(call: Call) -> Row:
+    return {
+        "session_id": call.session_id,
+        "dest": call.dest,
+        "src": call.src,
+        "start": iso_utc(call.start),
+        "end": iso_utc(call.end),
+        "type": str(call.type),
+        "log": call.log,
+    }
+
+
+def _event_row(event: CallEvent) -> Row:
+    return {
+        "line": event.line,
+        "event_class": event.event_class,
+        "timestamp": iso_utc(event.timestamp),
+        "data": event.data,
+    }
+
+
+def detailed_call_row(call: DetailedCall) -> Row:
+    row = call_row(call)
+    row["detail"] = [_event_row(event) for event in call.detail]
+    return row
+
+
+def series_rows(report: attrs.AttrsInstance) -> tuple[list[str], list[Row]]:
+    """A period-series report as ``(columns, rows)``: one row per period, a column per series.
+
+    Works for every report whose fields are series (period start -> number) plus ``extra``
+    (series the docs do not list, which become columns after the documented ones). A period
+    missing from one series gets ``None`` there. Rows are in time order.
+    """
+    series: dict[str, Mapping[datetime, Any]] = {}
+    for field in attrs.fields(type(report)):
+        value = getattr(report, field.name)
+        if field.name == "extra":
+            series.update({str(name): extra for name, extra in value.items()})
+        else:
+            series[field.name] = value
+    periods = sorted({start for values in series.values() for start in values})
+    rows = [
+        {PERIOD_COLUMN: iso_utc(start)}
+        | {name: values.get(start) for name, values in series.items()}
+        for start in periods
+    ]
+    return [PERIOD_COLUMN, *series], rows
+
+
+class RowEncoder(Protocol):
+    """Bytes for an output: a header written once at the start, then one chunk per row."""
+
+    def header(self) -> bytes: ...
+
+    def row(self, row: Mapping[str, Any]) -> bytes: ...
+
+
+class JsonLinesEncoder:
+    """One JSON object per line, UTF-8; no header."""
+
+    def header(self) -> bytes:
+        return b""
+
+    def row(self, row: Mapping[str, Any]) -> bytes:
+        return (json.dumps(row, ensure_ascii=False) + "\n").encode()
+
+
+class CsvEncoder:
+    """RFC 4180 records (``\\n`` line ends), UTF-8, with a header of the column names."""
+
+    def __init__(self, columns: Sequence[str]) -> None:
+        self.columns = tuple(columns)
+
+    def header(self) -> bytes:
+        return self._record(self.columns)
+
+    def row(self, row: Mapping[str, Any]) -> bytes:
+        return self._record([_cell(row.get(column)) for column in self.columns])
+
+    @staticmethod
+    def _record(cells: Sequence[str]) -> bytes:
+        buffer = io.StringIO()
+        csv.writer(buffer, lineterminator="\n").writerow(cells)
+        return buffer.getvalue().encode()
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict | list):
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return str(value)
+
+
+def encoder_for(fmt: OutputFormat, columns: Sequence[str]) -> RowEncoder:
+    return CsvEncoder(columns) if fmt == "csv" else JsonLinesEncoder()
+
+
+def write_table(
+    out: Path | None, fmt: OutputFormat, columns: Sequence[str], rows: Sequence[Row]
+) -> None:
+    """Write a whole table (a report) at once; a file appears complete or not at all."""
+    encoder = encoder_for(fmt, columns)
+    data = encoder.header() + b"".join(encoder.row(row) for row in rows)
+    if out is None:
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+        return
+    temporary = out.with_name(out.name + ".tmp")
+    temporary.write_bytes(data)
+    os.replace(temporary, out)
+
+
+# --- Progress on stderr ----------------------------------------------------------------------
+
+
+def render_progress(
+    label: str,
+    *,
+    rows: int,
+    total: int | None,
+    rate: float,
+    quota: Snapshot | None,
+    now: datetime,
+) -> str:
+    """One status line: rows done of the total, rate, quota left, and the wait for the window."""
+    parts = [label]
+    if total:
+        parts.append(f"{rows:,}/{total:,} rows ({min(100, 100 * rows // total)}%)")
+    else:
+        parts.append(f"{rows:,} rows")
+    parts.append(f"{rate:,.0f} rows/s")
+    if quota is not None:
+        parts.append(f"quota {quota.remaining}/{quota.limit} left")
+        if quota.waiting and quota.remaining == 0 and quota.reset_at is not None:
+            wait = max(0.0, (quota.reset_at - now).total_seconds())
+            parts.append(f"waiting for quota: next window in {wait:.1f} s")
+    return "  ".join(parts)
+
+
+class Progress:
+    """A status line on ``stream``, redrawn in place with ``\\r`` while ``run`` works.
+
+    Disabled, it draws nothing and starts no task (stderr is not a terminal, or ``--quiet``).
+    Enabled, a task redraws it every ``interval`` seconds, so the countdown to the next quota
+    window moves while every request is waiting and no row arrives.
+    """
+
+    def __init__(
+        self,
+        label: str,
+        stream: TextIO,
+        *,
+        enabled: bool,
+        quota: Callable[[], Awaitable[Snapshot]] | None = None,
+        interval: float = 0.2,
+    ) -> None:
+        self.label = label
+        self.enabled = enabled
+        self.rows = 0
+        self.total: int | None = None
+        self._stream = stream
+        self._quota = quota
+        self._interval = interval
+        self._rows_at_start = 0
+        self._started = time.monotonic()
+        self._width = 0
+
+    def start(self, rows: int) -> None:
+        """Count from ``rows`` (a resumed export's rows); the rate counts this run's only."""
+        self.rows = self._rows_at_start = rows
+        self._started = time.monotonic()
+
+    def update(self, rows: int, total: int | None) -> None:
+        self.rows, self.total = rows, total
+
+    async def run(self, work: Callable[[], Awaitable[T]]) -> T:
+        """Await ``work()`` while redrawing; the last line stays on screen, then a newline."""
+        if not self.enabled:
+            return await work()
+        failure: Exception | None = None
+        async with anyio.create_task_group() as group:
+            group.start_soon(self._refresh)
+            try:
+                result = await work()
+            except Exception as exc:  # re-raised below, outside the group, unwrapped
+                failure = exc
+            finally:
+                group.cancel_scope.cancel()
+        with anyio.CancelScope(shield=True):
+            await self._draw()
+        self._stream.write("\n")
+        self._stream.flush()
+        if failure is not None:
+            raise failure
+        return result
+
+    async def _refresh(self) -> None:
+        while True:
+            await self._draw()
+            await anyio.sleep(self._interval)
+
+    async def _draw(self) -> None:
+        elapsed = max(time.monotonic() - self._started, 1e-6)
+        line = render_progress(
+            self.label,
+            rows=self.rows,
+            total=self.total,
+            rate=(self.rows - self._rows_at_start) / elapsed,
+            quota=None if self._quota is None else await self._quota(),
+            now=datetime.now(UTC),
+        )
+        # Pad over the previous, longer line; \r alone would leave its tail on screen.
+        self._stream.write("\r" + line.ljust(self._width))
+        self._stream.flush()
+        self._width = len(line)
