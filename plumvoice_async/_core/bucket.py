@@ -74,8 +74,10 @@ Invariants (checked by tests/core/test_bucket.py, including a Hypothesis state m
   what the server has left; ``len(in_flight)`` only counts admitted, unanswered, unreleased,
   unexpired tokens; every token taken is settled, released or expired.
 - Tokens go to waiters in queue order, and only while ``grantable() > 0``: if waiters exist
-  after a ``dispatch``, no token is grantable (no idling under the quota), and
-  ``next_deadline()`` says when to look again (nobody waits forever).
+  after a ``dispatch``, no token is grantable, and ``next_deadline()`` says when to look again
+  (nobody waits forever). Once every answer is in, ``grantable()`` is what the server has
+  left, less at most one token per unreported spend (rule 5) for at most ``window + margin``:
+  the price of never overshooting when an answer carries no count.
 - A window's local end is never before the server's end plus ``margin``.
 """
 

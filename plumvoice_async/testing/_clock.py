@@ -11,6 +11,18 @@ from anyio.lowlevel import checkpoint
 __all__ = ["FakeClock"]
 
 
+async def _quiesce() -> None:
+    """Let every other task run until all are blocked.
+
+    A few bare checkpoints first: they settle the common case cheaply, where anyio's
+    ``wait_all_tasks_blocked`` on asyncio polls every task of the loop and costs far more
+    with a thousand waiters. It still has the last word, so nothing runnable is skipped.
+    """
+    for _ in range(8):
+        await checkpoint()
+    await anyio.wait_all_tasks_blocked()
+
+
 class _Timeline:
     """Strictly private: the instant shared by a clock and its skewed views, and the sleepers."""
 
@@ -66,14 +78,14 @@ class FakeClock:
             raise ValueError("a clock cannot go back")
         timeline = self._timeline
         target = timeline.now + seconds
-        await anyio.wait_all_tasks_blocked()
+        await _quiesce()
         while timeline.sleepers and timeline.sleepers[0][0] <= target:
             deadline, _, woken = heapq.heappop(timeline.sleepers)
             timeline.now = max(timeline.now, deadline)
             woken.set()
-            await anyio.wait_all_tasks_blocked()
+            await _quiesce()
         timeline.now = target
-        await anyio.wait_all_tasks_blocked()
+        await _quiesce()
 
     def __repr__(self) -> str:
         return f"FakeClock(time={self.time():.3f}, sleepers={len(self._timeline.sleepers)})"
