@@ -41,6 +41,7 @@ from ._models import (
     Period,
     VolumeReport,
 )
+from ._redis_governor import RedisGovernor
 
 try:
     __version__ = _version("plumvoice-async")
@@ -76,6 +77,7 @@ __all__ = [
     "PlumError",
     "QuotaKey",
     "RateLimitError",
+    "RedisGovernor",
     "ServerError",
     "Snapshot",
     "TransportError",

@@ -1,0 +1,227 @@
+"""Redis governor benchmark: one quota shared by several processes, and what it costs. By hand.
+
+    .venv/bin/python benchmarks/redis_quota.py                  # 4 x 16 tasks, 150 per 4 s
+    .venv/bin/python benchmarks/redis_quota.py --processes 2 --window 6
+
+Needs ``redis-server`` on the PATH (started on a free loopback port, no persistence) unless
+``--redis-url`` names one. Three parts:
+
+1. ``--processes`` worker processes, each with ``--tasks`` tasks fetching the events report in
+   a loop through one ``PlumClient`` and a ``RedisGovernor`` on the same Redis, against one
+   ``PlumSimulator`` served by uvicorn on loopback (``--limit`` per ``--window`` seconds, one
+   account), for ``--windows`` windows from a window boundary. From the simulator's log:
+   requests admitted per window, 429s, quota used per full window (lowest, mean).
+2. ``acquire`` + ``settle`` with quota to spare, asyncio, one task: ``RedisGovernor`` (a round
+   trip each, loopback) against ``LocalGovernor`` (no I/O), in microseconds and as a ratio.
+3. Redis commands per request over part 2, from ``INFO commandstats`` before and after: round
+   trips (``EVALSHA``) and every command, the ones the scripts run included.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import anyio
+import anyio.lowlevel
+
+from plumvoice_async import LocalGovernor, PlumClient, PlumError, RedisGovernor
+from plumvoice_async._core.ratelimit import RateLimit
+from plumvoice_async._core.requests import QuotaGroup
+from plumvoice_async._governor import Governor, QuotaKey, account_hash
+from plumvoice_async.testing import PlumSimulator, serve
+
+KEY = QuotaKey(QuotaGroup.VOICETRENDS.value, account_hash("bench@example.com"))
+
+
+@contextmanager
+def redis_server() -> Iterator[str]:
+    """A throw-away ``redis-server`` on a free loopback port."""
+    executable = shutil.which("redis-server")
+    if executable is None:
+        sys.exit("redis-server is not installed (apt-get install -y redis-server)")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with tempfile.TemporaryDirectory() as folder:
+        server = subprocess.Popen(
+            [
+                executable,
+                "--port",
+                str(port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                folder,
+            ],
+            stdout=subprocess.DEVNULL,
+        )
+        try:
+            for _ in range(500):
+                try:
+                    with socket.create_connection(("127.0.0.1", port), timeout=0.2) as c:
+                        c.sendall(b"PING\r\n")
+                        if c.recv(16).startswith(b"+PONG"):
+                            break
+                except OSError:
+                    time.sleep(0.02)
+            yield f"redis://127.0.0.1:{port}/0"
+        finally:
+            server.terminate()
+            server.wait()
+
+
+# -- part 1: many processes ---------------------------------------------------------------------
+
+
+def worker(
+    redis_url: str, simulator_url: str, limit: int, window: int, tasks: int, end: float
+) -> None:
+    """One process: ``tasks`` fetch loops until ``end`` (UNIX time)."""
+
+    async def main() -> None:
+        governor = RedisGovernor.from_url(
+            redis_url, limit=limit, window=float(window), prefix="bench:", margin=0.2, lease=10.0
+        )
+        day = datetime.now(UTC).date() - timedelta(days=4)
+        async with PlumClient(
+            voicetrends_auth=PlumSimulator.VOICETRENDS_AUTH,
+            voicetrends_url=simulator_url,
+            governor=governor,
+            max_retries=0,
+        ) as client:
+
+            async def fetch_forever() -> None:
+                while True:
+                    try:
+                        await client.events.fetch(
+                            day, day + timedelta(days=1), period="day", phone="ALL"
+                        )
+                    except PlumError:
+                        await anyio.lowlevel.checkpoint()
+
+            with anyio.move_on_after(end - time.time()):
+                async with anyio.create_task_group() as group:
+                    for _ in range(tasks):
+                        group.start_soon(fetch_forever)
+        await governor.aclose()
+
+    anyio.run(main)
+
+
+def many_processes(redis_url: str, args: argparse.Namespace) -> None:
+    from plumvoice_async.testing._simulator import Quota
+
+    simulator = PlumSimulator(quotas={QuotaGroup.VOICETRENDS: Quota(args.limit, args.window)})
+    with serve(simulator) as url:
+        start = (math.floor(time.time() / args.window) + 1) * args.window  # a boundary
+        end = start + args.windows * args.window
+        workers = [
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    str(Path(__file__).resolve()),
+                    "--worker",
+                    *(redis_url, url, str(args.limit), str(args.window), str(args.tasks)),
+                    repr(end),
+                ]
+            )
+            for _ in range(args.processes)
+        ]
+        time.sleep(max(0.0, start - time.time()))
+        for process in workers:
+            process.wait()
+    data = [r for r in simulator.requests if r.group is QuotaGroup.VOICETRENDS]
+    admitted = Counter(math.floor(r.time / args.window) for r in data if r.status != 429)
+    full = [
+        admitted[w] for w in range(math.floor(start / args.window), math.floor(end / args.window))
+    ]
+    used = [n / args.limit for n in full]
+    rejected = sum(r.status == 429 for r in data)
+    print(
+        f"{args.processes} processes x {args.tasks} tasks, {args.limit} per {args.window} s, "
+        f"{args.windows} windows"
+    )
+    print(f"  admitted per window: {full}")
+    print(f"  429s: {rejected}")
+    print(f"  quota used per full window: lowest {min(used):.1%}, mean {sum(used) / len(used):.1%}")
+
+
+# -- parts 2 and 3: cost per request ---------------------------------------------------------------
+
+
+async def per_request(governor: Governor, rounds: int) -> float:
+    """Mean seconds of ``acquire`` + ``settle`` with quota to spare."""
+    server_now = math.floor(time.time())
+    plenty = RateLimit(1_000_000, 999_999, float(server_now + 3600), float(server_now))
+    probe = await governor.acquire(KEY)
+    await governor.settle(probe, status=200, rate_limit=plenty)
+    started = time.perf_counter()
+    for _ in range(rounds):
+        permit = await governor.acquire(KEY)
+        await governor.settle(permit, status=200, rate_limit=plenty)
+    return (time.perf_counter() - started) / rounds
+
+
+async def costs(redis_url: str, rounds: int) -> None:
+    local = await per_request(LocalGovernor(1_000_000, 3600.0), rounds)
+    redis = RedisGovernor.from_url(redis_url, limit=1_000_000, window=3600.0, prefix="cost:")
+    await per_request(redis, 100)  # scripts loaded, connection open
+    before = await redis._redis.info("commandstats")
+    shared = await per_request(redis, rounds)
+    after = await redis._redis.info("commandstats")
+    await redis.aclose()
+
+    def calls(stats: dict[str, dict[str, int]], name: str | None = None) -> int:
+        return sum(v["calls"] for k, v in stats.items() if name is None or k == f"cmdstat_{name}")
+
+    requests = rounds + 1  # the measured rounds and their probe
+    commands = calls(after) - calls(before) - 1  # less the INFO that read "before"
+    trips = calls(after, "evalsha") - calls(before, "evalsha")
+    print(f"acquire + settle, {rounds} rounds, asyncio, loopback Redis:")
+    print(f"  LocalGovernor {local * 1e6:8.1f} us")
+    print(f"  RedisGovernor {shared * 1e6:8.1f} us   ({shared / local:.0f}x the local governor)")
+    print(f"  Redis round trips per request: {trips / requests:.2f} (EVALSHA)")
+    print(f"  Redis commands per request, in-script ones included: {commands / requests:.1f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--redis-url")
+    parser.add_argument("--processes", type=int, default=4)
+    parser.add_argument("--tasks", type=int, default=16)
+    parser.add_argument("--limit", type=int, default=150)
+    parser.add_argument("--window", type=int, default=4)
+    parser.add_argument("--windows", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=2000)
+    args = parser.parse_args()
+    if args.redis_url:
+        many_processes(args.redis_url, args)
+        anyio.run(costs, args.redis_url, args.rounds)
+        return
+    with redis_server() as url:
+        many_processes(url, args)
+        anyio.run(costs, url, args.rounds)
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["--worker"]:
+        redis_url, simulator_url, limit, window, tasks, end = sys.argv[2:8]
+        worker(redis_url, simulator_url, int(limit), int(window), int(tasks), float(end))
+    else:
+        main()

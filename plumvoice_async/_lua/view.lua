@@ -1,0 +1,4 @@
+-- VIEW: the state after what time alone changes (for snapshots).
+advance()
+save()
+return report(0, '')

@@ -1,0 +1,465 @@
+"""RedisGovernor on a real ``redis-server`` (see tests/redis_server.py), asyncio only.
+
+redis-py's asyncio client does not run on trio, so this module overrides ``anyio_backend``
+to asyncio (one test checks that trio gets a clear error). Time inside the scripts is Redis
+``TIME``, real time: tests that need a window to end use a compressed one (about a second).
+
+The scenario table (tests/governor_scenarios.py) is not run here: its runner moves a
+``FakeClock`` whenever every task is blocked, and a task waiting for Redis's answer counts as
+blocked, so fake time would jump during each round trip while Redis's clock stands still. The
+rules it checks are covered below against real time instead (quota never exceeded across
+processes, probe first, 429 for everyone, Reset - Date, FIFO, max_wait, leases, wake-ups).
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import anyio
+import pytest
+
+from plumvoice_async import GovernorUnavailableError, RateLimitError, RedisGovernor
+from plumvoice_async._clock import SystemClock
+from plumvoice_async._core.ratelimit import RateLimit
+from plumvoice_async._core.requests import QuotaGroup
+from plumvoice_async._governor import Permit, QuotaKey, account_hash
+from plumvoice_async._redis_governor import _import_redis, _Lease
+from plumvoice_async.testing import PlumSimulator, serve
+from plumvoice_async.testing._simulator import Quota
+
+from .redis_server import redis_url
+
+__all__ = ["redis_url"]  # the fixture, imported for pytest
+
+pytestmark = pytest.mark.anyio
+
+LOGIN = "alice@example.com"
+KEY = QuotaKey(QuotaGroup.VOICETRENDS.value, account_hash(LOGIN))
+ROOT = Path(__file__).resolve().parent.parent
+_prefixes = itertools.count()
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+def prefix() -> str:
+    """A fresh namespace per test, so no test sees another's buckets."""
+    return f"test{os.getpid()}-{next(_prefixes)}:"
+
+
+@pytest.fixture
+async def make(redis_url: str, prefix: str) -> AsyncIterator[object]:
+    """Builds governors ("processes") sharing the test's namespace; closes them after."""
+    made: list[RedisGovernor] = []
+
+    def build(**options: object) -> RedisGovernor:
+        settings: dict[str, object] = {"limit": 10, "window": 60.0, "prefix": prefix}
+        settings.update(options)
+        governor = RedisGovernor.from_url(redis_url, **settings)  # type: ignore[arg-type]
+        made.append(governor)
+        return governor
+
+    yield build
+    for governor in made:
+        await governor.aclose()
+
+
+class SkewedClock(SystemClock):
+    """The system clock with its wall clock ``skew`` seconds off."""
+
+    def __init__(self, skew: float) -> None:
+        self.skew = skew
+
+    def time(self) -> float:
+        return time.time() + self.skew
+
+
+class Server:
+    """A server whose clock is an hour off every host's: only ``Reset - Date`` means anything.
+
+    Its clock starts on a whole second when it is made, and its window ends ``reset_in``
+    seconds later; ``Date`` follows real time from there.
+    """
+
+    def __init__(self, reset_in: int = 30, limit: int = 10) -> None:
+        self.limit = limit
+        self.started = time.monotonic()
+        self.start = float(math.floor(time.time()) - 3600)
+        self.reset = self.start + reset_in
+
+    def answer(self, remaining: int) -> RateLimit:
+        date = self.start + math.floor(time.monotonic() - self.started)
+        return RateLimit(self.limit, remaining, self.reset, date)
+
+
+# -- the bucket's rules, shared --------------------------------------------------------------
+
+
+async def test_one_probe_then_the_servers_remaining_less_everything_in_flight(make):
+    a, b, server = make(), make(), Server()
+    probe = await a.acquire(KEY)
+    with pytest.raises(RateLimitError):  # the window is unknown: the probe goes alone
+        await b.acquire(KEY, max_wait=0.0)
+    assert (await b.snapshot(KEY)).phase == "probing"
+    await a.settle(probe, status=200, rate_limit=server.answer(4))
+    permits = [await (a, b)[i % 2].acquire(KEY) for i in range(4)]
+    snap = await a.snapshot(KEY)
+    assert (snap.remaining, snap.in_flight, snap.phase, snap.limit) == (0, 4, "server", 10)
+    # A late answer saying more is left does not raise it; the lowest report wins.
+    await b.settle(permits[0], status=200, rate_limit=server.answer(6))
+    assert (await a.snapshot(KEY)).remaining == 1  # 4 reported, 3 still in flight
+    await b.settle(permits[1], status=200, rate_limit=server.answer(0))
+    for permit in permits[2:]:
+        await a.release(permit)  # never sent: nothing charged, but the server said 0
+    assert (await b.snapshot(KEY)).remaining == 0
+
+
+async def test_reset_is_read_against_date_so_no_host_clock_matters(make):
+    fast = make(clock=SkewedClock(1800.0), margin=1.0)
+    probe = await fast.acquire(KEY)
+    await fast.settle(probe, status=200, rate_limit=Server(30).answer(5))
+    snap = await fast.snapshot(KEY)
+    assert snap.reset_at is not None
+    # 30 s (Reset - Date) + 1 s margin from now, in the fast clock's own frame; the server's
+    # clock is an hour behind and the host's 30 minutes ahead: neither shifts it.
+    assert snap.reset_at.timestamp() - (time.time() + 1800.0) == pytest.approx(31.0, abs=1.0)
+
+
+async def test_a_429_closes_the_bucket_for_every_process_until_its_reset(make):
+    a, b, server = make(margin=0.1), make(margin=0.1), Server(1)
+    probe = await a.acquire(KEY)
+    await a.settle(probe, status=200, rate_limit=server.answer(9))
+    first = await a.acquire(KEY)
+    await a.settle(first, status=429, rate_limit=server.answer(0))
+    with pytest.raises(RateLimitError) as refused:
+        await b.acquire(KEY, max_wait=0.2)
+    assert refused.value.reset_at is not None
+    assert refused.value.reset_at.timestamp() - time.time() == pytest.approx(1.1, abs=0.3)
+    started = time.monotonic()
+    with anyio.fail_after(3):
+        await b.acquire(KEY)  # the next window's probe, at the reset (Redis time)
+    assert 0.7 < time.monotonic() - started < 1.5
+
+
+async def test_a_waiter_in_another_process_is_woken_by_a_settle_not_by_polling(make):
+    a, b = make(), make(recheck=30.0)  # b's safety-net re-check is far off
+    probe = await a.acquire(KEY)
+    waited: list[float] = []
+
+    async def wait_in_b() -> None:
+        started = time.monotonic()
+        await b.acquire(KEY)
+        waited.append(time.monotonic() - started)
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(wait_in_b)
+        await anyio.sleep(0.2)
+        assert (await b.snapshot(KEY)).waiting == 1
+        await a.settle(probe, status=200, rate_limit=Server().answer(5))
+    assert 0.15 < waited[0] < 1.0
+
+
+async def test_waiters_of_one_process_are_served_first_come_first_served(make):
+    a, other = make(), make()
+    probe = await other.acquire(KEY)
+    order: list[int] = []
+
+    async def wait(task: int) -> None:
+        await a.acquire(KEY)
+        order.append(task)
+
+    async with anyio.create_task_group() as group:
+        for task in range(6):
+            group.start_soon(wait, task)
+            await anyio.sleep(0.01)
+        await other.settle(probe, status=200, rate_limit=Server().answer(6))
+    assert order == list(range(6))
+
+
+async def test_a_retry_after_a_429_goes_before_first_attempts(make):
+    a = make()
+    probe = await a.acquire(KEY)
+    order: list[str] = []
+
+    async def wait(name: str, retry: bool) -> None:
+        await a.acquire(KEY, retry=retry)
+        order.append(name)
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(wait, "first", False)
+        await anyio.sleep(0.05)
+        group.start_soon(wait, "retry", True)
+        await anyio.sleep(0.05)
+        await a.settle(probe, status=200, rate_limit=Server().answer(2))
+    assert order == ["retry", "first"]
+
+
+async def test_cancelled_waiters_leave_the_queue_and_the_next_one_takes_over(make):
+    a, other = make(), make()
+    probe = await other.acquire(KEY)
+    served: list[int] = []
+    scopes = [anyio.CancelScope() for _ in range(3)]
+
+    async def wait(task: int) -> None:
+        with scopes[task]:
+            await a.acquire(KEY)
+            served.append(task)
+
+    async with anyio.create_task_group() as group:
+        for task in range(3):
+            group.start_soon(wait, task)
+            await anyio.sleep(0.02)
+        scopes[0].cancel()  # the head, which was asking Redis for everyone
+        await anyio.sleep(0.05)
+        await other.settle(probe, status=200, rate_limit=Server().answer(3))
+    assert served == [1, 2]
+    snap = await a.snapshot(KEY)
+    assert (snap.in_flight, snap.waiting, snap.remaining) == (2, 0, 1)
+
+
+async def test_a_lost_lease_expires_and_counts_as_spent_until_a_later_report(make):
+    a, server = make(lease=0.3), Server()
+    probe = await a.acquire(KEY)
+    await a.settle(probe, status=200, rate_limit=server.answer(3))
+    lost = await a.acquire(KEY)  # its holder vanishes: never settled nor released
+    assert (await a.snapshot(KEY)).remaining == 2
+    await anyio.sleep(0.4)
+    snap = await a.snapshot(KEY)
+    assert (snap.in_flight, snap.remaining) == (0, 2)  # expired, but still counted as spent
+    later = await a.acquire(KEY)
+    # Its count includes the lost one.
+    await a.settle(later, status=200, rate_limit=server.answer(1))
+    assert (await a.snapshot(KEY)).remaining == 1
+    await a.settle(lost, status=200, rate_limit=None)  # a very late answer charges nothing twice
+    assert (await a.snapshot(KEY)).remaining == 1
+
+
+async def test_a_process_killed_mid_request_leaks_its_tokens_only_for_the_lease(
+    redis_url, prefix, make
+):
+    holder = subprocess.Popen(  # noqa: ASYNC220 - starting a process does not block long
+        [
+            sys.executable,
+            "-c",
+            "import sys, anyio; from plumvoice_async import RedisGovernor, QuotaKey\n"
+            "async def main():\n"
+            f"    g = RedisGovernor.from_url({redis_url!r}, limit=10, window=60.0,"
+            f" prefix={prefix!r}, lease=1.0)\n"
+            f"    await g.acquire(QuotaKey({KEY.group!r}, {KEY.account!r}))\n"
+            "    print('holding', flush=True)\n"
+            "    await anyio.sleep(60)\n"
+            "anyio.run(main)\n",
+        ],
+        stdout=subprocess.PIPE,
+        cwd=ROOT,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None
+        assert await anyio.to_thread.run_sync(holder.stdout.readline) == "holding\n"
+        os.kill(holder.pid, signal.SIGKILL)
+    finally:
+        holder.wait(timeout=10)
+        if holder.stdout is not None:
+            holder.stdout.close()
+    survivor = make()
+    assert (await survivor.snapshot(KEY)).in_flight == 1  # the dead process's probe
+    started = time.monotonic()
+    with anyio.fail_after(5):
+        await survivor.acquire(KEY)
+    assert time.monotonic() - started < 2.0  # the 1 s lease, plus a re-check at most
+
+
+async def test_max_wait_forecasts_the_queue_and_refuses_at_once(make):
+    a, other = make(), make()
+    probe = await other.acquire(KEY)
+    await other.settle(probe, status=200, rate_limit=Server(30).answer(0))
+    started = time.monotonic()
+    with pytest.raises(RateLimitError) as refused:
+        await a.acquire(KEY, max_wait=5.0)
+    assert time.monotonic() - started < 0.5
+    assert refused.value.reset_at is not None
+    assert refused.value.reset_at.timestamp() - time.time() == pytest.approx(31.0, abs=1.0)
+    assert (await a.snapshot(KEY)).waiting == 0
+    async with anyio.create_task_group() as group:
+        group.start_soon(a.acquire, KEY)  # waits for the reset, asking Redis for everyone
+        await anyio.sleep(0.05)
+        started = time.monotonic()
+        with pytest.raises(RateLimitError):  # behind it: refused at once too, no round trip
+            await a.acquire(KEY, max_wait=5.0)
+        assert time.monotonic() - started < 0.05
+        assert (await a.snapshot(KEY)).waiting == 1
+        group.cancel_scope.cancel()
+    assert (await a.snapshot(KEY)).waiting == 0
+
+
+# -- Redis itself --------------------------------------------------------------------------
+
+
+async def test_keys_are_namespaced_hold_no_credential_and_expire_when_idle(make, prefix):
+    a = make(window=60.0, lease=30.0)
+    probe = await a.acquire(KEY)
+    await a.settle(probe, status=200, rate_limit=Server().answer(5))
+    names = sorted(await a._redis.keys("*"))
+    ours = [name for name in names if name.startswith(prefix)]
+    assert ours == [f"{prefix}{{{KEY.group}:{KEY.account}}}:{part}" for part in ("state",)]
+    held = await a.acquire(KEY)
+    ours = sorted(n for n in await a._redis.keys("*") if n.startswith(prefix))
+    assert [n.rsplit(":", 1)[1] for n in ours] == ["leases", "state"]
+    for name in ours:
+        assert LOGIN not in name
+        assert 0 < await a._redis.pttl(name) <= (2 * 60 + 30) * 1000
+    await a.release(held)
+
+
+async def test_scripts_are_reloaded_after_redis_forgets_them(make):
+    a = make()
+    await a.snapshot(KEY)
+    await a._redis.script_flush()
+    probe = await a.acquire(KEY)  # NOSCRIPT, then loaded again and run
+    await a.settle(probe, status=200, rate_limit=Server().answer(4))
+    assert (await a.snapshot(KEY)).remaining == 4
+
+
+async def test_commands_per_request_are_one_round_trip_each(make):
+    a, server = make(), Server()
+    probe = await a.acquire(KEY)
+    await a.settle(probe, status=200, rate_limit=server.answer(8))
+    before = await a._redis.info("commandstats")
+    for _ in range(5):
+        permit = await a.acquire(KEY)
+        await a.settle(permit, status=200, rate_limit=server.answer(8))
+    after = await a._redis.info("commandstats")
+    calls = after["cmdstat_evalsha"]["calls"] - before["cmdstat_evalsha"]["calls"]
+    assert calls == 10  # one script to admit, one to settle
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+async def test_redis_unreachable_fails_fast_with_a_clear_error(caplog):
+    governor = RedisGovernor.from_url(f"redis://127.0.0.1:{_closed_port()}/0", socket_timeout=0.5)
+    with anyio.fail_after(3), pytest.raises(GovernorUnavailableError, match="unreachable"):
+        await governor.acquire(KEY)
+    # An answer that cannot be recorded is not an error for the request that got it: its
+    # lease expires and counts as spent.
+    with caplog.at_level(logging.WARNING, logger="plumvoice_async"), anyio.fail_after(3):
+        await governor.settle(Permit(KEY, _Lease(1)), status=200, rate_limit=None)
+    assert "lease will expire" in caplog.records[-1].getMessage()
+    await governor.aclose()
+
+
+async def test_redis_unreachable_falls_back_to_a_share_of_the_quota_when_asked(caplog):
+    governor = RedisGovernor.from_url(
+        f"redis://127.0.0.1:{_closed_port()}/0",
+        socket_timeout=0.5,
+        limit=20,
+        fallback="local",
+        fallback_share=0.25,
+    )
+    with caplog.at_level(logging.WARNING, logger="plumvoice_async"), anyio.fail_after(3):
+        probe = await governor.acquire(KEY)
+        await governor.settle(probe, status=200, rate_limit=None)
+        second = await governor.acquire(KEY)  # the fallback is used at once now
+        await governor.release(second)
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1
+    assert "local governor" in warnings[0].getMessage()
+    assert (await governor.snapshot(KEY)).limit == 5
+    await governor.aclose()
+
+
+def test_bad_settings_are_refused():
+    redis = _import_redis()
+    client = redis.asyncio.Redis()
+    for options in ({"fallback": "remote"}, {"fallback_share": 0.0}, {"lease": 0}, {"limit": 0}):
+        with pytest.raises(ValueError, match=r"fallback|lease|limit"):
+            RedisGovernor(client, **options)  # type: ignore[arg-type]
+
+
+def test_the_redis_extra_is_named_when_the_client_is_missing(monkeypatch):
+    monkeypatch.setitem(sys.modules, "redis.asyncio", None)
+    with pytest.raises(ImportError, match=r"plumvoice-async\[redis\]"):
+        RedisGovernor.from_url("redis://127.0.0.1:6379/0")
+
+
+def test_trio_gets_a_clear_error(redis_url):
+    governor = RedisGovernor.from_url(redis_url)
+    with pytest.raises(RuntimeError, match="asyncio only"):
+        anyio.run(governor.acquire, KEY, backend="trio")
+
+
+# -- many processes, one quota --------------------------------------------------------------
+
+PROCESSES, TASKS, LIMIT, WINDOW, WINDOWS = 4, 16, 30, 3, 4
+
+
+@pytest.fixture
+def simulator() -> Iterator[tuple[PlumSimulator, str]]:
+    sim = PlumSimulator(quotas={QuotaGroup.VOICETRENDS: Quota(LIMIT, WINDOW)})
+    with serve(sim) as url:
+        yield sim, url
+
+
+async def test_four_processes_share_one_quota_without_a_429_or_idling(redis_url, prefix, simulator):
+    sim, url = simulator
+    per_process = LIMIT * WINDOWS // PROCESSES
+    workers = [
+        subprocess.Popen(  # noqa: ASYNC220 - starting a process does not block long
+            [
+                sys.executable,
+                "-m",
+                "tests.redis_server",
+                *(redis_url, prefix, url),
+                *map(str, (LIMIT, WINDOW, TASKS, per_process)),
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            cwd=ROOT,
+            text=True,
+        )
+        for _ in range(PROCESSES)
+    ]
+    try:
+        for worker in workers:
+            assert worker.stdout is not None
+            assert await anyio.to_thread.run_sync(worker.stdout.readline) == "ready\n"
+        for worker in workers:
+            assert worker.stdin is not None
+            worker.stdin.write("go\n")
+            worker.stdin.flush()
+        outputs = [
+            await anyio.to_thread.run_sync(lambda w=w: w.communicate(timeout=40)[0])
+            for w in workers
+        ]
+    finally:
+        for worker in workers:
+            if worker.poll() is None:
+                worker.kill()
+                worker.wait()
+    assert outputs == [f"done {per_process}\n"] * PROCESSES
+    data = [r for r in sim.requests if r.group is QuotaGroup.VOICETRENDS]
+    assert Counter(r.status for r in data) == {200: LIMIT * WINDOWS}  # no 429, none lost
+    per_window = Counter(math.floor(r.time / WINDOW) for r in data)
+    first, last = min(per_window), max(per_window)
+    assert last - first >= WINDOWS - 1
+    for window in range(first + 1, last):  # the full windows, between the first and last
+        assert per_window[window] >= 0.95 * LIMIT, per_window
