@@ -2,11 +2,12 @@
 
 Each subcommand is one entry of ``SUBCOMMANDS``: a name, a function adding its arguments and
 an async function running it. They share the argument groups of ``_cli_args``, the writers of
-``_cli_output`` and, for the call logs, the checkpointed export of ``_cli_export``; another
-report is one more entry (``add_report_arguments``, ``series_rows`` and ``write_table`` are
-made for it). Credentials come from the ``PLUM_*`` environment variables of
-``PlumClient.from_env`` only, never from flags (which end up in shell history and ``ps``), and
-no message ever prints them.
+``_cli_output`` and, for the call logs, the checkpointed export of ``_cli_export``. The
+VoiceTrends reports are one subcommand, ``report KIND``, over the table ``REPORTS`` (which
+client attribute fetches a kind, whether it has periods, how it becomes rows); ``events`` is
+``report events`` under its own name. Credentials come from the ``PLUM_*`` environment
+variables of ``PlumClient.from_env`` only, never from flags (which end up in shell history
+and ``ps``), and no message ever prints them.
 
 Expected failures end with one line on stderr and an exit status (``EXIT_STATUSES``), never a
 traceback; a traceback means a bug.
@@ -28,7 +29,15 @@ import attrs
 from . import __version__
 from ._cli_args import add_call_log_arguments, add_demo_arguments, add_report_arguments
 from ._cli_export import CallExport, ExportRefused, run_export
-from ._cli_output import Progress, iso_utc, series_rows, write_table
+from ._cli_output import (
+    Progress,
+    Row,
+    flow_rows,
+    geographic_rows,
+    iso_utc,
+    series_rows,
+    write_table,
+)
 from ._client import PlumClient
 from ._core.requests import QuotaGroup
 from ._errors import (
@@ -43,6 +52,8 @@ from ._governor import Snapshot
 
 __all__ = [
     "EXIT_STATUSES",
+    "REPORTS",
+    "ReportKind",
     "SUBCOMMANDS",
     "CliError",
     "Subcommand",
@@ -82,6 +93,26 @@ _OPTION_NAMES = {
     "concurrency": "--concurrency",
     "period": "--period",
     "phone": "--phone",
+}
+
+
+@attrs.frozen
+class ReportKind:
+    """A VoiceTrends report of ``plumvoice report``: the client attribute that fetches it,
+    whether it is grouped by period, and how it becomes rows."""
+
+    attribute: str
+    has_period: bool
+    rows: Callable[[Any], tuple[list[str], list[Row]]]
+
+
+REPORTS = {
+    "events": ReportKind("events", True, series_rows),
+    "volume": ReportKind("volume", True, series_rows),
+    "performance": ReportKind("performance", True, series_rows),
+    "caller-profile": ReportKind("caller_profile", True, series_rows),
+    "diagnostic-flow": ReportKind("diagnostic_flow", False, flow_rows),
+    "geographic": ReportKind("geographic", False, geographic_rows),
 }
 
 
@@ -165,13 +196,27 @@ async def _run_call_log(args: argparse.Namespace) -> None:
         )
 
 
-async def _run_events(args: argparse.Namespace) -> None:
+async def _run_report(args: argparse.Namespace) -> None:
+    kind = REPORTS[args.kind]
+    period = args.period
+    if kind.has_period and period is None:
+        period = "day"
     async with make_client(args) as client:
-        report = await client.events.fetch(
-            args.start, args.end, period=args.period, phone=args.phone
-        )
-    columns, rows = series_rows(report)
+        endpoint = getattr(client, kind.attribute)
+        # A period given to a report without one reaches the library, which refuses it by name.
+        report = await endpoint.fetch(args.start, args.end, period=period, phone=args.phone)
+    columns, rows = kind.rows(report)
     write_table(None if args.out is None else Path(args.out), args.format, columns, rows)
+
+
+def _add_report_kind_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("kind", metavar="KIND", choices=REPORTS, help=", ".join(REPORTS))
+    add_report_arguments(parser)
+
+
+def _add_events_arguments(parser: argparse.ArgumentParser) -> None:
+    add_report_arguments(parser)
+    parser.set_defaults(kind="events")
 
 
 async def _run_demo(args: argparse.Namespace) -> None:
@@ -197,9 +242,17 @@ SUBCOMMANDS = (
     ),
     Subcommand(
         "events",
-        "fetch the VoiceTrends Event Tracker report: one row per period",
-        add_report_arguments,
-        _run_events,
+        "fetch the VoiceTrends Event Tracker report: one row per period (report events)",
+        _add_events_arguments,
+        _run_report,
+        VOICETRENDS_VARIABLES,
+    ),
+    Subcommand(
+        "report",
+        "fetch a VoiceTrends report: one row per period, form item (diagnostic-flow) or "
+        "place (geographic)",
+        _add_report_kind_arguments,
+        _run_report,
         VOICETRENDS_VARIABLES,
     ),
     Subcommand(
@@ -213,7 +266,7 @@ SUBCOMMANDS = (
 _EPILOG = """\
 credentials (environment variables only, never flags):
   calls, details   PLUM_FUSE_EMAIL, PLUM_FUSE_DEVELOPER_KEY
-  events           PLUM_VOICETRENDS_LOGIN, PLUM_VOICETRENDS_PASSWORD, or to mint them:
+  events, report   PLUM_VOICETRENDS_LOGIN, PLUM_VOICETRENDS_PASSWORD, or to mint them:
                    PLUM_VOICETRENDS_TOOL, PLUM_VOICETRENDS_ACCOUNT_LOGIN,
                    PLUM_VOICETRENDS_ACCOUNT_PASSWORD
   optional         PLUM_FUSE_URL, PLUM_VOICETRENDS_URL, PLUM_FORMAT

@@ -165,11 +165,17 @@ def add_call_log_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def add_report_arguments(parser: argparse.ArgumentParser) -> None:
-    """START, END, ``--period`` and ``--phone``: what every period report takes."""
+    """START, END, ``--period`` and ``--phone``: what every VoiceTrends report takes.
+
+    ``--period`` has no default here: the period reports read a missing one as ``day``, and
+    the two reports without periods refuse one rather than ignore it.
+    """
     parser.add_argument("start", metavar="START", type=report_day, help="first day, YYYY-MM-DD")
     parser.add_argument("end", metavar="END", type=report_day, help="last day, inclusive")
     parser.add_argument(
-        "--period", choices=[period.value for period in Period], default="day", help="default: day"
+        "--period",
+        choices=[period.value for period in Period],
+        help="default: day (diagnostic-flow and geographic have none)",
     )
     parser.add_argument("--phone", default="ALL", help="a number of digits, or ALL (default)")
     add_output_options(parser)

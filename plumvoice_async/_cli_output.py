@@ -7,7 +7,9 @@ export reads the same whatever wrote it:
 - a call's ``type`` is its text, so a type Plum adds later passes through unchanged;
 - a detailed call carries ``detail``, the list of its log lines (``line``, ``event_class``,
   ``timestamp``, ``data``);
-- a report is one row per period: ``period_start`` and then one column per series.
+- a period report is one row per period: ``period_start`` and then one column per series;
+  the diagnostic flow is one row per form item (``application`` first), the geographic
+  profile one row per place (``group``: ``us``, ``non_us`` or an unlisted group).
 
 Encoders turn a row into the exact bytes appended to the output, because the resumable
 export checkpoints byte lengths: a row is one line of JSON, or one CSV record in which
@@ -35,7 +37,7 @@ import anyio
 import attrs
 
 from ._governor import Snapshot
-from ._models import Call, CallEvent, DetailedCall
+from ._models import Call, CallEvent, DetailedCall, DiagnosticFlow, FlowNode, GeographicProfile
 
 __all__ = [
     "CALL_COLUMNS",
@@ -49,6 +51,8 @@ __all__ = [
     "call_row",
     "detailed_call_row",
     "encoder_for",
+    "flow_rows",
+    "geographic_rows",
     "iso_utc",
     "render_progress",
     "series_rows",
@@ -117,6 +121,29 @@ def series_rows(report: attrs.AttrsInstance) -> tuple[list[str], list[Row]]:
         for start in periods
     ]
     return [PERIOD_COLUMN, *series], rows
+
+
+def flow_rows(report: DiagnosticFlow) -> tuple[list[str], list[Row]]:
+    """The diagnostic flow as ``(columns, rows)``: one row per form item, in the order sent."""
+    node_columns = [field.name for field in attrs.fields(FlowNode)]
+    rows = [
+        {"application": application} | attrs.asdict(node)
+        for application, nodes in report.applications.items()
+        for node in nodes
+    ]
+    return ["application", *node_columns], rows
+
+
+def geographic_rows(report: GeographicProfile) -> tuple[list[str], list[Row]]:
+    """The geographic profile as ``(columns, rows)``: one row per place, grouped as sent."""
+    groups: dict[str, Mapping[str, int]] = {"us": report.us, "non_us": report.non_us}
+    groups.update(report.extra)
+    rows = [
+        {"group": group, "place": place, "calls": calls}
+        for group, counts in groups.items()
+        for place, calls in counts.items()
+    ]
+    return ["group", "place", "calls"], rows
 
 
 class RowEncoder(Protocol):
