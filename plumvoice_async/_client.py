@@ -130,6 +130,7 @@ class PlumClient:
             Api.VOICETRENDS: self._voicetrends_credentials(voicetrends_auth, voicetrends_login),
         }
         self._owns_http = http_client is None
+        self._owned_governor: RedisGovernor | None = None
         self._http = http_client if http_client is not None else httpx.AsyncClient()
         transport = Transport(
             http=self._http,
@@ -191,8 +192,9 @@ class PlumClient:
         settings: dict[str, object] = {
             "fuse_auth": _env_group(env, "PLUM_FUSE_EMAIL", "PLUM_FUSE_DEVELOPER_KEY"),
         }
+        redis_governor = None
         if env.get("PLUM_REDIS_URL") and "governor" not in overrides:
-            settings["governor"] = RedisGovernor.from_url(env["PLUM_REDIS_URL"])
+            redis_governor = settings["governor"] = RedisGovernor.from_url(env["PLUM_REDIS_URL"])
         if "voicetrends_auth" not in overrides and "voicetrends_login" not in overrides:
             settings["voicetrends_auth"] = _env_group(
                 env, "PLUM_VOICETRENDS_LOGIN", "PLUM_VOICETRENDS_PASSWORD"
@@ -213,7 +215,10 @@ class PlumClient:
             if env.get(variable):
                 settings[setting] = env[variable]
         settings.update(overrides)
-        return cls(**settings)  # type: ignore[arg-type]
+        client = cls(**settings)  # type: ignore[arg-type]
+        if redis_governor is not None:
+            client._owned_governor = redis_governor  # its connections close with the client
+        return client
 
     def quota_key(self, group: QuotaGroup | str) -> QuotaKey | None:
         """This client's bucket for ``group`` (``"fuse"``, ``"voicetrends"``...), for
@@ -223,9 +228,12 @@ class PlumClient:
         return None if source is None else QuotaKey(quota_group.value, source.account)
 
     async def aclose(self) -> None:
-        """Close the HTTP client if this client created it (an injected one is left open)."""
+        """Close what this client created: its HTTP client (an injected one is left open) and
+        the ``RedisGovernor`` that ``from_env`` built from ``PLUM_REDIS_URL``."""
         if self._owns_http:
             await self._http.aclose()
+        if self._owned_governor is not None:
+            await self._owned_governor.aclose()
 
     async def __aenter__(self) -> Self:
         return self

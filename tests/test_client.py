@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime
 
+import anyio
 import httpx
 import pytest
 
@@ -116,6 +117,21 @@ def test_from_env_builds_a_redis_governor_from_plum_redis_url():
     explicit = LocalGovernor()
     chosen = PlumClient.from_env({"PLUM_REDIS_URL": "redis://127.0.0.1:6379/0"}, governor=explicit)
     assert chosen.governor is explicit
+
+
+def test_only_the_redis_governor_built_from_the_environment_closes_with_the_client(monkeypatch):
+    closed: list[object] = []
+
+    async def record_close(self: RedisGovernor) -> None:
+        closed.append(self)
+
+    monkeypatch.setattr(RedisGovernor, "aclose", record_close)
+    built = PlumClient.from_env({"PLUM_REDIS_URL": "redis://127.0.0.1:6379/0"})
+    shared = RedisGovernor.from_url("redis://127.0.0.1:6379/0")
+    given = PlumClient.from_env({"PLUM_REDIS_URL": "redis://127.0.0.1:6379/0"}, governor=shared)
+    anyio.run(built.aclose)
+    anyio.run(given.aclose)
+    assert closed == [built.governor]
 
 
 def test_default_governor_is_a_local_governor():
