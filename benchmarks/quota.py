@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/quota.py                 # 150 per 4 s, 64 tasks, 10 windows
     .venv/bin/python benchmarks/quota.py --window 6 --tasks 32
+    .venv/bin/python benchmarks/quota.py --svg docs/quota-per-window.svg   # the README's plot
 
 One run, one table. Each row is the same ``PlumClient`` against a fresh ``PlumSimulator`` in
 process (httpx's ASGI transport, real time, the quota compressed to ``--limit`` per
@@ -20,6 +21,9 @@ full windows), and idle time while quota was left (per window: gaps longer than 
 admitted requests, from the window's start until its quota ran out). The first window is
 counted like the others: every variant starts cold on a boundary.
 
+With ``--svg``, the requests the server admitted and refused (429) in each window, for each
+variant, are drawn as bars against the limit: the README's picture of the governor.
+
 Last, the per-request cost of the governor itself, asyncio, no I/O: ``acquire`` + ``settle``
 on a ``LocalGovernor`` with quota to spare, against aiolimiter's ``acquire``, in microseconds
 and as a ratio measured in the same run.
@@ -32,8 +36,9 @@ import contextvars
 import itertools
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 import anyio
 import anyio.lowlevel
@@ -129,6 +134,85 @@ async def load(
     return simulator.requests, start, end
 
 
+def per_window(
+    log: list[LoggedRequest], start: float, end: float, *, window: int
+) -> list[tuple[int, int]]:
+    """(admitted, refused with a 429) in each window of the run, in order."""
+    first, last = math.floor(start / window), math.floor(end / window)
+    counts = {index: [0, 0] for index in range(first, last)}
+    for request in log:
+        if request.group is QuotaGroup.VOICETRENDS and start <= request.time < end:
+            slot = counts[math.floor(request.time / window)]
+            if request.counted:
+                slot[0] += 1
+            elif request.status == 429:
+                slot[1] += 1
+    return [(admitted, refused) for admitted, refused in counts.values()]
+
+
+def svg_plot(runs: Sequence[tuple[str, list[tuple[int, int]]]], limit: int, window: int) -> str:
+    """Grouped bars, one group per window: admitted (solid) and 429s (hatched) per variant,
+    under a dashed line at the limit. Plain SVG, so the benchmark needs no plotting library."""
+    colours = ("#1b7837", "#2166ac", "#b2182b")
+    windows = max(len(counts) for _, counts in runs)
+    top = max([limit, *(a + r for _, counts in runs for a, r in counts)]) * 1.1
+    width, height, left, bottom, pad = 760, 340, 48, 40, 70
+    plot_w, plot_h = width - left - 10, height - bottom - pad
+    group_w = plot_w / windows
+    bar_w = group_w * 0.8 / len(runs)
+
+    def y(value: float) -> float:
+        return pad + plot_h - value / top * plot_h
+
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'font-family="sans-serif" font-size="12">',
+        '<defs><pattern id="hatch" width="4" height="4" patternUnits="userSpaceOnUse">'
+        '<path d="M0,4 l4,-4" stroke="#000" stroke-width="1"/></pattern></defs>',
+        '<rect width="100%" height="100%" fill="#fff"/>',
+        f'<text x="{left}" y="18" font-size="14">Requests reaching the server per window: '
+        f"counted (solid), answered 429 (hatched); limit {limit} per {window} s</text>",
+    ]
+    for tick in range(0, int(top) + 1, 50):
+        parts.append(
+            f'<line x1="{left}" x2="{width - 10}" y1="{y(tick):.1f}" y2="{y(tick):.1f}" '
+            f'stroke="#ddd"/><text x="{left - 6}" y="{y(tick) + 4:.1f}" '
+            f'text-anchor="end">{tick}</text>'
+        )
+    for index, (name, counts) in enumerate(runs):
+        colour = colours[index % len(colours)]
+        legend_x = left + index * 240
+        parts.append(
+            f'<rect x="{legend_x}" y="30" width="12" height="12" fill="{colour}"/>'
+            f'<text x="{legend_x + 16}" y="41">{name}</text>'
+        )
+        for window_index, (admitted, refused) in enumerate(counts):
+            x = left + window_index * group_w + group_w * 0.1 + index * bar_w
+            parts.append(
+                f'<rect x="{x:.1f}" y="{y(admitted):.1f}" width="{bar_w:.1f}" '
+                f'height="{y(0) - y(admitted):.1f}" fill="{colour}"/>'
+            )
+            if refused:
+                parts.append(
+                    f'<rect x="{x:.1f}" y="{y(admitted + refused):.1f}" width="{bar_w:.1f}" '
+                    f'height="{y(admitted) - y(admitted + refused):.1f}" fill="{colour}" '
+                    'fill-opacity="0.35"/>'
+                    f'<rect x="{x:.1f}" y="{y(admitted + refused):.1f}" width="{bar_w:.1f}" '
+                    f'height="{y(admitted) - y(admitted + refused):.1f}" fill="url(#hatch)"/>'
+                )
+    for window_index in range(windows):
+        x = left + (window_index + 0.5) * group_w
+        parts.append(
+            f'<text x="{x:.1f}" y="{y(0) + 16:.1f}" text-anchor="middle">{window_index + 1}</text>'
+        )
+    parts.append(
+        f'<text x="{left + plot_w / 2:.1f}" y="{height - 6}" text-anchor="middle">window</text>'
+        f'<line x1="{left}" x2="{width - 10}" y1="{y(limit):.1f}" y2="{y(limit):.1f}" '
+        'stroke="#000" stroke-dasharray="6,4"/></svg>'
+    )
+    return "\n".join(parts) + "\n"
+
+
 def summarise(
     log: list[LoggedRequest], start: float, end: float, *, limit: int, window: int
 ) -> tuple[int, float, int, float, float, float]:
@@ -198,10 +282,12 @@ async def main(arguments: argparse.Namespace) -> None:
     )
     print(header)
     print(f"{'':<40} {'max':>7} {'mean':>8} {'':>6} {'lowest':>8} {'mean':>8} {'s/window':>17}")
+    plotted: list[tuple[str, list[tuple[int, int]]]] = []
     for name, make in variants.items():
         log, start, end = await load(
             make(), limit=limit, window=window, tasks=arguments.tasks, windows=arguments.windows
         )
+        plotted.append((name.split(" ")[0].rstrip(":"), per_window(log, start, end, window=window)))
         most, mean, rejected, lowest, used, idle = summarise(
             log, start, end, limit=limit, window=window
         )
@@ -209,6 +295,10 @@ async def main(arguments: argparse.Namespace) -> None:
             f"{name:<40} {most:>7} {mean:>8.1f} {rejected:>6} "
             f"{lowest:>8.1%} {used:>8.1%} {idle:>17.2f}"
         )
+    if arguments.svg is not None:
+        arguments.svg.parent.mkdir(parents=True, exist_ok=True)
+        arguments.svg.write_text(svg_plot(plotted, limit, window))
+        print(f"\nper-window plot written to {arguments.svg}")
     ours, theirs = await overhead(arguments.iterations)
     print(
         f"\nper request (asyncio, no I/O): LocalGovernor acquire+settle {ours:.2f} us, "
@@ -223,4 +313,5 @@ if __name__ == "__main__":
     parser.add_argument("--tasks", type=int, default=64)
     parser.add_argument("--windows", type=int, default=10)
     parser.add_argument("--iterations", type=int, default=100_000)
+    parser.add_argument("--svg", type=Path, help="also draw the requests per window here")
     anyio.run(main, parser.parse_args())
