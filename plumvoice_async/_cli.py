@@ -53,9 +53,9 @@ from ._governor import Snapshot
 __all__ = [
     "EXIT_STATUSES",
     "REPORTS",
-    "ReportKind",
     "SUBCOMMANDS",
     "CliError",
+    "ReportKind",
     "Subcommand",
     "build_parser",
     "failure",
