@@ -3,7 +3,7 @@
 Each ``Scenario`` is a few tasks that each make one request (plus its retries after a 429), a
 model of the server, and what must hold. The runner drives them on a ``FakeClock`` and talks to
 the governor only through its four verbs (``acquire``, ``settle``, ``release``, ``snapshot``)
-and the injected clock, so the same table runs unchanged against ``LocalGovernor`` and, later,
+and the injected clock, so the same table runs unchanged against ``LocalGovernor`` and
 ``RedisGovernor``: a factory builds the governor under test from ``(clock, limit, window,
 margin)``.
 
@@ -12,6 +12,13 @@ counter per window aligned to the server's clock; every answer carries ``X-RateL
 ``-Remaining``, ``-Reset`` and a ``Date`` at 1 s resolution, all read from the server's clock. The
 client's wall clock may be skewed from the server's (``Scenario.skew``) and the monotonic clock
 matches neither, so a governor that compares ``Reset`` with anything but ``Date`` shows it.
+
+Time moves one deadline at a time (``_Steps``): every sleep of the run, the governor's
+included, goes through a clock that records its deadline; the runner moves the ``FakeClock``
+to the earliest one, then lets the tasks it woke run one at a time, each until every task is
+blocked again. A governor that does I/O (``RedisGovernor``: a round trip to Redis per verb)
+passes ``quiesce``, which waits until no round trip is in flight: a task waiting for a socket
+counts as blocked, and without it fake time would jump while Redis answers.
 
 ``check(run)`` asserts the invariants every scenario shares plus the ones its ``Expect`` names:
 
@@ -37,9 +44,11 @@ matches neither, so a governor that compares ``Reset`` with anything but ``Date`
 
 from __future__ import annotations
 
+import heapq
 import itertools
 import math
-from collections.abc import Callable, Coroutine
+from collections import deque
+from collections.abc import Awaitable, Callable, Coroutine
 from datetime import datetime
 from email.utils import formatdate
 from enum import Enum
@@ -47,6 +56,7 @@ from typing import Any
 
 import anyio
 import attrs
+from anyio.lowlevel import checkpoint
 
 from plumvoice_async._clock import Clock
 from plumvoice_async._core.ratelimit import RateLimit
@@ -59,6 +69,9 @@ __all__ = ["SCENARIOS", "Expect", "Fault", "Foreign", "Headers", "Req", "Scenari
 
 GovernorFactory = Callable[[Clock, int, float, float], Governor]
 """Builds the governor under test from ``(clock, limit, window, margin)``."""
+
+Quiesce = Callable[[], Awaitable[bool]]
+"""Waits until the governor under test has no I/O in flight; says whether there was any."""
 
 MONOTONIC_START = 5_000.0
 """The fake monotonic clock's reading at the start: unrelated to any wall clock."""
@@ -371,14 +384,21 @@ def quota_key(account: str) -> QuotaKey:
     return QuotaKey(QuotaGroup.VOICETRENDS.value, account_hash(account))
 
 
-async def run(scenario: Scenario, make_governor: GovernorFactory) -> Run:
-    """Play ``scenario`` against a fresh governor; return what happened."""
+async def run(
+    scenario: Scenario, make_governor: GovernorFactory, *, quiesce: Quiesce | None = None
+) -> Run:
+    """Play ``scenario`` against a fresh governor; return what happened.
+
+    ``quiesce``: for a governor that does I/O, waits until none is in flight (see above).
+    """
     window = scenario.window
     base = FakeClock(start=MONOTONIC_START)
+    steps = _Steps(base, quiesce or _no_io)
+    clock = steps.clock(base)
     # The server's wall clock starts ``phase`` into a window and matches no other clock.
     server_start = (1_700_000_000 // window) * window + scenario.phase
     server_clock = base.skewed(server_start - MONOTONIC_START)
-    client_clock = server_clock.skewed(scenario.skew)
+    client_clock = steps.clock(server_clock.skewed(scenario.skew))
     governor = make_governor(client_clock, scenario.limit, window, scenario.margin)
     record = Run(scenario, window_zero=MONOTONIC_START - scenario.phase)
     server = _Server(scenario, server_clock, record)
@@ -386,7 +406,7 @@ async def run(scenario: Scenario, make_governor: GovernorFactory) -> Run:
     scopes = {i: anyio.CancelScope() for i, r in enumerate(scenario.requests) if r.cancel_at}
 
     async def client(task: int, req: Req) -> None:
-        await base.sleep(req.at)
+        await clock.sleep(req.at)
         key = quota_key(req.account)
         with scopes.get(task) or anyio.CancelScope() as scope:
             retry = False
@@ -411,7 +431,7 @@ async def run(scenario: Scenario, make_governor: GovernorFactory) -> Run:
                 attempt = Attempt(task, req.account, retry, seq, asked_at, base.monotonic())
                 record.attempts.append(attempt)
                 try:
-                    await base.sleep(req.up)
+                    await clock.sleep(req.up)
                 except BaseException:  # cancelled before sending: the token goes back
                     with anyio.CancelScope(shield=True):
                         await governor.release(permit)
@@ -420,7 +440,7 @@ async def run(scenario: Scenario, make_governor: GovernorFactory) -> Run:
                 attempt.arrived_at, attempt.window, attempt.status = base.monotonic(), index, status
                 answered: int | None = None if req.fault is Fault.NO_ANSWER else status
                 try:
-                    await base.sleep(req.down)
+                    await clock.sleep(req.down)
                 except BaseException:  # sent, but the answer never reached us
                     with anyio.CancelScope(shield=True):
                         await governor.settle(permit, status=None, rate_limit=None)
@@ -446,23 +466,23 @@ async def run(scenario: Scenario, make_governor: GovernorFactory) -> Run:
         record.finished.add(task)
 
     async def canceller(task: int, at: float) -> None:
-        await base.sleep(at)
+        await clock.sleep(at)
         scopes[task].cancel()
 
     async def other_process(foreign: Foreign) -> None:
-        await base.sleep(foreign.at)
+        await clock.sleep(foreign.at)
         server.spend(foreign.account, foreign.count)
 
     # A real-time bound, so a governor that spins (never letting the fake clock move on) fails
     # the test instead of hanging it; the fake clock itself never sleeps.
     with anyio.fail_after(REAL_TIME_LIMIT):
-        await _drive(scenario, base, governor, client, canceller, other_process, record)
+        await _drive(scenario, steps, governor, client, canceller, other_process, record)
     return record
 
 
 async def _drive(
     scenario: Scenario,
-    base: FakeClock,
+    steps: _Steps,
     governor: Governor,
     client: Callable[[int, Req], Coroutine[None, None, None]],
     canceller: Callable[[int, float], Coroutine[None, None, None]],
@@ -476,11 +496,107 @@ async def _drive(
                 tg.start_soon(canceller, task, req.cancel_at)
         for foreign in scenario.foreign:
             tg.start_soon(other_process, foreign)
-        await base.advance(scenario.duration)
+        await steps.advance(scenario.duration)
         for account in {r.account for r in scenario.requests}:
             snap = await governor.snapshot(quota_key(account))
             record.leftovers[account] = (snap.in_flight, snap.waiting)
         tg.cancel_scope.cancel()  # whatever is still running has leaked: check() says so
+
+
+class _SteppedClock:
+    """A view of the run's ``FakeClock`` whose sleeps the runner steps through."""
+
+    __slots__ = ("_steps", "_view")
+
+    def __init__(self, steps: _Steps, view: FakeClock) -> None:
+        self._steps = steps
+        self._view = view
+
+    def monotonic(self) -> float:
+        return self._view.monotonic()
+
+    def time(self) -> float:
+        return self._view.time()
+
+    async def sleep(self, seconds: float) -> None:
+        await self._steps.sleep(self._view, seconds)
+
+
+class _Steps:
+    """Moves a run's fake time one deadline at a time, and only when nothing else can happen.
+
+    Every sleep of the run records its deadline here; ``advance`` moves the ``FakeClock`` to the
+    earliest, then hands the sleepers it woke their turn one at a time, in the order they went
+    to sleep, each followed by ``calm``: every task blocked and no I/O in flight. So the
+    governor's round trips at one instant come in the order an in-process governor's calls
+    would, and none is in flight while time moves.
+    """
+
+    def __init__(self, base: FakeClock, quiesce: Quiesce) -> None:
+        self.base = base
+        self.quiesce = quiesce
+        self.deadlines: list[tuple[float, int]] = []
+        self.live: set[int] = set()
+        self.order = itertools.count()
+        self.woken: deque[anyio.Event] = deque()
+
+    def clock(self, view: FakeClock) -> _SteppedClock:
+        return _SteppedClock(self, view)
+
+    async def sleep(self, view: FakeClock, seconds: float) -> None:
+        if seconds <= 0:
+            await view.sleep(seconds)
+            return
+        entry = next(self.order)
+        heapq.heappush(self.deadlines, (view.monotonic() + seconds, entry))
+        self.live.add(entry)
+        try:
+            await view.sleep(seconds)
+        finally:
+            self.live.discard(entry)
+        turn = anyio.Event()
+        self.woken.append(turn)
+        await turn.wait()
+
+    def next_deadline(self) -> float | None:
+        while self.deadlines and self.deadlines[0][1] not in self.live:
+            heapq.heappop(self.deadlines)  # that sleep was cancelled
+        return self.deadlines[0][0] if self.deadlines else None
+
+    async def advance(self, seconds: float) -> None:
+        base = self.base
+        target = base.monotonic() + seconds
+        await self.calm()
+        while (deadline := self.next_deadline()) is not None and deadline <= target:
+            await base.advance(_span(base.monotonic(), deadline))
+            while self.woken:
+                self.woken.popleft().set()
+                await self.calm()
+        await base.advance(_span(base.monotonic(), target))
+        await self.calm()
+
+    async def calm(self) -> None:
+        """Let every task run until all are blocked, with no I/O in flight."""
+        while True:
+            for _ in range(8):  # cheap: settles the common case before anyio's full scan
+                await checkpoint()
+            if await self.quiesce():
+                continue
+            await anyio.wait_all_tasks_blocked()
+            if not await self.quiesce():
+                return
+
+
+def _span(now: float, deadline: float) -> float:
+    """The least ``span`` with ``now + span >= deadline`` in floats, as ``FakeClock`` adds."""
+    span = max(0.0, deadline - now)
+    while now + span < deadline:
+        span = math.nextafter(span, math.inf)
+    return span
+
+
+async def _no_io() -> bool:
+    return False
 
 
 # -- the checks ---------------------------------------------------------------------------------

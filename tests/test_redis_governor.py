@@ -1,14 +1,19 @@
 """RedisGovernor on a real ``redis-server`` (see tests/redis_server.py), asyncio only.
 
 redis-py's asyncio client does not run on trio, so this module overrides ``anyio_backend``
-to asyncio (one test checks that trio gets a clear error). Time inside the scripts is Redis
-``TIME``, real time: tests that need a window to end use a compressed one (about a second).
+to asyncio (one test checks that trio gets a clear error).
 
-The scenario table (tests/governor_scenarios.py) is not run here: its runner moves a
-``FakeClock`` whenever every task is blocked, and a task waiting for Redis's answer counts as
-blocked, so fake time would jump during each round trip while Redis's clock stands still. The
-rules it checks are covered below against real time instead (quota never exceeded across
-processes, probe first, 429 for everyone, Reset - Date, FIFO, max_wait, leases, wake-ups).
+The governor's scenario table (tests/governor_scenarios.py) runs here unchanged, as it does
+against ``LocalGovernor``, on a ``FakeClock``: the governor sleeps on the injected clock, its
+scripts read that clock instead of Redis ``TIME`` (the private ``_time_from_clock`` seam), and
+the runner moves fake time only while no Redis command awaits its reply (``CountingRedis``).
+Its safety-net re-check is set a day off, so every wake-up in those runs is a deadline or a
+hand-over, never a poll.
+
+The other tests run on real time and Redis ``TIME`` (compressed windows of about a second
+where one must end): what only several processes or Redis itself show (a quota shared across
+processes, wake-ups by pub/sub, leases of a killed process, scripts reloaded, round trips per
+request, Redis unreachable).
 """
 
 from __future__ import annotations
@@ -24,19 +29,23 @@ import time
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
+from redis.asyncio import Redis
 
 from plumvoice_async import GovernorUnavailableError, RateLimitError, RedisGovernor
-from plumvoice_async._clock import SystemClock
+from plumvoice_async._clock import Clock, SystemClock
 from plumvoice_async._core.ratelimit import RateLimit
 from plumvoice_async._core.requests import QuotaGroup
-from plumvoice_async._governor import Permit, QuotaKey, account_hash
-from plumvoice_async._redis_governor import _import_redis, _Lease
+from plumvoice_async._governor import Governor, Permit, QuotaKey, account_hash
+from plumvoice_async._redis_lane import Lease
+from plumvoice_async._redis_scripts import import_redis
 from plumvoice_async.testing import PlumSimulator, serve
 from plumvoice_async.testing._simulator import Quota
 
+from .governor_scenarios import SCENARIOS, Scenario, check, run
 from .redis_server import redis_url
 
 __all__ = ["redis_url"]  # the fixture, imported for pytest
@@ -103,6 +112,67 @@ class Server:
     def answer(self, remaining: int) -> RateLimit:
         date = self.start + math.floor(time.monotonic() - self.started)
         return RateLimit(self.limit, remaining, self.reset, date)
+
+
+class CountingRedis(Redis):
+    """A Redis client that knows how many commands await their reply.
+
+    The scenario runner's ``quiesce``: fake time must not move while Redis answers.
+    """
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.in_flight = 0
+        self._idle: anyio.Event | None = None
+
+    async def execute_command(self, *args, **options):
+        self.in_flight += 1
+        try:
+            return await super().execute_command(*args, **options)
+        finally:
+            self.in_flight -= 1
+            if not self.in_flight and self._idle is not None:
+                self._idle.set()
+
+    async def quiesce(self) -> bool:
+        if not self.in_flight:
+            return False
+        self._idle = anyio.Event()
+        await self._idle.wait()
+        return True
+
+
+# -- the scenario table ------------------------------------------------------------------------
+
+DAY = 86_400.0
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=[s.name for s in SCENARIOS])
+async def test_scenario(scenario: Scenario, redis_url: str, prefix: str):
+    client = CountingRedis.from_url(redis_url, decode_responses=True, socket_timeout=5.0)
+    made: list[RedisGovernor] = []
+
+    def redis_governor(clock: Clock, limit: int, window: float, margin: float) -> Governor:
+        governor = RedisGovernor(
+            client,
+            limit=limit,
+            window=window,
+            margin=margin,
+            prefix=prefix,
+            recheck=DAY,
+            clock=clock,
+            _time_from_clock=True,
+        )
+        made.append(governor)
+        return governor
+
+    try:
+        result = await run(scenario, redis_governor, quiesce=client.quiesce)
+    finally:
+        for governor in made:
+            await governor.aclose()
+        await client.aclose()
+    check(result)
 
 
 # -- the bucket's rules, shared --------------------------------------------------------------
@@ -187,6 +257,93 @@ async def test_waiters_of_one_process_are_served_first_come_first_served(make):
             await anyio.sleep(0.01)
         await other.settle(probe, status=200, rate_limit=Server().answer(6))
     assert order == list(range(6))
+
+
+async def test_arrivals_are_served_in_order_while_redis_answers_somebody_else(make):
+    a, server = make(), Server()
+    probe = await a.acquire(KEY)
+    await a.settle(probe, status=200, rate_limit=server.answer(9))
+    order: list[int] = []
+
+    async def take(task: int) -> None:
+        await a.acquire(KEY)
+        order.append(task)
+
+    async with anyio.create_task_group() as group:
+        for task in range(8):  # all arrive while the first one's admission is in flight
+            group.start_soon(take, task)
+    assert order == list(range(8))
+
+
+async def test_a_settle_hands_its_tokens_to_this_process_s_queue_in_its_own_round_trip(make):
+    a, server = make(recheck=30.0), Server()
+    probe = await a.acquire(KEY)
+    served: list[int] = []
+
+    async def wait(task: int) -> None:
+        await a.acquire(KEY)
+        served.append(task)
+
+    async with anyio.create_task_group() as group:
+        for task in range(3):
+            group.start_soon(wait, task)
+        await _until_asleep(a)
+        before = await a._redis.info("commandstats")
+        await a.settle(probe, status=200, rate_limit=server.answer(5))
+    after = await a._redis.info("commandstats")
+    assert served == [0, 1, 2]
+    assert _ran(before, after, "evalsha") == 1  # the settle: no admission after it
+    assert _ran(before, after, "publish") == 0  # nobody else waits: no message
+
+
+async def test_a_process_is_not_woken_by_its_own_messages(make):
+    a, b = make(recheck=30.0), make(recheck=30.0)
+    probe = await a.acquire(KEY)
+
+    async def wait(governor: RedisGovernor) -> None:
+        await governor.acquire(KEY)
+
+    async with anyio.create_task_group() as group:
+        for governor in (a, a, b):
+            group.start_soon(wait, governor)
+        await _until_asleep(a, b)
+        before = await a._redis.info("commandstats")
+        # One token: a's first waiter takes it; the message wakes b, which finds none, and
+        # not a's second waiter, which sleeps on what the settle's own reply said.
+        await a.settle(probe, status=200, rate_limit=Server().answer(1))
+        with anyio.fail_after(5):
+            while _ran(before, await a._redis.info("commandstats"), "evalsha") < 2:  # noqa: ASYNC110
+                await anyio.sleep(0.01)
+        await anyio.sleep(0.05)  # a's own copy of the message arrived with b's: no news
+        after = await a._redis.info("commandstats")
+        group.cancel_scope.cancel()
+    assert _ran(before, after, "evalsha") == 2  # a's settle, b's admission
+    assert _ran(before, after, "publish") == 1
+
+
+async def _until_asleep(*governors: RedisGovernor) -> None:
+    """Until each governor has waiters and every pump sleeps on its plan with its subscription
+    in force (real time, bounded): nothing more happens then until time or a message says so."""
+
+    def asleep(governor: RedisGovernor) -> bool:
+        lanes = [lane for lane in governor._lanes.values() if lane.waiting]
+        return bool(lanes) and all(
+            lane.listening and lane.nap is not None and not lane.news for lane in lanes
+        )
+
+    with anyio.fail_after(5):
+        while not all(asleep(governor) for governor in governors):  # noqa: ASYNC110
+            await anyio.sleep(0.005)
+
+
+def _ran(before: dict[str, Any], after: dict[str, Any], command: str) -> int:
+    """How many ``command`` ran between two ``INFO commandstats`` (a NOSCRIPT refusal did not)."""
+
+    def ran(stats: dict[str, Any]) -> int:
+        entry = stats.get(f"cmdstat_{command}", {})
+        return int(entry.get("calls", 0)) - int(entry.get("failed_calls", 0))
+
+    return ran(after) - ran(before)
 
 
 async def test_a_retry_after_a_429_goes_before_first_attempts(make):
@@ -362,7 +519,7 @@ async def test_redis_unreachable_fails_fast_with_a_clear_error(caplog):
     # An answer that cannot be recorded is not an error for the request that got it: its
     # lease expires and counts as spent.
     with caplog.at_level(logging.WARNING, logger="plumvoice_async"), anyio.fail_after(3):
-        await governor.settle(Permit(KEY, _Lease(1)), status=200, rate_limit=None)
+        await governor.settle(Permit(KEY, Lease(1)), status=200, rate_limit=None)
     assert "lease will expire" in caplog.records[-1].getMessage()
     await governor.aclose()
 
@@ -388,7 +545,7 @@ async def test_redis_unreachable_falls_back_to_a_share_of_the_quota_when_asked(c
 
 
 def test_bad_settings_are_refused():
-    redis = _import_redis()
+    redis = import_redis()
     client = redis.asyncio.Redis()
     for options in ({"fallback": "remote"}, {"fallback_share": 0.0}, {"lease": 0}, {"limit": 0}):
         with pytest.raises(ValueError, match=r"fallback|lease|limit"):

@@ -1,13 +1,5 @@
--- ADMIT (rule 1): one token if grantable, as a lease; otherwise mark that somebody waits.
+-- ADMIT (rule 1): tokens for the caller's queue if grantable, as leases; else it is marked.
 advance()
-local number = -1
-if grantable() > 0 then
-  number = redis.call('HINCRBY', state, 'seq', 1)
-  s.seq = tostring(number)
-  redis.call('ZADD', leases, now + lease, number)
-  if phase == 'probing' then probe = tostring(number) end
-else
-  redis.call('SET', waiting, '1', 'PX', tonumber(ARGV[7]))
-end
+local granted = grant()
 save()
-return report(number, '')
+return report(#granted, '', granted)

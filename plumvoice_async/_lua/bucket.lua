@@ -5,16 +5,22 @@
 --
 -- KEYS: 1 state hash, 2 leases (zset: admission number scored by lease expiry),
 --       3 unreported spends (zset: "number:admissions-when-joined" scored by expiry),
---       4 waiting marker (exists while some process waits for a token).
+--       4 waiting processes (zset: process id scored by when its mark lapses).
 -- ARGV: 1 limit, 2 window ms, 3 margin ms, 4 lease ms, 5 key ttl ms, 6 wake channel,
---       7 waiting marker ttl ms; the verb's own arguments from 8 on.
+--       7 waiting mark life ms, 8 the calling process's id, 9 now in ms ('' = Redis TIME;
+--       anything else is the test seam of _redis_governor.py), 10 how many tokens the calling
+--       process's queue wants handed over; the verb's own arguments from 11 on.
 local state, leases, unreported, waiting = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local window, margin = tonumber(ARGV[2]), tonumber(ARGV[3])
 local lease, ttl, channel = tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6]
+local mark_life, origin, want = tonumber(ARGV[7]), ARGV[8], tonumber(ARGV[10])
 local unreported_life = window + margin
 
-local clock = redis.call('TIME')
-local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+local now = tonumber(ARGV[9])
+if now == nil then
+  local clock = redis.call('TIME')
+  now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+end
 
 local s = {}
 local raw = redis.call('HGETALL', state)
@@ -71,6 +77,27 @@ local function grantable()
   return math.max(0, remaining - outstanding())
 end
 
+local function grant()
+  -- ADMIT (rule 1) for the caller's queue: up to `want` tokens, as leases, in one round trip.
+  -- A caller left waiting marks itself, so that others' answers wake it (see wake).
+  local granted = {}
+  while #granted < want and grantable() > 0 do
+    local number = redis.call('HINCRBY', state, 'seq', 1)
+    s.seq = tostring(number)
+    redis.call('ZADD', leases, now + lease, number)
+    if phase == 'probing' then probe = tostring(number) end
+    granted[#granted + 1] = number
+  end
+  if #granted < want then
+    redis.call('ZREMRANGEBYSCORE', waiting, '-inf', now)
+    redis.call('ZADD', waiting, now + mark_life, origin)
+    redis.call('PEXPIRE', waiting, mark_life)
+  else
+    redis.call('ZREM', waiting, origin)
+  end
+  return granted
+end
+
 local function next_deadline()
   local d = nil
   if phase ~= 'probing' then d = wend end
@@ -88,15 +115,21 @@ local function save()
   for _, key in ipairs({state, leases, unreported}) do redis.call('PEXPIRE', key, ttl) end
 end
 
-local function wake(why)
-  if redis.call('EXISTS', waiting) == 1 then redis.call('PUBLISH', channel, why) end
+local function wake()
+  -- Tell the other processes still waiting that the bucket changed; the caller has the reply.
+  for _, other in ipairs(redis.call('ZRANGEBYSCORE', waiting, now, '+inf')) do
+    if other ~= origin then
+      redis.call('PUBLISH', channel, origin)
+      return
+    end
+  end
 end
 
-local function report(head, outcome)
+local function report(head, outcome, granted)
   -- {head, outcome, phase, limit, remaining, window end - now, in flight, unreported,
-  --  grantable, next deadline - now}: -1 for "none".
+  --  grantable, next deadline - now, {lease numbers granted}}: -1 for "none".
   local deadline = next_deadline()
   return {head, outcome, phase, limit, remaining, wend and (wend - now) or -1,
     redis.call('ZCARD', leases), redis.call('ZCARD', unreported), grantable(),
-    deadline and (deadline - now) or -1}
+    deadline and (deadline - now) or -1, granted or {}}
 end

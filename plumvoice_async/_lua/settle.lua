@@ -1,8 +1,10 @@
--- SETTLE (rules 2, 4, 5). ARGV: 8 the lease (admission number), 9 status ('' = no answer),
--- 10 '1' if the answer had X-RateLimit headers, 11 Limit, 12 Remaining, 13 Reset,
--- 14 Date ('' = none), 15 the extra margin (ms) when a Reset must be read without any Date.
+-- SETTLE (rules 2, 4, 5), then ADMIT for the caller's queue with what it freed (rule 6: the
+-- answer hands tokens over, as the local governor's settle does). ARGV: 11 the lease (admission
+-- number), 12 status ('' = no answer), 13 '1' if the answer had X-RateLimit headers, 14 Limit,
+-- 15 Remaining, 16 Reset, 17 Date ('' = none), 18 the extra margin (ms) when a Reset must be
+-- read without any Date.
 advance()
-local member, status = ARGV[8], ARGV[9]
+local member, status = ARGV[11], ARGV[12]
 local admitted = redis.call('ZREM', leases, member) == 1
 if admitted and member == probe then probe = '' end
 
@@ -18,15 +20,15 @@ end
 
 local function window_of()
   -- The answer's window end on the Redis clock, and its absolute Reset (nil: a delta).
-  local reset = tonumber(ARGV[13])
+  local reset = tonumber(ARGV[16])
   if reset < 1000000000 then return now + reset * 1000 + margin, nil end
-  if ARGV[14] ~= '' then
-    local date = tonumber(ARGV[14])
+  if ARGV[17] ~= '' then
+    local date = tonumber(ARGV[17])
     offset = date * 1000 - now -- Reset - Date: the server's clock only
     return now + math.max(0, reset - date) * 1000 + margin, reset
   end
   if offset then return math.max(now, reset * 1000 - offset) + margin, reset end
-  return now + math.max(0, reset * 1000 - now) + margin + tonumber(ARGV[15]), reset
+  return now + math.max(0, reset * 1000 - now) + margin + tonumber(ARGV[18]), reset
 end
 
 local function compare(e, reset)
@@ -46,8 +48,8 @@ local function resync(closed)
   speaks = true
   forget_reported(admitted and tonumber(member) or nil)
   local e, reset = window_of()
-  local reported = closed and 0 or tonumber(ARGV[12])
-  local reported_limit = tonumber(ARGV[11])
+  local reported = closed and 0 or tonumber(ARGV[15])
+  local reported_limit = tonumber(ARGV[14])
   local relation = compare(e, reset)
   if relation > 0 then
     phase, sreset, send, wend, remaining = 'server', reset, e, e, reported
@@ -67,7 +69,7 @@ local function resync(closed)
 end
 
 local outcome
-if ARGV[10] == '1' then
+if ARGV[13] == '1' then
   outcome = resync(status == '429')
 elseif not admitted then
   outcome = 'unknown'
@@ -87,6 +89,7 @@ else
     outcome = 'local'
   end
 end
+local granted = grant()
 save()
-wake(outcome)
-return report(admitted and 1 or 0, outcome)
+wake()
+return report(admitted and 1 or 0, outcome, granted)
