@@ -1,6 +1,7 @@
 """Every code block in the README runs.
 
-Python scripts run in a subprocess with ``PLUM_*`` pointing at a simulator served on loopback;
+Python scripts run in a subprocess with ``PLUM_*`` pointing at a simulator served on loopback
+(and, for the blocks that read it, ``PLUM_REDIS_URL`` at the session's real redis-server);
 pytest-style blocks run with a fresh simulator on both backends; the shell blocks run with
 bash, the demo's and the CLI's commands in this environment (their install prefix is the one
 ``.ci/run`` executes verbatim for the test command on a fresh clone).
@@ -18,6 +19,10 @@ import anyio
 import pytest
 
 from plumvoice_async.testing import PlumSimulator, serve
+
+from .redis_server import redis_url
+
+__all__ = ["redis_url"]  # the fixture, imported for pytest
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 BLOCK = re.compile(r"```(\w+)\n(.*?)```", re.DOTALL)
@@ -104,7 +109,7 @@ TESTS = [code for code in blocks("python") if "async def test_" in code]
 
 
 @pytest.mark.parametrize("code", SCRIPTS)
-def test_script_blocks_run_against_the_simulator(code: str, tmp_path: Path):
+def test_script_blocks_run_against_the_simulator(code: str, tmp_path: Path, redis_url: str):
     simulator = PlumSimulator()
     env = {
         **os.environ,
@@ -113,6 +118,8 @@ def test_script_blocks_run_against_the_simulator(code: str, tmp_path: Path):
         "PLUM_VOICETRENDS_LOGIN": simulator.voicetrends_auth[0],
         "PLUM_VOICETRENDS_PASSWORD": simulator.voicetrends_auth[1],
     }
+    if "PLUM_REDIS_URL" in code:  # the Redis section's blocks get a real one
+        env["PLUM_REDIS_URL"] = redis_url
     script = tmp_path / "block.py"
     script.write_text(code)
     with serve(simulator) as url:
