@@ -21,15 +21,10 @@ from __future__ import annotations
 
 import argparse
 import math
-import shutil
-import socket
 import subprocess
 import sys
-import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -42,48 +37,10 @@ from plumvoice_async._core.requests import QuotaGroup
 from plumvoice_async._governor import Governor, QuotaKey, account_hash
 from plumvoice_async.testing import PlumSimulator, serve
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repository, for tests/
+from tests.redis_server import RedisServerMissing, running_redis_server
+
 KEY = QuotaKey(QuotaGroup.VOICETRENDS.value, account_hash("bench@example.com"))
-
-
-@contextmanager
-def redis_server() -> Iterator[str]:
-    """A throw-away ``redis-server`` on a free loopback port."""
-    executable = shutil.which("redis-server")
-    if executable is None:
-        sys.exit("redis-server is not installed (apt-get install -y redis-server)")
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    with tempfile.TemporaryDirectory() as folder:
-        server = subprocess.Popen(
-            [
-                executable,
-                "--port",
-                str(port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                folder,
-            ],
-            stdout=subprocess.DEVNULL,
-        )
-        try:
-            for _ in range(500):
-                try:
-                    with socket.create_connection(("127.0.0.1", port), timeout=0.2) as c:
-                        c.sendall(b"PING\r\n")
-                        if c.recv(16).startswith(b"+PONG"):
-                            break
-                except OSError:
-                    time.sleep(0.02)
-            yield f"redis://127.0.0.1:{port}/0"
-        finally:
-            server.terminate()
-            server.wait()
 
 
 # -- part 1: many processes ---------------------------------------------------------------------
@@ -214,9 +171,12 @@ def main() -> None:
         many_processes(args.redis_url, args)
         anyio.run(costs, args.redis_url, args.rounds)
         return
-    with redis_server() as url:
-        many_processes(url, args)
-        anyio.run(costs, url, args.rounds)
+    try:
+        with running_redis_server() as url:
+            many_processes(url, args)
+            anyio.run(costs, url, args.rounds)
+    except RedisServerMissing as exc:
+        sys.exit(str(exc))
 
 
 if __name__ == "__main__":

@@ -1,9 +1,9 @@
 """A real ``redis-server`` for the Redis governor's tests, and the worker process they start.
 
-``redis_url`` is a session-scoped fixture: it starts ``redis-server`` on a free loopback port
-(no persistence, in a temporary directory), waits until it answers ``PING`` and stops it after
-the session. Without ``redis-server`` on the PATH the tests fail, they do not skip: CI installs
-it (``apt-get install -y redis-server``).
+``redis_url`` is a session-scoped fixture: ``running_redis_server`` starts ``redis-server`` on a
+free loopback port (no persistence, in a temporary directory), waits until it answers ``PING``
+and stops it after the session. Without ``redis-server`` on the PATH the tests fail, they do
+not skip: CI installs it (``apt-get install -y redis-server``).
 
 ``python -m tests.redis_server REDIS_URL PREFIX SIMULATOR_URL LIMIT WINDOW TASKS REQUESTS`` is
 one worker process of the multi-process test: ``TASKS`` tasks share one ``PlumClient`` and its
@@ -21,6 +21,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -43,13 +44,20 @@ def _ping(port: int) -> bool:
         return False
 
 
-@pytest.fixture(scope="session")
-def redis_url() -> Iterator[str]:
-    """The URL of a fresh, empty ``redis-server`` on loopback, for the whole session."""
+class RedisServerMissing(RuntimeError):
+    """``redis-server`` is not on the PATH, or did not start."""
+
+
+@contextmanager
+def running_redis_server() -> Iterator[str]:
+    """A fresh, empty ``redis-server`` on a free loopback port, stopped on exit; its URL.
+
+    Shared with ``benchmarks/redis_quota.py``.
+    """
     executable = shutil.which("redis-server")
     if executable is None:
-        pytest.fail(
-            "redis-server is not installed: the Redis governor's tests need a real one "
+        raise RedisServerMissing(
+            "redis-server is not installed: the Redis governor needs a real one "
             "(apt-get install -y redis-server)"
         )
     port = _free_port()
@@ -75,12 +83,25 @@ def redis_url() -> Iterator[str]:
             deadline = time.monotonic() + _STARTUP_TIMEOUT
             while not _ping(port):
                 if server.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"redis-server did not answer PING on port {port}")
+                    raise RedisServerMissing(f"redis-server did not answer PING on port {port}")
                 time.sleep(0.02)
             yield f"redis://127.0.0.1:{port}/0"
         finally:
             server.terminate()
             server.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """The URL of a fresh, empty ``redis-server`` on loopback, for the whole session.
+
+    Without one the tests fail, they do not skip: CI installs it.
+    """
+    try:
+        with running_redis_server() as url:
+            yield url
+    except RedisServerMissing as exc:
+        pytest.fail(str(exc))
 
 
 def _worker(argv: list[str]) -> None:
