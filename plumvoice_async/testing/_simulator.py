@@ -1,18 +1,11 @@
 """``PlumSimulator``: an in-process fake of the Plum APIs, as a plain ASGI app.
 
-It serves, from one app (their paths differ), from a ``CallDataset``, in JSON or XML by
-``Accept`` (``application/xml`` selects XML, anything else JSON; plum-api.md 1.1, 2.1):
-
-- the VoiceTrends reports (plum-api.md 1.4, 1.5): ``GET /api/{events,volume,performance,
-  profile}/{start}/{end}/{period}/{phone}`` and, without a period,
-  ``GET /api/{path,profile}/{start}/{end}/{phone}`` (diagnostic flow, and the geographic report
-  under the caller profile's prefix with one segment fewer, as documented: quirk 4);
-- ``POST /api/auth`` (plum-api.md 1.2): a form-encoded ``tool``, ``login`` and ``password`` of
-  a tool account mints a temporary pair, two 32-character lowercase hex strings, accepted by
-  the reports until it has been idle for ``temporary_credentials_ttl`` seconds (24 hours, as
-  documented) or ``expire_temporary_credentials()`` is called;
-- the Fuse call logs (``GET /api/calls/{start}/{end}``, ``GET /api/all_logs/{start}/{end}``,
-  ``GET /api/call/{session_id}``, plum-api.md 2.2-2.4).
+It serves the paths of ``_routes`` from a ``CallDataset``, in JSON or XML by ``Accept``
+(``application/xml`` selects XML, anything else JSON; plum-api.md 1.1, 2.1), reading requests
+with ``_request_parsing``. At ``POST /api/auth`` (plum-api.md 1.2), a form-encoded ``tool``,
+``login`` and ``password`` of a tool account mints a temporary pair, two 32-character lowercase
+hex strings, accepted by the reports until it has been idle for ``temporary_credentials_ttl``
+seconds (24 hours, as documented) or ``expire_temporary_credentials()`` is called.
 
 Each request passes these checks in order (the order is the simulator's choice):
 
@@ -39,19 +32,14 @@ without headers (or with no quota at all, as Fuse documents none: plum-api.md 2.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hmac
 import inspect
 import math
 import random
-import re
-from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
-from datetime import date
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from email.utils import formatdate
 from http import HTTPStatus
-from typing import Any, Literal
-from urllib.parse import parse_qsl, unquote
+from typing import Any
+from urllib.parse import parse_qsl
 
 import attrs
 import httpx
@@ -62,26 +50,19 @@ from .._clock import Clock, SystemClock
 from .._core.requests import Api, QuotaGroup
 from .._credentials import TOOLS, VoiceTrendsLogin
 from .._governor import account_hash
-from .._models import CallPage, DetailedCallPage, Period, TemporaryCredentials
+from .._models import CallPage, DetailedCallPage, TemporaryCredentials
+from . import _request_parsing as parsing
 from ._dataset import CallDataset
 from ._faults import FaultPlan, SimRequest, SimulatedConnectionDrop
 from ._render import MEDIA_TYPES, render, render_error
+from ._request_parsing import Format, Message, Receive, Rejected, Scope
+from ._routes import PERIOD_REPORTS, RANGE_REPORTS, ROUTES, WRONG_METHOD, Route
 
 __all__ = ["LoggedRequest", "PlumSimulator", "Quota"]
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
-Format = Literal["json", "xml"]
 PageHook = Callable[[int, int], Awaitable[None] | None]
 
-_LIMIT_DEFAULT, _LIMIT_MAX = 1000, 10_000  # plum-api.md 2.3 (all_logs; calls assumed the same)
-_MAX_REPORT_DAYS = 3660  # ten years of daily rows: a bound on one answer, not a Plum rule
-_MAX_FORM_BYTES = 64 * 1024  # an auth form is three short fields
-_FORM_TYPE = "application/x-www-form-urlencoded"  # plum-api.md 1.2
-_PHONE = re.compile(r"[0-9]{3,15}")
-_DIGITS = re.compile(r"[0-9]{1,12}")
 _HTML_PAGE = (
     b"<!DOCTYPE html><html><head><title>Service Unavailable</title></head>"
     b"<body><h1>Down for maintenance</h1><p>Please try again later.</p></body></html>"
@@ -155,57 +136,6 @@ class _Minted:
     password: str
     owner: str
     last_used: float
-
-
-class _Rejected(Exception):
-    """Strictly private: a request refused with ``status`` and an ``error`` message."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-
-
-@attrs.frozen
-class _Route:
-    """Strictly private: what a path names (``kind``), its API, quota group and method."""
-
-    kind: str
-    api: Api
-    group: QuotaGroup
-    method: str = "GET"
-
-
-_REPORT = (Api.VOICETRENDS, QuotaGroup.VOICETRENDS)
-_FUSE = (Api.FUSE, QuotaGroup.FUSE)
-# Keyed by resource and number of path arguments: ``profile`` is two reports (quirk 4).
-_ROUTES = {
-    ("auth", 0): _Route("auth", Api.VOICETRENDS, QuotaGroup.VOICETRENDS_AUTH, "POST"),
-    ("events", 4): _Route("events", *_REPORT),
-    ("volume", 4): _Route("volume", *_REPORT),
-    ("performance", 4): _Route("performance", *_REPORT),
-    ("profile", 4): _Route("caller_profile", *_REPORT),
-    ("path", 3): _Route("diagnostic_flow", *_REPORT),
-    ("profile", 3): _Route("geographic", *_REPORT),
-    ("calls", 2): _Route("calls", *_FUSE),
-    ("all_logs", 2): _Route("all_logs", *_FUSE),
-    ("call", 1): _Route("call", *_FUSE),
-}
-_PERIOD_REPORTS: dict[str, Callable[[CallDataset, date, date, Period, str], Any]] = {
-    "events": CallDataset.event_report,
-    "volume": CallDataset.volume_report,
-    "performance": CallDataset.performance_report,
-    "caller_profile": CallDataset.caller_profile,
-}
-_RANGE_REPORTS: dict[str, Callable[[CallDataset, date, date, str], Any]] = {
-    "diagnostic_flow": CallDataset.diagnostic_flow,
-    "geographic": CallDataset.geographic_profile,
-}
-# plum-api.md 1.4 quirk: the VoiceTrends reports are GET, but their 405 text says POST.
-_WRONG_METHOD = {
-    Api.VOICETRENDS: "invalid HTTP method supplied (only POST allowed)",
-    Api.FUSE: "invalid HTTP method supplied (only GET allowed)",
-}
 
 
 class PlumSimulator:
@@ -363,25 +293,25 @@ class PlumSimulator:
             name.decode("latin-1").lower(): value.decode("latin-1")
             for name, value in scope.get("headers", [])
         }
-        fmt = _negotiate(headers.get("accept", ""))
+        fmt = parsing.negotiate(headers.get("accept", ""))
         now = self.clock.time()
 
         def log(status: int, **fields: Any) -> LoggedRequest:
             return LoggedRequest(now, method, path, status, **fields)
 
-        resource, arguments = _split_path(scope)
-        route = _ROUTES.get((resource, len(arguments)))
+        resource, arguments = parsing.split_path(scope)
+        route = ROUTES.get((resource, len(arguments)))
         if route is None:
             response = self._error(404, "not found", fmt)
             return response, log(404, group=None, account=None, counted=False)
         if method != route.method:
             allow = [("allow", route.method)]
-            response = self._error(405, _WRONG_METHOD[route.api], fmt, allow)
+            response = self._error(405, WRONG_METHOD[route.api], fmt, allow)
             return response, log(405, group=route.group, account=None, counted=False)
         form: Mapping[str, str] | None = None
         if route.kind == "auth":
             # plum-api.md 1.2: no Basic header; the quota is the form's tool login's.
-            form = await _read_form(receive, headers.get("content-type", ""))
+            form = await parsing.read_form(receive, headers.get("content-type", ""))
             login: str | None = (form or {}).get("login", "")
         else:
             login = self._authenticate(route.api, headers.get("authorization"), now)
@@ -431,15 +361,15 @@ class PlumSimulator:
         A live minted pair spends its tool login's quota, and its use keeps it alive for
         another ``temporary_credentials_ttl`` (plum-api.md 1.2: expiry 24 h after last use).
         """
-        pair = _basic_credentials(header)
+        pair = parsing.basic_credentials(header)
         if pair is None:
             return None
         login, password = pair
         expected = self._accounts[api].get(login)
         if expected is not None:
-            return login if _same(password, expected) else None
+            return login if parsing.same(password, expected) else None
         minted = self._minted.get(login) if api is Api.VOICETRENDS else None
-        if minted is None or not _same(password, minted.password):
+        if minted is None or not parsing.same(password, minted.password):
             return None
         if now - minted.last_used >= self.temporary_credentials_ttl:
             del self._minted[login]
@@ -474,7 +404,7 @@ class PlumSimulator:
 
     async def _resource(
         self,
-        route: _Route,
+        route: Route,
         arguments: list[str],
         query: Mapping[str, str],
         form: Mapping[str, str] | None,
@@ -484,30 +414,29 @@ class PlumSimulator:
     ) -> _Response:
         try:
             document = await self._document(route, arguments, query, form, now)
-        except _Rejected as rejected:
+        except Rejected as rejected:
             return self._error(rejected.status, rejected.message, fmt)
         return _Response(200, render(document, fmt), MEDIA_TYPES[fmt])
 
     async def _document(
         self,
-        route: _Route,
+        route: Route,
         arguments: list[str],
         query: Mapping[str, str],
         form: Mapping[str, str] | None,
         now: float,
     ) -> Any:
-        """What the route answers, as a model for ``render``; ``_Rejected`` for a 4xx."""
-        if route.kind in _PERIOD_REPORTS:
-            start, end, period, phone = arguments
-            first, last = _report_range(start, end)
-            if period not in {member.value for member in Period}:
-                raise _Rejected(400, "Invalid period parameter.")
-            report = _PERIOD_REPORTS[route.kind]
-            return report(self.dataset, first, last, Period(period), _report_phone(phone))
-        if route.kind in _RANGE_REPORTS:
+        """What the route answers, as a model for ``render``; ``Rejected`` for a 4xx."""
+        if route.kind in PERIOD_REPORTS:
+            start, end, period_text, phone = arguments
+            first, last = parsing.report_range(start, end)
+            period = parsing.report_period(period_text)
+            report = PERIOD_REPORTS[route.kind]
+            return report(self.dataset, first, last, period, parsing.report_phone(phone))
+        if route.kind in RANGE_REPORTS:
             start, end, phone = arguments
-            first, last = _report_range(start, end)
-            return _RANGE_REPORTS[route.kind](self.dataset, first, last, _report_phone(phone))
+            first, last = parsing.report_range(start, end)
+            return RANGE_REPORTS[route.kind](self.dataset, first, last, parsing.report_phone(phone))
         if route.kind == "auth":
             return self._mint(form, now)
         if route.kind == "call":
@@ -516,17 +445,10 @@ class PlumSimulator:
 
     def _mint(self, form: Mapping[str, str] | None, now: float) -> TemporaryCredentials:
         """A new temporary pair for the form's tool account (plum-api.md 1.2)."""
-        if form is None:
-            raise _Rejected(400, f"Invalid data: the body must be {_FORM_TYPE}.")
-        if form.get("tool") not in TOOLS:
-            raise _Rejected(400, "Invalid tool parameter.")
-        for name in ("login", "password"):
-            if not form.get(name):
-                raise _Rejected(400, f"Invalid {name} parameter.")
-        login, password = form["login"], form["password"]
-        expected = self._logins.get((form["tool"], login))
-        if expected is None or not _same(password, expected):
-            raise _Rejected(401, "invalid credentials or inactive account")
+        tool, login, password = parsing.auth_form(form)
+        expected = self._logins.get((tool, login))
+        if expected is None or not parsing.same(password, expected):
+            raise Rejected(401, "invalid credentials or inactive account")
         pair = TemporaryCredentials(self._hex32(), self._hex32())
         self._minted[pair.login] = _Minted(pair.password, login, now)
         return pair
@@ -538,20 +460,11 @@ class PlumSimulator:
     def _call_log(self, session_id: str) -> Any:
         detail = self.dataset.details(session_id)
         if detail is None:
-            raise _Rejected(404, "call log not found")
+            raise Rejected(404, "call log not found")
         return detail
 
     async def _page(self, resource: str, start: str, end: str, query: Mapping[str, str]) -> Any:
-        first, last = _count(start, "start"), _count(end, "end")
-        if last < first:
-            raise _Rejected(400, "Invalid end parameter.")
-        number = query.get("number")
-        if number is not None and not _PHONE.fullmatch(number):
-            raise _Rejected(400, "Invalid number parameter.")
-        limit = _count(query.get("limit", str(_LIMIT_DEFAULT)), "limit")
-        if not 1 <= limit <= _LIMIT_MAX:
-            raise _Rejected(400, "Invalid limit parameter.")
-        offset = _count(query.get("offset", "0"), "offset")
+        first, last, number, limit, offset = parsing.page_arguments(start, end, query)
         if self.on_page is not None:
             pending = self.on_page(offset, limit)
             if inspect.isawaitable(pending):
@@ -562,96 +475,6 @@ class PlumSimulator:
             return CallPage(calls=calls, total_calls=total)
         rows = self.dataset.detailed_page(first, last, number, offset=offset, limit=limit)
         return DetailedCallPage(calls=rows, total_calls=total)
-
-
-def _same(given: str, expected: str) -> bool:
-    return hmac.compare_digest(given.encode(), expected.encode())
-
-
-def _basic_credentials(header: str | None) -> tuple[str, str] | None:
-    """The ``(login, password)`` of an HTTP Basic ``Authorization`` header, else ``None``."""
-    scheme, _, encoded = (header or "").partition(" ")
-    if scheme.lower() != "basic":
-        return None
-    try:
-        login, colon, password = (
-            base64.b64decode(encoded.strip(), validate=True).decode().partition(":")
-        )
-    except (binascii.Error, UnicodeDecodeError):
-        return None
-    return (login, password) if colon else None
-
-
-async def _read_form(receive: Receive, content_type: str) -> dict[str, str] | None:
-    """The form fields of a form-encoded body, or ``None`` for any other body."""
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] != "http.request":
-            break
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > _MAX_FORM_BYTES:
-            return None
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            break
-    if content_type.split(";", maxsplit=1)[0].strip().lower() != _FORM_TYPE:
-        return None
-    try:
-        pairs = parse_qsl(b"".join(chunks).decode(), keep_blank_values=True)
-    except UnicodeDecodeError:
-        return None
-    return dict(reversed(pairs))  # a repeated field: the first one counts
-
-
-def _report_range(start: str, end: str) -> tuple[date, date]:
-    first, last = _report_day(start, "start"), _report_day(end, "end")
-    if last < first or (last - first).days >= _MAX_REPORT_DAYS:
-        raise _Rejected(400, "Invalid end parameter.")
-    return first, last
-
-
-def _report_phone(phone: str) -> str:
-    if phone != "ALL" and not _PHONE.fullmatch(phone):
-        raise _Rejected(400, "Invalid phone parameter.")
-    return phone
-
-
-def _split_path(scope: Scope) -> tuple[str, list[str]]:
-    """The resource and its decoded arguments; split before decoding, so ``%2F`` stays inside."""
-    raw = scope.get("raw_path") or str(scope["path"]).encode()
-    segments = [unquote(segment) for segment in raw.decode("latin-1").split("/")]
-    if len(segments) < 3 or segments[:2] != ["", "api"]:
-        return "", []
-    return segments[2], segments[3:]
-
-
-def _negotiate(accept: str) -> Format:
-    """``application/xml`` selects XML; anything else is JSON (plum-api.md 1.1, 2.1)."""
-    for item in accept.split(","):
-        media_type = item.split(";")[0].strip().lower()
-        if media_type == "application/xml":
-            return "xml"
-        if media_type == "application/json":
-            return "json"
-    return "json"
-
-
-def _report_day(text: str, name: str) -> date:
-    if not re.fullmatch(r"[0-9]{8}", text):
-        raise _Rejected(400, f"Invalid {name} parameter.")
-    try:
-        return date(int(text[:4]), int(text[4:6]), int(text[6:]))
-    except ValueError:
-        raise _Rejected(400, f"Invalid {name} parameter.") from None
-
-
-def _count(text: str, name: str) -> int:
-    if not _DIGITS.fullmatch(text):
-        raise _Rejected(400, f"Invalid {name} parameter.")
-    return int(text)
 
 
 async def _lifespan(receive: Receive, send: Send) -> None:
