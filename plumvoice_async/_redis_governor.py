@@ -368,13 +368,7 @@ class RedisGovernor:
                     due = await self._nap(lane)
         finally:
             lane.pump = None
-            if me.outcome is None:  # cancelled: out of the queue before choosing a successor
-                lane.remove(me)
-            successor = lane.head()
-            if successor is None:
-                lane.forget_plan()
-            else:
-                successor.poke()
+            lane.remove(me)  # if cancelled; either way the role passes to the next waiter
 
     async def _nap(self, lane: Lane) -> bool:
         """Sleep on the clock until the plan's instant (``True``) or until stirred."""

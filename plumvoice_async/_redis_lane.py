@@ -202,6 +202,20 @@ class Lane:
     def remove(self, waiter: Waiter) -> None:
         self.retries.pop(waiter, None)
         self.waiters.pop(waiter, None)
+        # The waiter woken to pump next may leave before it runs (served by another answer,
+        # cancelled): the role must still reach the rest of the queue, or it sleeps forever.
+        self.pass_on()
+
+    def pass_on(self) -> None:
+        """Without a pump, wake the head of the queue to become one; with nobody, drop the
+        plan."""
+        if self.pump is not None:
+            return
+        head = self.head()
+        if head is None:
+            self.forget_plan()
+        else:
+            head.poke()
 
     def decide(self, waiter: Waiter, outcome: Lease | RateLimitError | Unavailable) -> None:
         """Take ``waiter`` out of the queue with its outcome, and wake it in its turn."""

@@ -41,7 +41,7 @@ from plumvoice_async._core.ratelimit import RateLimit
 from plumvoice_async._core.requests import QuotaGroup
 from plumvoice_async._governor import Governor, Permit, QuotaKey, account_hash
 from plumvoice_async._redis_lane import Lease
-from plumvoice_async._redis_scripts import import_redis
+from plumvoice_async._redis_scripts import Scripts, import_redis
 from plumvoice_async.testing import PlumSimulator, serve
 from plumvoice_async.testing._simulator import Quota
 
@@ -346,6 +346,50 @@ def _ran(before: dict[str, Any], after: dict[str, Any], command: str) -> int:
     return ran(after) - ran(before)
 
 
+async def test_the_pump_role_passes_on_when_its_successor_is_served_before_it_runs(
+    make, monkeypatch
+):
+    """The pump, served, wakes the next waiter to pump; another answer may serve that waiter
+    before it runs. The role must still reach the rest of the queue (a hang, seen under load:
+    four processes stalled with quota to come)."""
+    a, other, server = make(recheck=0.2), make(), Server(limit=3)
+    probe = await a.acquire(KEY)
+    await a.settle(probe, status=200, rate_limit=server.answer(3))
+    spare = await other.acquire(KEY)  # another process's: freed last, by a message only
+    first, second = await a.acquire(KEY), await a.acquire(KEY)
+    served: list[int] = []
+
+    async def wait(task: int) -> None:
+        await a.acquire(KEY)
+        served.append(task)
+
+    gate = anyio.Event()
+    real_run = Scripts.run
+
+    async def held_run(scripts: Scripts, lane: Any, verb: str, extra: Any = None) -> Any:
+        reply = await real_run(scripts, lane, verb, extra)
+        if extra == [second.token.number]:
+            await gate.wait()  # the answer is in; its hand-over waits for the test
+        return reply
+
+    monkeypatch.setattr(Scripts, "run", held_run)
+    async with anyio.create_task_group() as group:
+        for task in range(3):
+            group.start_soon(wait, task)
+        await _until_asleep(a)
+        group.start_soon(a.release, second)  # its reply grants one token, held at the gate
+        await anyio.sleep(0.1)
+        await a.release(first)  # hands a token to the pump (task 0), which wakes task 1...
+        gate.set()  # ...and this hand-over serves task 1 before it runs
+        await anyio.sleep(0.1)
+        assert served == [0, 1]
+        with anyio.fail_after(3):
+            await other.release(spare)  # task 2 needs a pump to hear of it
+            while len(served) < 3:  # noqa: ASYNC110
+                await anyio.sleep(0.01)
+    assert served == [0, 1, 2]
+
+
 async def test_a_retry_after_a_429_goes_before_first_attempts(make):
     a = make()
     probe = await a.acquire(KEY)
@@ -611,7 +655,10 @@ async def test_four_processes_share_one_quota_without_a_429_or_idling(redis_url,
         for worker in workers:
             if worker.poll() is None:
                 worker.kill()
-                worker.wait()
+            worker.wait()
+            for pipe in (worker.stdin, worker.stdout):
+                if pipe is not None:
+                    pipe.close()  # a failure here must not leak them into later tests
     assert outputs == [f"done {per_process}\n"] * PROCESSES
     data = [r for r in sim.requests if r.group is QuotaGroup.VOICETRENDS]
     assert Counter(r.status for r in data) == {200: LIMIT * WINDOWS}  # no 429, none lost
