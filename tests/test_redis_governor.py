@@ -22,6 +22,7 @@ import itertools
 import logging
 import math
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -406,6 +407,41 @@ async def test_a_retry_after_a_429_goes_before_first_attempts(make):
         await anyio.sleep(0.05)
         await a.settle(probe, status=200, rate_limit=Server().answer(2))
     assert order == ["retry", "first"]
+
+
+TASKS_IN_ALL = 36
+
+
+@pytest.mark.parametrize("seed", range(3))
+async def test_random_interleavings_in_three_processes_strand_nobody(make, seed):
+    """Liveness under races only real concurrency shows: three processes, 36 tasks, answers
+    and cancellations at random moments; every task ends and nothing is left in flight."""
+    rng = random.Random(seed)
+    governors = [make(limit=6, window=0.25, margin=0.02, recheck=0.1) for _ in range(3)]
+    ended: list[int] = []
+
+    async def task(number: int, governor: RedisGovernor) -> None:
+        for _ in range(4):
+            permit = None
+            with anyio.move_on_after(rng.choice((None, None, None, 0.01, 0.05))):
+                permit = await governor.acquire(KEY)
+            if permit is None:
+                continue  # cancelled while waiting
+            await anyio.sleep(rng.random() * 0.01)
+            if rng.random() < 0.4:
+                await governor.release(permit)  # never sent: its token is handed over
+            else:
+                await governor.settle(permit, status=200, rate_limit=None)
+        ended.append(number)
+
+    with anyio.fail_after(30):
+        async with anyio.create_task_group() as group:
+            for number in range(TASKS_IN_ALL):
+                group.start_soon(task, number, governors[number % 3])
+    assert sorted(ended) == list(range(TASKS_IN_ALL))
+    for governor in governors:
+        snap = await governor.snapshot(KEY)
+        assert (snap.in_flight, snap.waiting) == (0, 0)
 
 
 async def test_cancelled_waiters_leave_the_queue_and_the_next_one_takes_over(make):
