@@ -12,9 +12,12 @@ The format is chosen by the body before the ``Content-Type``: a body whose first
 is ``<`` is XML, because the documented XML 400 answer of the Event Tracker is sent with
 ``Content-Type: application/json`` (the 400/XML tab of the Event Tracker page, seed 000).
 
-XML is parsed by defusedxml with document type declarations refused, so no entity can be
-declared: neither entity expansion (billion laughs) nor external entities (XXE) can happen.
-It is then normalised into the shape its JSON twin has:
+XML is parsed by xmltodict on expat with document type declarations refused (and, should one
+slip through, entity declarations refused by xmltodict itself), so no entity can be declared:
+neither entity expansion (billion laughs) nor external entities (XXE) can happen. xmltodict's
+dictionaries (attributes as ``@name``, text beside them as ``#text``, a repeated name as a list,
+one child as a bare value: the "one-item list" quirk) are then normalised into the shape the
+JSON twin has:
 
 - the root element must be ``<result>``;
 - element text stays text (the converter reads numbers, booleans and timestamps out of it);
@@ -65,10 +68,9 @@ import json
 from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Any, TypeVar, get_args, get_origin
-from xml.etree.ElementTree import Element
+from xml.parsers import expat
 
-from defusedxml import DefusedXmlException
-from defusedxml.ElementTree import ParseError, fromstring
+import xmltodict
 
 from .._errors import APIError, DecodeError, api_error_for_status
 from .convert import describe_structure_error, make_converter
@@ -90,6 +92,24 @@ _KEY_ATTRIBUTES = tuple(_KEYED_ITEMS)
 
 class _UnreadableBody(ValueError):
     """The body is not well-formed JSON or XML, or not in the documented shape. Private."""
+
+
+class _DoctypeRefused(ValueError):
+    """Raised from inside expat at a ``<!DOCTYPE``, before any declaration in it is read."""
+
+
+def _refuse_doctype(*_: object) -> None:
+    raise _DoctypeRefused("XML with a document type declaration is refused")
+
+
+class _ExpatWithoutDoctype:
+    """The ``expat`` module as xmltodict uses it (``ParserCreate``), refusing any DTD."""
+
+    @staticmethod
+    def ParserCreate(*args: Any, **kwargs: Any) -> Any:  # expat's own name
+        parser = expat.ParserCreate(*args, **kwargs)
+        parser.StartDoctypeDeclHandler = _refuse_doctype
+        return parser
 
 
 def decode_response(status: int, headers: Mapping[str, str], body: bytes, model: type[T]) -> T:
@@ -200,48 +220,55 @@ def _parse_json(body: bytes) -> Any:
 
 def _parse_xml(body: bytes) -> Any:
     try:
-        root = fromstring(body, forbid_dtd=True, forbid_entities=True, forbid_external=True)
-    except DefusedXmlException as exc:
-        raise _UnreadableBody(f"XML with a document type declaration is refused: {exc}") from exc
-    except (ParseError, ValueError, LookupError) as exc:  # LookupError: an unknown encoding
+        document = xmltodict.parse(
+            body, expat=_ExpatWithoutDoctype, disable_entities=True, strip_whitespace=False
+        )
+    except _DoctypeRefused as exc:
+        raise _UnreadableBody(str(exc)) from exc
+    except (expat.ExpatError, ValueError, LookupError) as exc:  # LookupError: unknown encoding
         raise _UnreadableBody(f"not well-formed XML: {exc}") from exc
-    if root.tag != "result":
-        raise _UnreadableBody(f"XML root element is <{root.tag}>, expected <result>")
+    (tag, root), *_ = document.items()  # expat allows exactly one root element
+    if tag != "result":
+        raise _UnreadableBody(f"XML root element is <{tag}>, expected <result>")
     return _element_value(root)
 
 
-def _element_value(element: Element) -> Any:
-    children = list(element)
+def _element_value(node: Any) -> Any:
+    """One element as xmltodict gives it (``None``, its text, or a dict of attributes, text and
+    children), in the shape of its JSON twin (module docstring)."""
+    if not isinstance(node, dict):
+        return node if node is None or node.strip() else None
+    children = {name: value for name, value in node.items() if name[0] not in "@#"}
     if not children:
-        text = element.text
-        return text if text is not None and text.strip() else None
-    if all(child.tag == "item" for child in children):
-        return _items_value(children)
-    mapping: dict[str, Any] = {}
-    repeated: set[str] = set()
-    for child in children:
-        value = _element_value(child)
-        if child.tag not in mapping:
-            mapping[child.tag] = value
-            continue
-        if child.tag not in repeated:
-            repeated.add(child.tag)
-            mapping[child.tag] = [mapping[child.tag]]
-        mapping[child.tag].append(value)
-    return mapping
+        return _element_value(node.get("#text"))  # an <item>'s text beside its key
+    if children.keys() == {"item"}:
+        items = children["item"]
+        return _items_value(items if isinstance(items, list) else [items])
+    return {
+        name: [_element_value(v) for v in value]
+        if isinstance(value, list)
+        else _element_value(value)
+        for name, value in children.items()
+    }
 
 
-def _items_value(items: list[Element]) -> list[Any] | dict[str, Any]:
-    attribute = next((name for name in _KEY_ATTRIBUTES if items[0].get(name) is not None), None)
+def _attribute(node: Any, name: str) -> str | None:
+    return node.get(f"@{name}") if isinstance(node, dict) else None
+
+
+def _items_value(items: list[Any]) -> list[Any] | dict[str, Any]:
+    attribute = next(
+        (name for name in _KEY_ATTRIBUTES if _attribute(items[0], name) is not None), None
+    )
     if attribute is None:
-        if any(item.get(name) is not None for item in items for name in _KEY_ATTRIBUTES):
+        if any(_attribute(item, name) is not None for item in items for name in _KEY_ATTRIBUTES):
             raise _UnreadableBody("keyed and unkeyed <item> elements mixed")
         return [_element_value(item) for item in items]
     # A VoiceTrends map in XML: <item timestamp="1517461200">0</item> (seed 000), or keyed by
     # ``key`` or ``url`` (module docstring).
     keyed: dict[str, Any] = {}
     for item in items:
-        key = item.get(attribute)
+        key = _attribute(item, attribute)
         if key is None:
             raise _UnreadableBody(
                 f"an <item> without a {attribute} among {_KEYED_ITEMS[attribute]} items"

