@@ -41,7 +41,7 @@ from ._models import (
     Period,
     VolumeReport,
 )
-from ._redis_governor import RedisGovernor
+from ._redis import RedisGovernor
 
 try:
     __version__ = _version("plumvoice-async")

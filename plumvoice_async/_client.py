@@ -40,7 +40,7 @@ from ._models import (
     PerformanceReport,
     VolumeReport,
 )
-from ._redis_governor import RedisGovernor
+from ._redis import RedisGovernor
 from ._transport import Transport
 
 __all__ = ["PlumClient"]

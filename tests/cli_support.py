@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from plumvoice_async import Call, DetailedCall
-from plumvoice_async._cli import main
+from plumvoice_async._cli.main import main
 from plumvoice_async.testing import PlumSimulator, serve
 
 __all__ = [

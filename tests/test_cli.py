@@ -31,8 +31,8 @@ from plumvoice_async import (
     RateLimitError,
     TransportError,
 )
-from plumvoice_async._cli_args import fuse_instant, report_day
-from plumvoice_async._cli_export import (
+from plumvoice_async._cli.args import fuse_instant, report_day
+from plumvoice_async._cli.export import (
     Checkpoint,
     CheckpointedFile,
     ExportRefused,
@@ -42,7 +42,7 @@ from plumvoice_async._cli_export import (
     read_checkpoint,
     write_checkpoint,
 )
-from plumvoice_async._cli_output import CsvEncoder, render_progress, series_rows
+from plumvoice_async._cli.output import CsvEncoder, render_progress, series_rows
 from plumvoice_async._governor import Snapshot
 from plumvoice_async.testing import PlumSimulator, Quota, serve
 
@@ -541,7 +541,7 @@ def test_an_output_shorter_than_its_checkpoint_is_not_resumed(tmp_path):
     ],
 )
 def test_failures_map_to_statuses(error, status, message):
-    from plumvoice_async._cli import SUBCOMMANDS, failure
+    from plumvoice_async._cli.main import SUBCOMMANDS, failure
 
     calls = next(command for command in SUBCOMMANDS if command.name == "calls")
     got_status, got_message = failure(error, calls)

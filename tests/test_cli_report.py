@@ -16,8 +16,8 @@ import anyio
 import pytest
 
 from plumvoice_async import DiagnosticFlow, FlowNode, GeographicProfile
-from plumvoice_async._cli import REPORTS
-from plumvoice_async._cli_output import flow_rows, geographic_rows
+from plumvoice_async._cli.main import REPORTS
+from plumvoice_async._cli.output import flow_rows, geographic_rows
 from plumvoice_async.testing import PlumSimulator
 
 from .cli_support import (

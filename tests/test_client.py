@@ -12,7 +12,7 @@ import pytest
 from plumvoice_async import AuthenticationError, InvalidParameterError, PlumClient
 from plumvoice_async._governor import account_hash
 from plumvoice_async._local_governor import LocalGovernor
-from plumvoice_async._redis_governor import RedisGovernor
+from plumvoice_async._redis.governor import RedisGovernor
 from tests.bad_inputs import BAD_INPUTS, NOW, REPORT_BAD_INPUTS, BadInput
 from tests.doubles import InstantClock, RecordingGovernor, handler_counting, json_response
 

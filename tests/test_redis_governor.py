@@ -41,8 +41,8 @@ from plumvoice_async._clock import Clock, SystemClock
 from plumvoice_async._core.ratelimit import RateLimit
 from plumvoice_async._core.requests import QuotaGroup
 from plumvoice_async._governor import Governor, Permit, QuotaKey, account_hash
-from plumvoice_async._redis_lane import Lease
-from plumvoice_async._redis_scripts import Scripts, import_redis
+from plumvoice_async._redis.lane import Lease
+from plumvoice_async._redis.scripts import Scripts, import_redis
 from plumvoice_async.testing import PlumSimulator, serve
 from plumvoice_async.testing._simulator import Quota
 

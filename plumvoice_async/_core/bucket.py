@@ -3,7 +3,7 @@
 Nothing here reads a clock or waits: every method that depends on time takes ``now`` (the local
 monotonic clock) and, where the server's headers or an epoch alignment need it, ``wall`` (the
 local UNIX time). The shell (``_local_governor``) only sleeps and wakes; every number it acts on
-comes from here. ``_redis_governor`` re-states the same rules as Lua scripts.
+comes from here. ``_redis`` re-states the same rules as Lua scripts.
 
 What the server does (plum-api.md 1.3): fixed windows aligned to its own clock (every documented
 ``X-RateLimit-Reset`` is a multiple of 900 s); each response says ``Limit``, ``Remaining`` (after

@@ -31,7 +31,9 @@ from typing import Any, BinaryIO, Protocol, TypeVar
 
 import attrs
 
-from ._cli_output import (
+from .._client import PlumClient
+from .._pagination import PageIterator
+from .output import (
     CALL_COLUMNS,
     DETAILED_CALL_COLUMNS,
     OutputFormat,
@@ -42,8 +44,6 @@ from ._cli_output import (
     detailed_call_row,
     encoder_for,
 )
-from ._client import PlumClient
-from ._pagination import PageIterator
 
 __all__ = [
     "CallExport",

@@ -1,4 +1,4 @@
-"""The bucket's Lua scripts (``_lua/``) as Python calls: loading, arguments, errors, replies.
+"""The bucket's Lua scripts (``lua/``) as Python calls: loading, arguments, errors, replies.
 
 The one place that knows the scripts' calling convention (the ``KEYS`` and ``ARGV`` layout
 ``bucket.lua`` documents), so the governor deals in lanes and replies, not in argument lists.
@@ -15,9 +15,9 @@ from typing import Any
 
 import anyio
 
-from ._clock import Clock
-from ._errors import GovernorUnavailableError
-from ._redis_lane import Lane, Reply
+from .._clock import Clock
+from .._errors import GovernorUnavailableError
+from .lane import Lane, Reply
 
 __all__ = ["Scripts", "bucket_args", "import_redis"]
 
@@ -35,7 +35,7 @@ def import_redis() -> Any:
 
 
 def _script_text(verb: str) -> str:
-    folder = importlib.resources.files("plumvoice_async") / "_lua"
+    folder = importlib.resources.files("plumvoice_async._redis") / "lua"
     return (folder / "bucket.lua").read_text() + "\n" + (folder / f"{verb}.lua").read_text()
 
 

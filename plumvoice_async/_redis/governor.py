@@ -1,7 +1,7 @@
 """The shared governor: one quota for every process and host, kept in Redis.
 
 The bucket of ``_core/bucket.py`` lives in Redis, one hash per ``QuotaKey`` plus three sorted
-sets, and its rules run as atomic Lua scripts (``_lua/``, called by ``_redis_scripts``): one
+sets, and its rules run as atomic Lua scripts (``lua/``, called by ``scripts``): one
 round trip to admit, one to settle. The scripts read Redis ``TIME``, the one clock every host
 shares; a settle turns the answer's ``Reset - Date`` (the server's clock only) into a window
 end on that clock, ``redis_now + (Reset - Date) + margin``, so no host's clock matters.
@@ -65,16 +65,16 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import attrs
 
-from ._clock import Clock, SystemClock
-from ._core.bucket import NO_DATE_MARGIN
-from ._core.ratelimit import RateLimit
-from ._core.requests import QuotaGroup
-from ._errors import GovernorUnavailableError, RateLimitError
-from ._governor import Permit, QuotaKey, Snapshot
-from ._local_governor import DEFAULT_AUTH_QUOTA, LocalGovernor
-from ._logging import logger
-from ._redis_lane import Lane, Lease, Reply, Unavailable, Waiter, listen
-from ._redis_scripts import Scripts, bucket_args, import_redis
+from .._clock import Clock, SystemClock
+from .._core.bucket import NO_DATE_MARGIN
+from .._core.ratelimit import RateLimit
+from .._core.requests import QuotaGroup
+from .._errors import GovernorUnavailableError, RateLimitError
+from .._governor import Permit, QuotaKey, Snapshot
+from .._local_governor import DEFAULT_AUTH_QUOTA, LocalGovernor
+from .._logging import logger
+from .lane import Lane, Lease, Reply, Unavailable, Waiter, listen
+from .scripts import Scripts, bucket_args, import_redis
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis

@@ -36,8 +36,8 @@ from typing import Any, Literal, Protocol, TextIO, TypeVar
 import anyio
 import attrs
 
-from ._governor import Snapshot
-from ._models import Call, CallEvent, DetailedCall, DiagnosticFlow, FlowNode, GeographicProfile
+from .._governor import Snapshot
+from .._models import Call, CallEvent, DetailedCall, DiagnosticFlow, FlowNode, GeographicProfile
 
 __all__ = [
     "CALL_COLUMNS",

@@ -13,7 +13,7 @@ import argparse
 import re
 from datetime import UTC, date, datetime, timedelta
 
-from ._models import Period
+from .._models import Period
 
 __all__ = [
     "add_call_log_arguments",

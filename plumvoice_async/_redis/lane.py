@@ -26,9 +26,9 @@ from typing import Any
 import anyio
 import attrs
 
-from ._errors import RateLimitError
-from ._governor import QuotaKey
-from ._logging import logger
+from .._errors import RateLimitError
+from .._governor import QuotaKey
+from .._logging import logger
 
 __all__ = ["Lane", "Lease", "Reply", "Unavailable", "Waiter", "listen"]
 
@@ -165,7 +165,7 @@ class Lane:
         self.key = key
         self.keys = [f"{base}:state", f"{base}:leases", f"{base}:unreported", f"{base}:waiting"]
         self.channel = f"{base}:wake"
-        self.args: list[Any] = []  # the scripts' common arguments (``_redis_scripts``)
+        self.args: list[Any] = []  # the scripts' common arguments (``scripts``)
         # Re-queued 429s ahead of first attempts; dicts keep arrival order (FIFO).
         self.retries: dict[Waiter, None] = {}
         self.waiters: dict[Waiter, None] = {}

@@ -1,8 +1,8 @@
 """``plumvoice``: export Plum call logs and reports as JSON Lines or CSV from the shell.
 
 Each subcommand is one entry of ``SUBCOMMANDS``: a name, a function adding its arguments and
-an async function running it. They share the argument groups of ``_cli_args``, the writers of
-``_cli_output`` and, for the call logs, the checkpointed export of ``_cli_export``. The
+an async function running it. They share the argument groups of ``args``, the writers of
+``output`` and, for the call logs, the checkpointed export of ``export``. The
 VoiceTrends reports are one subcommand, ``report KIND``, over the table ``REPORTS`` (which
 client attribute fetches a kind, whether it has periods, how it becomes rows); ``events`` is
 ``report events`` under its own name. Credentials come from the ``PLUM_*`` environment
@@ -26,10 +26,21 @@ from typing import Any
 import anyio
 import attrs
 
-from . import __version__
-from ._cli_args import add_call_log_arguments, add_demo_arguments, add_report_arguments
-from ._cli_export import CallExport, ExportRefused, run_export
-from ._cli_output import (
+from .. import __version__
+from .._client import PlumClient
+from .._core.requests import QuotaGroup
+from .._errors import (
+    AuthenticationError,
+    GovernorUnavailableError,
+    InvalidParameterError,
+    PlumError,
+    RateLimitError,
+    TransportError,
+)
+from .._governor import Snapshot
+from .args import add_call_log_arguments, add_demo_arguments, add_report_arguments
+from .export import CallExport, ExportRefused, run_export
+from .output import (
     Progress,
     Row,
     flow_rows,
@@ -38,17 +49,6 @@ from ._cli_output import (
     series_rows,
     write_table,
 )
-from ._client import PlumClient
-from ._core.requests import QuotaGroup
-from ._errors import (
-    AuthenticationError,
-    GovernorUnavailableError,
-    InvalidParameterError,
-    PlumError,
-    RateLimitError,
-    TransportError,
-)
-from ._governor import Snapshot
 
 __all__ = [
     "EXIT_STATUSES",
@@ -220,7 +220,7 @@ def _add_events_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 async def _run_demo(args: argparse.Namespace) -> None:
-    from ._cli_demo import run_demo  # the simulator is loaded only for the demo
+    from .demo import run_demo  # the simulator is loaded only for the demo
 
     await run_demo(args)
 
@@ -356,7 +356,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{prefix} {message}", file=sys.stderr)
         return status
     return EXIT_OK
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -24,13 +24,13 @@ from pathlib import Path
 
 import attrs
 
-from ._cli import quota_probe, shows_progress
-from ._cli_export import CallExport, ExportResult, checkpoint_path, run_export
-from ._cli_output import Progress, series_rows, write_table
-from ._client import PlumClient
-from ._core.requests import QuotaGroup
-from ._local_governor import LocalGovernor
-from .testing import CallDataset, PlumSimulator, Quota, serve
+from .._client import PlumClient
+from .._core.requests import QuotaGroup
+from .._local_governor import LocalGovernor
+from ..testing import CallDataset, PlumSimulator, Quota, serve
+from .export import CallExport, ExportResult, checkpoint_path, run_export
+from .main import quota_probe, shows_progress
+from .output import Progress, series_rows, write_table
 
 __all__ = ["DEMO_QUOTA", "run_demo"]
 
