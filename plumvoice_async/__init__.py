@@ -42,6 +42,7 @@ from ._models import (
     VolumeReport,
 )
 from ._redis import RedisGovernor
+from ._sync import SyncPageIterator, SyncPlumClient
 
 try:
     __version__ = _version("plumvoice-async")
@@ -80,6 +81,8 @@ __all__ = [
     "RedisGovernor",
     "ServerError",
     "Snapshot",
+    "SyncPageIterator",
+    "SyncPlumClient",
     "TransportError",
     "VoiceTrendsLogin",
     "VolumeReport",

@@ -128,3 +128,29 @@ def test_bulk_export_script_writes_each_number_once(tmp_path):
     assert {entry.account for entry in simulator.requests} == {
         simulator.requests[0].account
     }  # one account, one governor
+
+
+def test_sync_script_counts_calls_by_type_without_async(tmp_path):
+    simulator = PlumSimulator()
+    start = simulator.dataset.start
+    end = start + 86_400
+    expected = simulator.dataset.page(start, end, offset=0, limit=10_000)
+    env = {name: value for name, value in os.environ.items() if not name.startswith("PLUM_")}
+    env["PLUM_FUSE_EMAIL"], env["PLUM_FUSE_DEVELOPER_KEY"] = simulator.fuse_auth
+    with serve(simulator) as url:
+        env["PLUM_FUSE_URL"] = url
+        result = subprocess.run(
+            [sys.executable, str(EXAMPLES / "sync_script.py"), str(start), str(end)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == f"{len(expected)} calls"
+    counts: dict[str, int] = {}
+    for call in expected:
+        counts[call.type.value] = counts.get(call.type.value, 0) + 1
+    assert lines[1:] == [f"{kind}: {count}" for kind, count in sorted(counts.items())]

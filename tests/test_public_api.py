@@ -29,6 +29,7 @@ def test_every_public_attribute_is_in_all():
 def test_contract_names_are_exported():
     contract = {
         "PlumClient",
+        "SyncPlumClient",
         "LocalGovernor",
         "Call",
         "CallPage",

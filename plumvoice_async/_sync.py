@@ -1,0 +1,355 @@
+"""``SyncPlumClient``: the async client behind a blocking facade, for scripts, notebooks, WSGI.
+
+One event loop runs in a background thread (anyio's blocking portal) and owns one
+``PlumClient``; every method call is handed to that loop and the calling thread blocks until
+its answer. Nothing is written twice: each resource method of the facade is the async method
+itself, wrapped by ``_blocking`` (its signature, typed through a ``ParamSpec``, is the async
+one minus ``async``), so the facade cannot drift from the client. The portal is thread-safe,
+so many threads may share one ``SyncPlumClient``: their requests meet in the one loop, and so
+in the one governor, exactly as tasks of one ``PlumClient`` do.
+
+A walk (``iterate``) is a plain iterator that runs one step of the async walk per ``next``.
+The plain async walk keeps nothing in flight between two steps, so an abandoned iterator
+leaves no request, task or quota token behind; ``close()`` (or leaving its ``with`` block)
+says so explicitly.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Coroutine, Mapping
+from contextlib import AbstractContextManager
+from types import TracebackType
+from typing import Any, Concatenate, Generic, ParamSpec, Self, TypeVar, overload
+
+import httpx
+from anyio.from_thread import BlockingPortal, start_blocking_portal
+
+from ._client import Format, PlumClient
+from ._clock import Clock
+from ._core.requests import DEFAULT_FUSE_URL, DEFAULT_VOICETRENDS_URL, QuotaGroup
+from ._credentials import VoiceTrendsLogin
+from ._endpoints.call_details import CallDetails
+from ._endpoints.calls import Calls
+from ._endpoints.events import Events
+from ._endpoints.reports import DEFAULT_GEOGRAPHIC_RESOURCE, PeriodReport, RangeReport
+from ._governor import Governor, QuotaKey
+from ._models import (
+    CallerProfile,
+    DiagnosticFlow,
+    GeographicProfile,
+    PerformanceReport,
+    VolumeReport,
+)
+from ._pagination import PageIterator
+
+__all__ = [
+    "SyncCallDetails",
+    "SyncCalls",
+    "SyncEvents",
+    "SyncPageIterator",
+    "SyncPeriodReport",
+    "SyncPlumClient",
+    "SyncRangeReport",
+]
+
+P = ParamSpec("P")
+T = TypeVar("T")
+ResourceT = TypeVar("ResourceT")
+ReportT = TypeVar("ReportT")
+RowT = TypeVar("RowT")
+KeyT = TypeVar("KeyT")
+
+
+class _Facade(Generic[ResourceT]):
+    """Strictly private: one async resource and the portal its calls go through."""
+
+    __slots__ = ("_portal", "_resource")
+
+    def __init__(self, resource: ResourceT, portal: BlockingPortal) -> None:
+        self._resource = resource
+        self._portal = portal
+
+    def __repr__(self) -> str:
+        return f"<sync {self._resource!r}>"
+
+
+class _blocking(Generic[ResourceT, P, T]):
+    """Strictly private: a resource's async method, called through the portal and awaited there."""
+
+    __slots__ = ("_name",)
+
+    def __init__(self, method: Callable[Concatenate[ResourceT, P], Coroutine[Any, Any, T]]) -> None:
+        self._name = method.__name__
+
+    @overload
+    def __get__(self, facade: None, owner: type) -> Self: ...
+    @overload
+    def __get__(self, facade: _Facade[ResourceT], owner: type) -> Callable[P, T]: ...
+    def __get__(self, facade: _Facade[ResourceT] | None, owner: type) -> Self | Callable[P, T]:
+        if facade is None:
+            return self
+        method: Callable[P, Coroutine[Any, Any, T]] = getattr(facade._resource, self._name)
+        portal = facade._portal
+
+        @functools.wraps(method)
+        def call(*args: P.args, **kwargs: P.kwargs) -> T:
+            answer: T = portal.call(functools.partial(method, *args, **kwargs))
+            return answer
+
+        return call
+
+
+class _walking(Generic[ResourceT, P, RowT, KeyT]):
+    """Strictly private: a resource's ``iterate``, returning a ``SyncPageIterator``."""
+
+    __slots__ = ("_name",)
+
+    def __init__(
+        self, method: Callable[Concatenate[ResourceT, P], PageIterator[RowT, KeyT]]
+    ) -> None:
+        self._name = method.__name__
+
+    @overload
+    def __get__(self, facade: None, owner: type) -> Self: ...
+    @overload
+    def __get__(
+        self, facade: _Facade[ResourceT], owner: type
+    ) -> Callable[P, SyncPageIterator[RowT, KeyT]]: ...
+    def __get__(
+        self, facade: _Facade[ResourceT] | None, owner: type
+    ) -> Self | Callable[P, SyncPageIterator[RowT, KeyT]]:
+        if facade is None:
+            return self
+        method: Callable[P, PageIterator[RowT, KeyT]] = getattr(facade._resource, self._name)
+        portal = facade._portal
+
+        @functools.wraps(method)
+        def walk(*args: P.args, **kwargs: P.kwargs) -> SyncPageIterator[RowT, KeyT]:
+            # Built in the caller's thread: it validates its parameters and sends nothing.
+            return SyncPageIterator(method(*args, **kwargs), portal)
+
+        return walk
+
+
+class SyncPageIterator(Generic[RowT, KeyT]):
+    """A walk of ``SyncPlumClient``: ``for call in client.calls.iterate(...)``.
+
+    Each ``next`` runs the async walk (``PageIterator``) one row further in the client's loop,
+    fetching pages when its buffer runs dry; between two calls nothing is in flight. ``offset``,
+    ``last_key`` and ``total`` are the async walk's, for checkpoints. Use it in a ``with``
+    block, or call ``close()``, to say you are done: later ``next`` calls then stop at once.
+    """
+
+    __slots__ = ("_closed", "_portal", "_walk")
+
+    def __init__(self, walk: PageIterator[RowT, KeyT], portal: BlockingPortal) -> None:
+        self._walk = walk
+        self._portal = portal
+        self._closed = False
+
+    @property
+    def offset(self) -> int:
+        """The server offset just past the last row yielded (see ``PageIterator.offset``)."""
+        return self._walk.offset
+
+    @property
+    def last_key(self) -> KeyT | None:
+        """The key of the last row yielded (see ``PageIterator.last_key``)."""
+        return self._walk.last_key
+
+    @property
+    def total(self) -> int | None:
+        """The latest ``total_calls`` the server answered; ``None`` before the first page."""
+        return self._walk.total
+
+    def __iter__(self) -> Self:
+        return self
+
+    def __next__(self) -> RowT:
+        if self._closed:
+            raise StopIteration
+        more, row = self._portal.call(_step, self._walk)
+        if not more:
+            self._closed = True
+            raise StopIteration
+        return row  # type: ignore[return-value]  # a row whenever ``more``
+
+    def close(self) -> None:
+        """Stop the walk: no further page is fetched."""
+        self._closed = True
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+async def _step(walk: PageIterator[RowT, KeyT]) -> tuple[bool, RowT | None]:
+    """One row of ``walk``, or ``(False, None)`` at its end (no exception crosses threads)."""
+    try:
+        return True, await walk.__anext__()
+    except StopAsyncIteration:
+        return False, None
+
+
+class SyncCalls(_Facade[Calls]):
+    """``client.calls`` of ``SyncPlumClient``: the methods of ``Calls``, blocking."""
+
+    page = _blocking(Calls.page)
+    iterate = _walking(Calls.iterate)
+
+
+class SyncCallDetails(_Facade[CallDetails]):
+    """``client.call_details`` of ``SyncPlumClient``: the methods of ``CallDetails``, blocking."""
+
+    page = _blocking(CallDetails.page)
+    iterate = _walking(CallDetails.iterate)
+    get = _blocking(CallDetails.get)
+
+
+class SyncEvents(_Facade[Events]):
+    """``client.events`` of ``SyncPlumClient``."""
+
+    fetch = _blocking(Events.fetch)
+
+
+class SyncPeriodReport(_Facade[PeriodReport[ReportT]]):
+    """A report grouped by period, of ``SyncPlumClient``."""
+
+    fetch = _blocking(PeriodReport[ReportT].fetch)
+
+
+class SyncRangeReport(_Facade[RangeReport[ReportT]]):
+    """A report over the whole range, of ``SyncPlumClient``."""
+
+    fetch = _blocking(RangeReport[ReportT].fetch)
+
+
+class SyncPlumClient:
+    """``PlumClient`` for code that does not ``await``: scripts, notebooks, WSGI apps.
+
+    The same settings, ``from_env``, resources and arguments as ``PlumClient``; each method
+    blocks until its answer instead of returning an awaitable, and ``iterate`` returns a plain
+    iterator. One event loop runs in a background thread for the life of the client; close the
+    client (``with SyncPlumClient.from_env() as client:`` or ``client.close()``) to stop it.
+    Any number of threads may call one client at once: their requests share its connection
+    pool and its governor, so they stay inside the quota together.
+
+    Raises:
+        InvalidParameterError, ValueError: as ``PlumClient`` does, from the constructor.
+    """
+
+    events: SyncEvents
+    volume: SyncPeriodReport[VolumeReport]
+    performance: SyncPeriodReport[PerformanceReport]
+    caller_profile: SyncPeriodReport[CallerProfile]
+    diagnostic_flow: SyncRangeReport[DiagnosticFlow]
+    geographic: SyncRangeReport[GeographicProfile]
+    calls: SyncCalls
+    call_details: SyncCallDetails
+
+    def __init__(
+        self,
+        *,
+        fuse_auth: tuple[str, str] | None = None,
+        voicetrends_auth: tuple[str, str] | None = None,
+        voicetrends_login: VoiceTrendsLogin | None = None,
+        fuse_url: str = DEFAULT_FUSE_URL,
+        voicetrends_url: str = DEFAULT_VOICETRENDS_URL,
+        format: Format = "json",
+        governor: Governor | None = None,
+        http_client: httpx.AsyncClient | None = None,
+        timeout: float = 30.0,
+        max_retries: int = 3,
+        max_wait: float | None = None,
+        clock: Clock | None = None,
+        geographic_resource: str = DEFAULT_GEOGRAPHIC_RESOURCE,
+    ) -> None:
+        build = functools.partial(
+            PlumClient,
+            fuse_auth=fuse_auth,
+            voicetrends_auth=voicetrends_auth,
+            voicetrends_login=voicetrends_login,
+            fuse_url=fuse_url,
+            voicetrends_url=voicetrends_url,
+            format=format,
+            governor=governor,
+            http_client=http_client,
+            timeout=timeout,
+            max_retries=max_retries,
+            max_wait=max_wait,
+            clock=clock,
+            geographic_resource=geographic_resource,
+        )
+        self._start(build)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Self:
+        """``PlumClient.from_env``, blocking: the ``PLUM_*`` variables, then ``overrides``."""
+        client = cls.__new__(cls)
+        client._start(functools.partial(PlumClient.from_env, environ, **overrides))
+        return client
+
+    def _start(self, build: Callable[[], PlumClient]) -> None:
+        self._portal_context: AbstractContextManager[BlockingPortal] = start_blocking_portal()
+        portal = self._portal_context.__enter__()
+        try:
+            # Built in the loop's own thread, where everything it creates will run.
+            client = portal.call(build)
+        except BaseException:
+            self._portal_context.__exit__(None, None, None)
+            raise
+        self._portal = portal
+        self._client = client
+        self._closed = False
+        self.events = SyncEvents(client.events, portal)
+        self.volume = SyncPeriodReport(client.volume, portal)
+        self.performance = SyncPeriodReport(client.performance, portal)
+        self.caller_profile = SyncPeriodReport(client.caller_profile, portal)
+        self.diagnostic_flow = SyncRangeReport(client.diagnostic_flow, portal)
+        self.geographic = SyncRangeReport(client.geographic, portal)
+        self.calls = SyncCalls(client.calls, portal)
+        self.call_details = SyncCallDetails(client.call_details, portal)
+
+    @property
+    def governor(self) -> Governor:
+        """The client's quota governor (its methods are async: call them from async code)."""
+        return self._client.governor
+
+    def quota_key(self, group: QuotaGroup | str) -> QuotaKey | None:
+        """``PlumClient.quota_key``: this client's bucket for ``group``."""
+        return self._client.quota_key(group)
+
+    def close(self) -> None:
+        """Close the client (as ``PlumClient.aclose``), then stop its loop and thread.
+
+        Idempotent. Calls still running in other threads finish first or fail.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self._portal.call(self._client.aclose)
+        finally:
+            self._portal_context.__exit__(None, None, None)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Sync{self._client!r}"
