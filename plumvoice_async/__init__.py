@@ -25,6 +25,7 @@ from ._errors import (
 )
 from ._governor import Governor, QuotaKey, Snapshot
 from ._local_governor import LocalGovernor
+from ._logging import configure_from_env as _configure_logging
 from ._models import (
     Call,
     CallerProfile,
@@ -48,6 +49,8 @@ try:
     __version__ = _version("plumvoice-async")
 except _PackageNotFoundError:  # pragma: no cover - running from a source tree without install
     __version__ = "0+unknown"
+
+_configure_logging()  # PLUM_LOG
 
 __all__ = [
     "APIError",
