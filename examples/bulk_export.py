@@ -25,23 +25,9 @@ from pathlib import Path
 
 import anyio
 
-from plumvoice_async import Call, PlumClient, PlumError
+from plumvoice_async import PlumClient, PlumError
 
 PAGE_SIZE = 10_000  # the largest page: each one spends a request of the quota
-
-
-def call_json(call: Call) -> str:
-    return json.dumps(
-        {
-            "session_id": call.session_id,
-            "dest": call.dest,
-            "src": call.src,
-            "start": call.start.isoformat(),
-            "end": call.end.isoformat(),
-            "type": str(call.type),
-            "log": call.log,
-        }
-    )
 
 
 async def export_number(
@@ -59,7 +45,7 @@ async def export_number(
     counts[number] = 0
     async with await anyio.open_file(out_dir / f"calls-{number}.jsonl", "w") as file:
         async for page in walk.pages():
-            await file.write("".join(call_json(call) + "\n" for call in page))
+            await file.write("".join(json.dumps(call.to_dict()) + "\n" for call in page))
             counts[number] += len(page)
 
 

@@ -10,9 +10,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, Self
 
 import attrs
+
+from ._core.data import from_data, to_data
 
 __all__ = [
     "Call",
@@ -38,6 +40,30 @@ Series = Mapping[datetime, float]
 
 Counts arrive as ``int`` and averages as ``float``; both satisfy ``float`` for type checkers.
 """
+
+
+class _Data:
+    """Strictly private: ``to_dict`` and ``from_dict`` of every model (see ``_core/data``)."""
+
+    __slots__ = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """This model as JSON-ready builtins: ``json.dumps(model.to_dict())`` always works.
+
+        Field names are the model's; instants are ISO 8601 UTC strings ending in ``Z``, enums
+        their values. ``type(model).from_dict(model.to_dict()) == model``.
+        """
+        return to_data(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Self:
+        """The model that ``to_dict`` made ``data`` from.
+
+        Raises:
+            InvalidParameterError: ``data`` does not have this model's shape (the message
+                names the first bad field).
+        """
+        return from_data(data, cls)
 
 
 class CallType(StrEnum):
@@ -67,7 +93,7 @@ class Period(StrEnum):
 
 
 @attrs.frozen
-class Call:
+class Call(_Data):
     """One completed call from ``calls``; ``start``/``end`` are UTC-aware."""
 
     dest: str
@@ -84,7 +110,7 @@ class Call:
 
 
 @attrs.frozen
-class CallPage:
+class CallPage(_Data):
     """One ``limit``/``offset`` page; ``total_calls`` counts the whole matching set."""
 
     calls: list[Call]
@@ -92,7 +118,7 @@ class CallPage:
 
 
 @attrs.frozen
-class CallEvent:
+class CallEvent(_Data):
     """One line of a detailed call log.
 
     ``data`` is kept as the server sent it: Plum guarantees only ``module_type`` and
@@ -114,7 +140,7 @@ class DetailedCall(Call):
 
 
 @attrs.frozen
-class DetailedCallPage:
+class DetailedCallPage(_Data):
     """One page of ``all_logs``."""
 
     calls: list[DetailedCall]
@@ -122,7 +148,7 @@ class DetailedCallPage:
 
 
 @attrs.frozen
-class EventReport:
+class EventReport(_Data):
     """The Event Tracker report: each series maps a period's start to its number.
 
     The docs mark every series "not always present" (plum-api.md 1.4): an absent one is
@@ -139,7 +165,7 @@ class EventReport:
 
 
 @attrs.frozen
-class VolumeReport:
+class VolumeReport(_Data):
     """The Call Volume report (plum-api.md 1.5): each series maps a period's start to its number.
 
     The docs' field table is cut off after ``transfer_minutes``, and no sample was published:
@@ -155,7 +181,7 @@ class VolumeReport:
 
 
 @attrs.frozen
-class PerformanceReport:
+class PerformanceReport(_Data):
     """The Performance report (plum-api.md 1.5): JavaScript and fetch errors, page loads.
 
     The unit of ``average_page_load`` is not documented. Absent series are empty; series the
@@ -172,7 +198,7 @@ class PerformanceReport:
 
 
 @attrs.frozen
-class CallerProfile:
+class CallerProfile(_Data):
     """The Caller Profile report (plum-api.md 1.5): calls and unique callers per period.
 
     ``callers`` counts distinct calling numbers. Absent series are empty; series the docs do
@@ -185,7 +211,7 @@ class CallerProfile:
 
 
 @attrs.frozen
-class FlowNode:
+class FlowNode(_Data):
     """One form item of an application's call flow, and how its visits ended.
 
     In the documented sample ``visits`` is the sum of the five outcomes (plum-api.md 1.5).
@@ -203,7 +229,7 @@ class FlowNode:
 
 
 @attrs.frozen
-class DiagnosticFlow:
+class DiagnosticFlow(_Data):
     """The Diagnostic Flow report (plum-api.md 1.5): the whole range, not grouped by period.
 
     ``applications`` maps each application's start URL to its form items, in the order sent.
@@ -213,7 +239,7 @@ class DiagnosticFlow:
 
 
 @attrs.frozen
-class GeographicProfile:
+class GeographicProfile(_Data):
     """The Geographic report (plum-api.md 1.5): where calls came from, over the whole range.
 
     ``us`` maps a state code (50 states and ``DC``) and the key ``"US Toll-Free"`` to a call

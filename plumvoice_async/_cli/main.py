@@ -28,6 +28,7 @@ import attrs
 
 from .. import __version__
 from .._client import PlumClient
+from .._core.data import iso_utc
 from .._core.requests import QuotaGroup
 from .._errors import (
     AuthenticationError,
@@ -45,7 +46,6 @@ from .output import (
     Row,
     flow_rows,
     geographic_rows,
-    iso_utc,
     series_rows,
     write_table,
 )

@@ -5,8 +5,8 @@ export reads the same whatever wrote it:
 
 - instants are ISO 8601 in UTC with a ``Z`` (``2023-11-11T00:00:12Z``);
 - a call's ``type`` is its text, so a type Plum adds later passes through unchanged;
-- a detailed call carries ``detail``, the list of its log lines (``line``, ``event_class``,
-  ``timestamp``, ``data``);
+- a call is its ``to_dict()`` (the id first); a detailed call carries ``detail``, the list
+  of its log lines (``line``, ``data``, ``event_class``, ``timestamp``);
 - a period report is one row per period: ``period_start`` and then one column per series;
   the diagnostic flow is one row per form item (``application`` first), the geographic
   profile one row per place (``group``: ``us``, ``non_us`` or an unlisted group).
@@ -36,8 +36,9 @@ from typing import Any, Literal, Protocol, TextIO, TypeVar
 import anyio
 import attrs
 
+from .._core.data import iso_utc
 from .._governor import Snapshot
-from .._models import Call, CallEvent, DetailedCall, DiagnosticFlow, FlowNode, GeographicProfile
+from .._models import Call, DetailedCall, DiagnosticFlow, FlowNode, GeographicProfile
 
 __all__ = [
     "CALL_COLUMNS",
@@ -53,7 +54,6 @@ __all__ = [
     "encoder_for",
     "flow_rows",
     "geographic_rows",
-    "iso_utc",
     "render_progress",
     "series_rows",
     "write_table",
@@ -68,36 +68,16 @@ DETAILED_CALL_COLUMNS = (*CALL_COLUMNS, "detail")
 PERIOD_COLUMN = "period_start"
 
 
-def iso_utc(moment: datetime) -> str:
-    """``moment`` in UTC as ISO 8601 with ``Z``: one spelling for every instant written."""
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
 def call_row(call: Call) -> Row:
-    return {
-        "session_id": call.session_id,
-        "dest": call.dest,
-        "src": call.src,
-        "start": iso_utc(call.start),
-        "end": iso_utc(call.end),
-        "type": str(call.type),
-        "log": call.log,
-    }
-
-
-def _event_row(event: CallEvent) -> Row:
-    return {
-        "line": event.line,
-        "event_class": event.event_class,
-        "timestamp": iso_utc(event.timestamp),
-        "data": event.data,
-    }
+    """A call as a row: its ``to_dict()``, in ``CALL_COLUMNS`` order (the id first)."""
+    data = call.to_dict()
+    return {column: data[column] for column in CALL_COLUMNS}
 
 
 def detailed_call_row(call: DetailedCall) -> Row:
-    row = call_row(call)
-    row["detail"] = [_event_row(event) for event in call.detail]
-    return row
+    """A detailed call as a row: its ``to_dict()``, in ``DETAILED_CALL_COLUMNS`` order."""
+    data = call.to_dict()
+    return {column: data[column] for column in DETAILED_CALL_COLUMNS}
 
 
 def series_rows(report: attrs.AttrsInstance) -> tuple[list[str], list[Row]]:
