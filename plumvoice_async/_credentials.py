@@ -24,7 +24,7 @@ bucket, ``account_hash(login)`` of the tool login, so minting anew never forgets
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 import anyio
 import attrs
@@ -41,14 +41,12 @@ from ._governor import account_hash
 from ._logging import logger
 from ._models import TemporaryCredentials
 
-if TYPE_CHECKING:
-    from ._transport import Transport
-
 __all__ = [
     "IDLE_LIMIT",
     "TOOLS",
     "Credentials",
     "CredentialsProvider",
+    "Exchange",
     "MintedCredentials",
     "VoiceTrendsLogin",
 ]
@@ -77,12 +75,26 @@ class Credentials:
         """The hashed account that names this pair's quota buckets."""
         return account_hash(self.login)
 
-    async def current(self, transport: Transport) -> Credentials:
+    async def current(self, transport: Exchange) -> Credentials:
         return self
 
     async def rejected(self, credentials: Credentials) -> bool:
         """A fixed pair cannot be renewed: the 401 stands."""
         return False
+
+
+class Exchange(Protocol):
+    """What minting a pair needs of the transport: one request, sent as the transport sends
+    every request (through the governor), with the credentials given (``None``: none)."""
+
+    async def exchange(
+        self,
+        spec: RequestSpec,
+        model: type[TemporaryCredentials],
+        *,
+        account: str,
+        credentials: Credentials | None,
+    ) -> TemporaryCredentials: ...
 
 
 class CredentialsProvider(Protocol):
@@ -93,7 +105,7 @@ class CredentialsProvider(Protocol):
         """The hashed account of the quota buckets; stable however often the pair changes."""
         ...
 
-    async def current(self, transport: Transport) -> Credentials:
+    async def current(self, transport: Exchange) -> Credentials:
         """The pair to send now (``transport`` sends whatever obtaining one takes)."""
         ...
 
@@ -160,7 +172,7 @@ class MintedCredentials:
         state = "none minted" if self._pair is None else "minted"
         return f"MintedCredentials(tool={self._login.tool!r}, {state})"
 
-    async def current(self, transport: Transport) -> Credentials:
+    async def current(self, transport: Exchange) -> Credentials:
         """The pair in use, minted first when there is none or it has been idle too long."""
         attempts_before = self._attempts
         async with self._lock:
@@ -182,7 +194,7 @@ class MintedCredentials:
             self._pair = None
         return True
 
-    async def _mint(self, transport: Transport) -> Credentials:
+    async def _mint(self, transport: Exchange) -> Credentials:
         self._attempts += 1
         self._refusal = None
         spec = RequestSpec(

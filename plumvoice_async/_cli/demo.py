@@ -29,8 +29,7 @@ from .._core.requests import QuotaGroup
 from .._local_governor import LocalGovernor
 from ..testing import CallDataset, PlumSimulator, Quota, serve
 from .export import CallExport, ExportResult, checkpoint_path, run_export
-from .main import quota_probe, shows_progress
-from .output import Progress, series_rows, write_table
+from .output import Progress, quota_probe, series_rows, shows_progress, write_table
 
 __all__ = ["DEMO_QUOTA", "run_demo"]
 

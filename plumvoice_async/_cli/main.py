@@ -38,7 +38,6 @@ from .._errors import (
     RateLimitError,
     TransportError,
 )
-from .._governor import Snapshot
 from .args import add_call_log_arguments, add_demo_arguments, add_report_arguments
 from .export import CallExport, ExportRefused, run_export
 from .output import (
@@ -46,7 +45,9 @@ from .output import (
     Row,
     flow_rows,
     geographic_rows,
+    quota_probe,
     series_rows,
+    shows_progress,
     write_table,
 )
 
@@ -61,8 +62,6 @@ __all__ = [
     "failure",
     "main",
     "make_client",
-    "quota_probe",
-    "shows_progress",
 ]
 
 EXIT_OK, EXIT_API, EXIT_USAGE, EXIT_QUOTA, EXIT_NETWORK = 0, 1, 2, 3, 4
@@ -152,18 +151,6 @@ def make_client(args: argparse.Namespace) -> PlumClient:
         return PlumClient.from_env(**overrides)
     except ValueError as exc:  # the library's messages name variables, never their values
         raise CliError(f"configuration: {exc}", EXIT_USAGE) from None
-
-
-def quota_probe(client: PlumClient, group: QuotaGroup) -> Callable[[], Awaitable[Snapshot]] | None:
-    """What the progress line shows of the quota: the client's bucket of ``group``."""
-    key = client.quota_key(group)
-    if key is None:
-        return None
-    return lambda: client.governor.snapshot(key)
-
-
-def shows_progress(args: argparse.Namespace) -> bool:
-    return not args.quiet and sys.stderr.isatty()
 
 
 async def _run_call_log(args: argparse.Namespace) -> None:

@@ -22,6 +22,7 @@ standard output stays pure data and logs of unattended runs stay clean.
 
 from __future__ import annotations
 
+import argparse
 import csv
 import io
 import json
@@ -36,7 +37,9 @@ from typing import Any, Literal, Protocol, TextIO, TypeVar
 import anyio
 import attrs
 
+from .._client import PlumClient
 from .._core.data import iso_utc
+from .._core.requests import QuotaGroup
 from .._governor import Snapshot
 from .._models import Call, DetailedCall, DiagnosticFlow, FlowNode, GeographicProfile
 
@@ -54,8 +57,10 @@ __all__ = [
     "encoder_for",
     "flow_rows",
     "geographic_rows",
+    "quota_probe",
     "render_progress",
     "series_rows",
+    "shows_progress",
     "write_table",
 ]
 
@@ -295,3 +300,16 @@ class Progress:
         self._stream.write("\r" + line.ljust(self._width))
         self._stream.flush()
         self._width = len(line)
+
+
+def quota_probe(client: PlumClient, group: QuotaGroup) -> Callable[[], Awaitable[Snapshot]] | None:
+    """What the progress line shows of the quota: the client's bucket of ``group``."""
+    key = client.quota_key(group)
+    if key is None:
+        return None
+    return lambda: client.governor.snapshot(key)
+
+
+def shows_progress(args: argparse.Namespace) -> bool:
+    """Progress is drawn for people: on a terminal, unless ``-q`` asked for silence."""
+    return not args.quiet and sys.stderr.isatty()

@@ -434,8 +434,8 @@ class CallDataset:
     def _report_roll(self, phone: str, index: int, salt: int) -> int:
         """A seeded 64-bit roll for the reports, reseeded per ``phone`` (a number or ``"ALL"``).
 
-        It lives here, by ``_mix``, so ``_dataset_reports`` needs no runtime import of this
-        module, which imports it.
+        It lives here, by ``_mix``, so ``_dataset_reports`` needs no import of this module,
+        which imports it.
         """
         return _mix(self.seed ^ zlib.crc32(phone.encode()), index, salt)
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 import attrs
@@ -37,11 +37,9 @@ from .._models import (
     VolumeReport,
 )
 
-if TYPE_CHECKING:
-    from ._dataset import CallDataset
-
 __all__ = [
     "US_REGIONS",
+    "CallDataset",
     "caller_profile",
     "diagnostic_flow",
     "event_report",
@@ -51,6 +49,19 @@ __all__ = [
 ]
 
 _EASTERN = ZoneInfo("America/New_York")
+
+
+class CallDataset(Protocol):
+    """What the reports read of a ``_dataset.CallDataset``: its numbers, its counts and its
+    seeded rolls. A protocol, not an import: that module binds these functions as its methods."""
+
+    @property
+    def numbers(self) -> tuple[str, ...]: ...
+
+    def count(self, start: float, end: float, number: str | None = None) -> int: ...
+
+    def _report_roll(self, phone: str, index: int, salt: int) -> int: ...
+
 
 # One salt per independent random choice about a report, so the choices do not correlate
 # (they go on from the salts of the calls' choices in ``_dataset``, which end at 7).
