@@ -13,6 +13,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import anyio
@@ -64,6 +65,7 @@ def test_the_demo_command_runs(tmp_path: Path):
     demo = command.rsplit("&&", 1)[1].strip()
     assert demo == "plumvoice demo"
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    before = {p.name for p in Path(tempfile.gettempdir()).iterdir()}
     result = subprocess.run(
         ["bash", "-c", demo],
         env=env,
@@ -75,6 +77,11 @@ def test_the_demo_command_runs(tmp_path: Path):
     )
     assert result.returncode == 0, result.stderr
     assert "429 answers: 0" in result.stdout
+    # Its files land where the summary says, in the working directory, and nowhere else.
+    assert f"-> {Path('plumvoice-demo') / 'calls.jsonl'}" in result.stdout
+    assert (tmp_path / "plumvoice-demo" / "calls.jsonl").stat().st_size > 0
+    after = {p.name for p in Path(tempfile.gettempdir()).iterdir()}
+    assert not [name for name in after - before if name.startswith("plumvoice-demo")]
 
 
 CLI_BLOCKS = [code for code in blocks("sh") if code.lstrip().startswith("plumvoice ")]

@@ -184,7 +184,12 @@ def add_report_arguments(parser: argparse.ArgumentParser) -> None:
 
 def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
     # Here rather than beside the demo: building the parser must not load the simulator.
-    parser.add_argument("--out", metavar="DIR", help="write the export here (default: a temp dir)")
+    parser.add_argument(
+        "--out",
+        metavar="DIR",
+        default="plumvoice-demo",
+        help="write the export here (default: ./plumvoice-demo, replaced at each run)",
+    )
     parser.add_argument(
         "--calls", type=_positive, default=3000, metavar="N", help="simulated calls (default 3000)"
     )

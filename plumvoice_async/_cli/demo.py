@@ -14,7 +14,6 @@ import argparse
 import importlib.util
 import math
 import sys
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -22,6 +21,7 @@ from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from pathlib import Path
 
+import anyio
 import attrs
 
 from .._client import PlumClient
@@ -52,8 +52,9 @@ class _Run:
 
 
 async def run_demo(args: argparse.Namespace) -> None:
-    out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="plumvoice-demo-"))
-    out.mkdir(parents=True, exist_ok=True)
+    # A folder the user can see and open (the summary names it), not a temp dir left behind.
+    out = Path(args.out)
+    await anyio.Path(out).mkdir(parents=True, exist_ok=True)
     # Two days before today's UTC midnight: inside the 5-day window of the detailed logs.
     start = (int(time.time()) // 86_400 - 2) * 86_400
     end = start + args.calls * _SPACING
