@@ -24,6 +24,7 @@ from plumvoice_async.testing import PlumSimulator, serve
 from .redis_server import redis_url
 
 __all__ = ["redis_url"]  # the fixture, imported for pytest
+pytest_plugins = ["pytester"]
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 BLOCK = re.compile(r"```(\w+)\n(.*?)```", re.DOTALL)
@@ -153,3 +154,15 @@ def test_pytest_blocks_pass_with_a_fresh_simulator(code: str, backend: str):
     assert tests
     for test in tests:
         anyio.run(test, PlumSimulator(), backend=backend)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("code", TESTS)
+def test_pytest_blocks_pass_copied_into_a_suite_with_no_configuration(
+    code: str, pytester: pytest.Pytester
+):
+    pytester.makepyfile(test_copied=code)
+    # A user's suite: no ini file, no conftest, only the plugins that come installed.
+    result = pytester.runpytest_subprocess("-p", "no:asyncio")  # pytest-asyncio: ours, not theirs
+    outcomes = result.parseoutcomes()
+    assert outcomes.get("passed", 0) >= 1, result.stdout.str()
+    assert not {"failed", "errors", "skipped", "xfailed"} & outcomes.keys(), outcomes

@@ -36,7 +36,8 @@ def plum_simulator() -> PlumSimulator:
 def plum_simulator_url(plum_simulator: PlumSimulator) -> Iterator[str]:
     """``plum_simulator`` served by uvicorn on a free loopback port: its base URL.
 
-    Requires uvicorn (a test-time dependency).
+    Requires uvicorn (``pip install 'plumvoice-async[demo]'``); without it the fixture fails
+    with a message saying so.
     """
     from ._server import serve
 

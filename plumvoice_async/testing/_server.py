@@ -41,9 +41,18 @@ def serve(app: Any, host: str = "127.0.0.1", *, base_path: str = "/api/") -> Ite
     ``FakeClock`` for its quotas and ``Date``, but its latency faults need the system clock.
 
     Raises:
+        ModuleNotFoundError: uvicorn is not installed (the message says how to get it).
         RuntimeError: when uvicorn does not start within 10 seconds.
     """
-    import uvicorn
+    try:
+        import uvicorn
+    except ModuleNotFoundError as exc:
+        raise ModuleNotFoundError(
+            "serving the simulator on loopback needs uvicorn, which is not installed: "
+            "pip install 'plumvoice-async[demo]' (or pip install uvicorn); "
+            "in process, use simulator.transport() or simulator.client() instead",
+            name="uvicorn",
+        ) from exc
 
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     listener = socket.socket(family, socket.SOCK_STREAM)

@@ -50,3 +50,12 @@ def test_a_pytest_asyncio_suite_uses_the_fixtures(pytester):
         ["plugins:*asyncio-*plumvoice-async-*", "asyncio: mode=Mode.STRICT*"]
     )
     result.assert_outcomes(passed=3, warnings=0)
+
+
+def test_the_url_fixture_without_uvicorn_fails_saying_how_to_get_it(pytester):
+    pytester.makeconftest("import sys\nsys.modules['uvicorn'] = None  # as if not installed\n")
+    pytester.makepyfile(test_user_suite="def test_served(plum_simulator_url):\n    pass\n")
+    result = pytester.runpytest("-p", "no:asyncio")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*needs uvicorn*pip install 'plumvoice-async[[]demo[]]'*"])
+    result.stdout.no_fnmatch_line("*No module named*")
