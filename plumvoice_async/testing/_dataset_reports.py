@@ -165,7 +165,7 @@ def event_report(
     for key, count, roll in _period_rolls(dataset, start, end, period, phone, salt=_SALT_REPORT):
         items = count * (2 + roll % 3) + (roll >> 4) % (count + 1)
         looped = (roll >> 8) % (count + 1)
-        # Counts are ints, averages floats, as the wire sends them (plum-api.md 1.4).
+        # Counts are ints, averages floats unless whole (plum-api.md 1.4's samples).
         series["calls"][key] = count
         series["log_events"][key] = count * (1 + (roll >> 16) % 4)
         series["loops_per_call"][key] = _ratio(looped, count)
@@ -183,9 +183,9 @@ def volume_report(
     for key, count, roll in _period_rolls(dataset, start, end, period, phone, salt=_SALT_VOLUME):
         transfers = (roll >> 8) % (count // 5 + 1)
         series["calls"][key] = count
-        series["call_minutes"][key] = round(count * (0.5 + roll % 60 / 10), 1)
+        series["call_minutes"][key] = _number(count * (0.5 + roll % 60 / 10), 1)
         series["transfers"][key] = transfers
-        series["transfer_minutes"][key] = round(transfers * (1 + (roll >> 16) % 50 / 10), 1)
+        series["transfer_minutes"][key] = _number(transfers * (1 + (roll >> 16) % 50 / 10), 1)
     return VolumeReport(**series)
 
 
@@ -199,13 +199,13 @@ def performance_report(
     ):
         js_errors = roll % (count // 10 + 1)
         fetch_errors = (roll >> 12) % (count // 20 + 1)
-        load = 80 + (roll >> 24) % 400 + (roll >> 40) % 100 / 100 if count else 0.0
+        load = 80 + (roll >> 24) % 400 + (roll >> 40) % 100 / 100 if count else 0
         series["calls"][key] = count
         series["js_errors"][key] = js_errors
         series["js_errors_per_call"][key] = _ratio(js_errors, count)
         series["fetch_errors"][key] = fetch_errors
         series["fetch_errors_per_call"][key] = _ratio(fetch_errors, count)
-        series["average_page_load"][key] = round(load, 2)
+        series["average_page_load"][key] = _number(load, 2)
     return PerformanceReport(**series)
 
 
@@ -283,7 +283,14 @@ def _empty_series(report: type) -> dict[str, Any]:
 
 
 def _ratio(part: int, whole: int) -> float:
-    return round(part / whole, 2) if whole else 0.0
+    return _number(part / whole if whole else 0, 2)
+
+
+def _number(value: float, digits: int) -> float:
+    """``value`` rounded to ``digits``, and whole numbers as ints: the documented samples
+    send ``0`` and ``1``, never ``0.0`` (plum-api.md 1.4)."""
+    rounded = round(value, digits)
+    return int(rounded) if float(rounded).is_integer() else rounded
 
 
 def _flow_node(page: str, form: str, item: str, visits: int, roll: int) -> FlowNode:

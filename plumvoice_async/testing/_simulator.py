@@ -316,7 +316,15 @@ class PlumSimulator:
         else:
             login = self._authenticate(route.api, headers.get("authorization"), now)
         if login is None:
-            response = self._error(401, "invalid credentials or inactive account", fmt)
+            # plum-api.md 1.3: every answer carries the quota headers. A refused login spends
+            # nothing; the headers show the quota of the login it named, if it named one.
+            claimed = parsing.basic_credentials(headers.get("authorization"))
+            shown = (
+                []
+                if claimed is None
+                else self._quota_headers(route.group, account_hash(claimed[0]), now)
+            )
+            response = self._error(401, "invalid credentials or inactive account", fmt, shown)
             return response, log(401, group=route.group, account=None, counted=False)
         account = account_hash(login)
         admitted, quota_headers = self._admit(route.group, account, now)
@@ -392,9 +400,18 @@ class PlumSimulator:
         if admitted:
             used += 1
             self._windows[group, account] = (window, used)
-        if not quota.headers:
-            return admitted, []
-        return admitted, [
+        return admitted, self._quota_headers(group, account, now)
+
+    def _quota_headers(self, group: QuotaGroup, account: str, now: float) -> list[tuple[str, str]]:
+        """The ``X-RateLimit-*`` headers of ``account``'s quota of ``group`` as it stands."""
+        quota = self.quotas.get(group)
+        if quota is None or not quota.headers:
+            return []
+        window = math.floor(now / quota.window)
+        current, used = self._windows.get((group, account), (window, 0))
+        if current != window:
+            used = 0
+        return [
             ("x-ratelimit-limit", str(quota.limit)),
             ("x-ratelimit-remaining", str(quota.limit - used)),
             ("x-ratelimit-reset", str((window + 1) * quota.window)),

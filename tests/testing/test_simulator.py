@@ -232,7 +232,7 @@ async def test_accept_selects_the_format(accept, content_type):
 # --- Errors ------------------------------------------------------------------------------------
 
 
-async def test_missing_or_bad_credentials_get_401_without_quota_headers():
+async def test_missing_or_bad_credentials_get_401_and_spend_nothing():
     sim, _ = make_sim()
     login, password = sim.fuse_auth
     attempts = [
@@ -241,22 +241,29 @@ async def test_missing_or_bad_credentials_get_401_without_quota_headers():
         {"authorization": "Bearer abc"},
     ]
     async with httpx.AsyncClient(transport=sim.transport(), base_url=sim.BASE_URL) as client:
+        spent = await client.get(EVERYTHING, params={"limit": 1}, auth=(login, password))
         responses = [await client.get(EVERYTHING, headers=headers) for headers in attempts]
-        responses.append(await client.get(EVERYTHING, auth=(login, "wrong-key")))
-        responses.append(await client.get(EVERYTHING, auth=("nobody@example.com", password)))
-        # Each API checks its own accounts: the Fuse pair does not open VoiceTrends.
-        responses.append(
-            await client.get("events/20231110/20231110/day/ALL", auth=(login, password))
-        )
-        responses.append(await client.get(EVERYTHING, auth=(login, "wrong-key"), headers=XML))
-    for response in responses:
+        named = [
+            await client.get(EVERYTHING, auth=(login, "wrong-key")),
+            await client.get(EVERYTHING, auth=("nobody@example.com", password)),
+            # Each API checks its own accounts: the Fuse pair does not open VoiceTrends.
+            await client.get("events/20231110/20231110/day/ALL", auth=(login, password)),
+            await client.get(EVERYTHING, auth=(login, "wrong-key"), headers=XML),
+        ]
+    for response in [*responses, *named]:
         assert response.status_code == 401
-        assert "x-ratelimit-limit" not in response.headers
         assert password not in response.text
         assert "wrong-key" not in response.text
+    # No login named, no account to speak of: no quota headers.
+    assert all("x-ratelimit-limit" not in response.headers for response in responses)
+    # plum-api.md 1.3: every answer carries them; a refused login's quota is shown, unspent.
+    assert named[0].headers["x-ratelimit-remaining"] == spent.headers["x-ratelimit-remaining"]
+    assert named[3].headers["x-ratelimit-reset"] == spent.headers["x-ratelimit-reset"]
+    assert named[1].headers["x-ratelimit-remaining"] == named[1].headers["x-ratelimit-limit"]
+    assert named[2].headers["x-ratelimit-limit"] == "150"
     assert responses[0].json() == {"error": "invalid credentials or inactive account"}
-    assert xml_root(responses[-1]).findtext("error") == "invalid credentials or inactive account"
-    assert all(not entry.counted and entry.account is None for entry in sim.requests)
+    assert xml_root(named[-1]).findtext("error") == "invalid credentials or inactive account"
+    assert all(not entry.counted and entry.account is None for entry in sim.requests[1:])
 
 
 async def test_wrong_method_gets_405_with_the_documented_texts():

@@ -95,10 +95,15 @@ async def test_period_series_are_plausible():
         profile = (await client.get(f"profile/{RANGE}/day/6177123000")).json()
     for day, calls in volume["calls"].items():
         assert 0 <= volume["transfers"][day] <= calls
-        assert isinstance(volume["call_minutes"][day], float)
+        assert isinstance(volume["call_minutes"][day], int | float)
         assert performance["calls"][day] == calls  # the same calls behind every report
         errors, per_call = performance["js_errors"][day], performance["js_errors_per_call"][day]
-        assert per_call == (round(errors / calls, 2) if calls else 0.0)
+        assert per_call == (round(errors / calls, 2) if calls else 0)
+    # Whole numbers are sent as the documented samples send them: 0, never 0.0.
+    for body in (volume, performance):
+        for series in body.values():
+            for value in series.values():
+                assert not (isinstance(value, float) and value.is_integer()), value
     for day, calls in profile["calls"].items():
         assert 0 <= profile["callers"][day] <= calls
     assert sum(profile["calls"].values()) < sum(volume["calls"].values())  # one number of 3
