@@ -38,6 +38,9 @@ __all__ = [
 Series = Mapping[datetime, float]
 """A report series: period start (UTC-aware) -> value, in time order.
 
+Plum's report days are US Eastern days (plum-api.md 1.4: the documented keys are midnights in
+America/New_York), so a day's key reads ``05:00`` UTC in winter and ``04:00`` in summer.
+
 Counts arrive as ``int`` and averages as ``float``; both satisfy ``float`` for type checkers.
 """
 

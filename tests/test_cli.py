@@ -451,7 +451,32 @@ def test_fuse_instants(text, second):
     assert fuse_instant(text) == second
 
 
-@pytest.mark.parametrize("text", ["2023-11-14T22:13:20", "20231114", "tomorrow", "-5", ""])
+NOW = datetime(2023, 11, 14, 22, 13, 20, 750_000, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("text", "second"),
+    [
+        ("now", 1_700_000_000),
+        ("today", 1_699_920_000),
+        ("today-0", 1_699_920_000),
+        ("today-2", 1_699_920_000 - 2 * 86_400),
+    ],
+)
+def test_relative_instants_need_no_shell_date_arithmetic(text, second):
+    assert fuse_instant(text, now=NOW) == second
+
+
+def test_relative_report_days_are_utc_days():
+    assert report_day("today", now=NOW) == date(2023, 11, 14)
+    assert report_day("today-3", now=NOW) == date(2023, 11, 11)
+    late = datetime(2023, 11, 14, 23, 30, tzinfo=timezone(timedelta(hours=-5)))
+    assert report_day("today", now=late) == date(2023, 11, 15)  # already the 15th in UTC
+
+
+@pytest.mark.parametrize(
+    "text", ["2023-11-14T22:13:20", "20231114", "tomorrow", "-5", "", "today+1", "today-x"]
+)
 def test_fuse_instants_refused(text):
     with pytest.raises(argparse.ArgumentTypeError, match=r"ambiguous|not a UNIX|no time zone"):
         fuse_instant(text)

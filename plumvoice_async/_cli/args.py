@@ -1,10 +1,12 @@
 """The arguments of ``plumvoice``: START/END parsing and the option groups subcommands share.
 
 START and END of the call logs are instants: a UNIX timestamp, an ISO date (its UTC
-midnight) or an ISO datetime with its zone; a naive datetime is refused, as the library
-refuses it, since its instant depends on a zone nobody stated. Reports are by day, so their
-START and END are days. Every refusal is an ``argparse`` error: exit status 2, naming the
-argument.
+midnight), an ISO datetime with its zone, ``now``, ``today`` (UTC midnight) or ``today-N``
+(N days before it); a naive datetime is refused, as the library refuses it, since its instant
+depends on a zone nobody stated. Reports are by day, so their START and END are days
+(``YYYY-MM-DD``, ``today`` or ``today-N``, today by the UTC calendar). The relative forms
+spare scripts the shell's ``date`` arithmetic, whose options differ between GNU and BSD.
+Every refusal is an ``argparse`` error: exit status 2, naming the argument.
 """
 
 from __future__ import annotations
@@ -28,18 +30,34 @@ __all__ = [
 _ISO_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _BASIC_DAY = re.compile(r"[0-9]{8}")
 _DIGITS = re.compile(r"[0-9]+")
+_RELATIVE_DAY = re.compile(r"today(?:-([0-9]{1,5}))?")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-def fuse_instant(text: str) -> int:
+def _relative_day(text: str, now: datetime | None) -> date | None:
+    """``today`` or ``today-N`` as a UTC day, or ``None`` when ``text`` is neither."""
+    match = _RELATIVE_DAY.fullmatch(text)
+    if match is None:
+        return None
+    today = (now or datetime.now(UTC)).astimezone(UTC).date()
+    return today - timedelta(days=int(match.group(1) or 0))
+
+
+def fuse_instant(text: str, *, now: datetime | None = None) -> int:
     """A calls/details START or END as a UNIX second.
 
     A UNIX timestamp is taken as is; an ISO date means its UTC midnight; an ISO datetime must
     carry its zone (``Z`` or ``+HH:MM``) and is floored to the second, as the library does.
-    A naive datetime is refused, as in the library: its instant depends on a zone nobody
-    stated. Eight digits are refused too: ``20240131`` reads as a 1970 timestamp, but was
-    almost certainly meant as a day.
+    ``now`` is the current second, ``today`` and ``today-N`` UTC midnights (``now`` is
+    injectable for tests). A naive datetime is refused, as in the library: its instant depends
+    on a zone nobody stated. Eight digits are refused too: ``20240131`` reads as a 1970
+    timestamp, but was almost certainly meant as a day.
     """
+    if text == "now":
+        return ((now or datetime.now(UTC)) - _EPOCH) // timedelta(seconds=1)
+    day = _relative_day(text, now)
+    if day is not None:
+        return int((day - _EPOCH.date()).total_seconds())
     if _BASIC_DAY.fullmatch(text):
         raise argparse.ArgumentTypeError(
             f"{text!r} is ambiguous: write a day as YYYY-MM-DD, or a 10-digit UNIX timestamp"
@@ -52,8 +70,8 @@ def fuse_instant(text: str) -> int:
         moment = datetime.fromisoformat(text)
     except ValueError:
         raise argparse.ArgumentTypeError(
-            f"{text!r} is not a UNIX timestamp, an ISO date (YYYY-MM-DD) or an ISO datetime "
-            "with a zone (2024-01-31T09:00:00Z)"
+            f"{text!r} is not a UNIX timestamp, an ISO date (YYYY-MM-DD), an ISO datetime "
+            "with a zone (2024-01-31T09:00:00Z), now, today or today-N"
         ) from None
     if moment.utcoffset() is None:
         raise argparse.ArgumentTypeError(
@@ -62,13 +80,18 @@ def fuse_instant(text: str) -> int:
     return (moment - _EPOCH) // timedelta(seconds=1)
 
 
-def report_day(text: str) -> date:
-    """A report's START or END: a day, ``YYYY-MM-DD`` or the wire's ``YYYYMMDD``."""
+def report_day(text: str, *, now: datetime | None = None) -> date:
+    """A report's START or END: a day, ``YYYY-MM-DD``, the wire's ``YYYYMMDD``, ``today`` or
+    ``today-N`` (by the UTC calendar; ``now`` is injectable for tests)."""
+    day = _relative_day(text, now)
+    if day is not None:
+        return day
     if _BASIC_DAY.fullmatch(text):
         text = f"{text[:4]}-{text[4:6]}-{text[6:]}"
     if not _ISO_DAY.fullmatch(text):
         raise argparse.ArgumentTypeError(
-            f"{text!r} is not a day: reports are by day, written YYYY-MM-DD (or YYYYMMDD)"
+            f"{text!r} is not a day: reports are by day, written YYYY-MM-DD (or YYYYMMDD), "
+            "today or today-N"
         )
     return _iso_day(text)
 
@@ -141,7 +164,8 @@ def add_call_log_arguments(parser: argparse.ArgumentParser) -> None:
         "start",
         metavar="START",
         type=fuse_instant,
-        help="UNIX timestamp, YYYY-MM-DD (UTC midnight) or ISO datetime with a zone",
+        help="UNIX timestamp, YYYY-MM-DD (UTC midnight), ISO datetime with a zone, now, today "
+        "or today-N",
     )
     parser.add_argument("end", metavar="END", type=fuse_instant, help="as START; inclusive")
     parser.add_argument("--number", help="only calls to this deployment number (digits)")
@@ -170,7 +194,12 @@ def add_report_arguments(parser: argparse.ArgumentParser) -> None:
     ``--period`` has no default here: the period reports read a missing one as ``day``, and
     the two reports without periods refuse one rather than ignore it.
     """
-    parser.add_argument("start", metavar="START", type=report_day, help="first day, YYYY-MM-DD")
+    parser.add_argument(
+        "start",
+        metavar="START",
+        type=report_day,
+        help="first day, YYYY-MM-DD, today or today-N (Plum's report days are US Eastern)",
+    )
     parser.add_argument("end", metavar="END", type=report_day, help="last day, inclusive")
     parser.add_argument(
         "--period",

@@ -28,7 +28,8 @@ class Events:
     ) -> EventReport:
         """Fetch the report for the days ``start`` to ``end`` (both inclusive).
 
-        ``start``/``end`` are a ``datetime.date``, a ``"YYYYMMDD"`` string or an int YYYYMMDD;
+        ``start``/``end`` are a ``datetime.date``, a ``"YYYYMMDD"`` string or an int YYYYMMDD,
+        days of Plum's calendar (US Eastern: see ``Series`` for how its keys read in UTC);
         ``period`` is ``"day"``, ``"week"`` or ``"month"``; ``phone`` is a number of digits or
         ``"ALL"``. All are validated before any quota is spent.
 
