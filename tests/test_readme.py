@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import anyio
@@ -85,30 +87,65 @@ def test_the_demo_command_runs(tmp_path: Path):
     assert not [name for name in after - before if name.startswith("plumvoice-demo")]
 
 
-CLI_BLOCKS = [code for code in blocks("sh") if code.lstrip().startswith("plumvoice ")]
+SIMULATOR_BLOCK = next(code for code in blocks("sh") if code.startswith("plumvoice simulator"))
+CLI_BLOCKS = [
+    code
+    for code in blocks("sh")
+    if code.lstrip().startswith("plumvoice ") and code != SIMULATOR_BLOCK
+]
+
+
+@pytest.fixture(scope="module")
+def simulator_command() -> Iterator[dict[str, str]]:
+    """The README's ``plumvoice simulator`` running; the variables its export lines set."""
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    env = {name: value for name, value in os.environ.items() if not name.startswith("PLUM_")}
+    env["PATH"] = path
+    with subprocess.Popen(
+        ["bash", "-c", f"exec {SIMULATOR_BLOCK.strip()}"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as server:
+        assert server.stdout is not None
+        exported: dict[str, str] = {}
+        try:
+            for line in server.stdout:
+                if line.startswith("export "):
+                    name, _, value = line.removeprefix("export ").strip().partition("=")
+                    exported[name] = value
+                    if len(exported) == 6:
+                        break
+            assert len(exported) == 6
+            yield {**env, **exported}
+        finally:
+            server.send_signal(signal.SIGINT)
+            assert server.wait(timeout=30) == 0  # Ctrl-C is the simulator's normal end
 
 
 @pytest.mark.parametrize("code", CLI_BLOCKS)
-def test_cli_blocks_run_against_the_simulator(code: str, tmp_path: Path):
-    simulator = PlumSimulator()
-    with serve(simulator) as url:
-        for line in code.strip().splitlines():
-            result = subprocess.run(
-                ["bash", "-c", line],
-                env=simulator_env(simulator, url),
-                cwd=tmp_path,
-                capture_output=True,
-                text=True,
-                timeout=120,
-                check=False,
-            )
-            assert result.returncode == 0, (line, result.stderr)
+def test_cli_blocks_run_against_the_readme_simulator(
+    code: str, tmp_path: Path, simulator_command: dict[str, str]
+):
+    for line in code.strip().splitlines():
+        result = subprocess.run(
+            ["bash", "-c", line],
+            env=simulator_command,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert result.returncode == 0, (line, result.stderr)
     assert (tmp_path / "calls.csv").read_text().count("\n") > 1
-    assert (tmp_path / "details.jsonl").exists()
+    assert (tmp_path / "details.jsonl").read_text().count("\n") > 1
 
 
 def test_every_block_is_covered():
-    covered = len(SCRIPTS) + len(TESTS) + len(CLI_BLOCKS) + 2  # + the test and demo commands
+    # + the simulator, the test and the demo commands
+    covered = len(SCRIPTS) + len(TESTS) + len(CLI_BLOCKS) + 3
     assert covered == len(BLOCK.findall(README.read_text()))
 
 

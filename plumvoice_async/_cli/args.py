@@ -23,6 +23,7 @@ __all__ = [
     "add_demo_arguments",
     "add_output_options",
     "add_report_arguments",
+    "add_simulator_arguments",
     "fuse_instant",
     "report_day",
 ]
@@ -229,3 +230,38 @@ def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
         "(the default when uvicorn is not installed)",
     )
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+
+
+def add_simulator_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--port", type=_port, default=0, metavar="N", help="loopback port (default: a free one)"
+    )
+    parser.add_argument(
+        "--calls",
+        type=_positive,
+        default=10_000,
+        metavar="N",
+        help="simulated calls, over the last four days (default 10000)",
+    )
+    parser.add_argument(
+        "--quota",
+        type=_quota,
+        default=(150, 900),
+        metavar="LIMIT/WINDOW",
+        help="requests per window of seconds, per account and group (default: Plum's 150/900)",
+    )
+
+
+def _port(text: str) -> int:
+    if not _DIGITS.fullmatch(text) or int(text) > 65_535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (0..65535)")
+    return int(text)
+
+
+def _quota(text: str) -> tuple[int, int]:
+    match = re.fullmatch(r"([0-9]+)/([0-9]+)", text)
+    if match is None or int(match[1]) < 1 or int(match[2]) < 1:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not LIMIT/WINDOW: two whole numbers >= 1, such as 150/900"
+        )
+    return int(match[1]), int(match[2])

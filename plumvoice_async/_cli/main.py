@@ -38,7 +38,12 @@ from .._errors import (
     RateLimitError,
     TransportError,
 )
-from .args import add_call_log_arguments, add_demo_arguments, add_report_arguments
+from .args import (
+    add_call_log_arguments,
+    add_demo_arguments,
+    add_report_arguments,
+    add_simulator_arguments,
+)
 from .export import CallExport, ExportRefused, run_export
 from .output import (
     Progress,
@@ -212,6 +217,12 @@ async def _run_demo(args: argparse.Namespace) -> None:
     await run_demo(args)
 
 
+async def _run_simulator(args: argparse.Namespace) -> None:
+    from .simulator import run_simulator  # the simulator is loaded only when it is served
+
+    await run_simulator(args)
+
+
 SUBCOMMANDS = (
     Subcommand(
         "calls",
@@ -247,6 +258,12 @@ SUBCOMMANDS = (
         "run a bulk export against a built-in simulator (no credentials, no network)",
         add_demo_arguments,
         _run_demo,
+    ),
+    Subcommand(
+        "simulator",
+        "serve the built-in simulator on loopback and print the PLUM_* lines pointing at it",
+        add_simulator_arguments,
+        _run_simulator,
     ),
 )
 
@@ -302,6 +319,8 @@ def failure(exc: Exception, subcommand: Subcommand) -> tuple[int, str]:
             message = f"the server refused the credentials ({exc}): check {variables}"
         case RateLimitError():
             status, message = EXIT_QUOTA, _quota_message(exc)
+        case ImportError():  # an optional part not installed; the message says which
+            status, message = EXIT_USAGE, str(exc)
         case TransportError() | GovernorUnavailableError():
             status, message = EXIT_NETWORK, str(exc)
         case PlumError():

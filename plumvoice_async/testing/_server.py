@@ -30,8 +30,11 @@ class _HideSimulatedDrops(logging.Filter):
 
 
 @contextlib.contextmanager
-def serve(app: Any, host: str = "127.0.0.1", *, base_path: str = "/api/") -> Iterator[str]:
-    """Serve ``app`` on a free port of ``host``; yield its base URL, ``http://host:port/api/``.
+def serve(
+    app: Any, host: str = "127.0.0.1", *, base_path: str = "/api/", port: int = 0
+) -> Iterator[str]:
+    """Serve ``app`` on ``port`` of ``host`` (0: a free one); yield its base URL,
+    ``http://host:port/api/``.
 
     The socket is bound and listening before the server thread starts, and the URL is yielded
     only once uvicorn has started, so the first request never races the startup. On exit the
@@ -42,6 +45,7 @@ def serve(app: Any, host: str = "127.0.0.1", *, base_path: str = "/api/") -> Ite
 
     Raises:
         ModuleNotFoundError: uvicorn is not installed (the message says how to get it).
+        OSError: ``port`` is taken or not allowed.
         RuntimeError: when uvicorn does not start within 10 seconds.
     """
     try:
@@ -56,7 +60,7 @@ def serve(app: Any, host: str = "127.0.0.1", *, base_path: str = "/api/") -> Ite
 
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     listener = socket.socket(family, socket.SOCK_STREAM)
-    listener.bind((host, 0))
+    listener.bind((host, port))
     listener.listen()
     port = listener.getsockname()[1]
     config = uvicorn.Config(
