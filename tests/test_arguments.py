@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -26,6 +27,8 @@ from typing import Any
 import anyio
 import httpx
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import plumvoice_async
 import plumvoice_async.testing
@@ -36,6 +39,7 @@ from plumvoice_async import (
     RedisGovernor,
     VoiceTrendsLogin,
 )
+from plumvoice_async._core import arguments
 from plumvoice_async._core.arguments import REDACTED
 from plumvoice_async._core.requests import QuotaGroup
 from plumvoice_async._redis.scripts import import_redis
@@ -517,6 +521,59 @@ def test_every_public_callable_is_a_target_or_exempt():
             if callable(getattr(module, name)):
                 assert name in covered or name in EXEMPT, f"{module.__name__}.{name} has no rows"
     assert not covered & set(EXEMPT)
+
+
+# --- the checks themselves, on any value ---------------------------------------------------------
+
+ANYTHING = (
+    st.floats()
+    | st.integers(min_value=-(10**300), max_value=10**300)
+    | st.booleans()
+    | st.text(max_size=5)
+    | st.none()
+)
+
+
+@given(ANYTHING)
+def test_positive_finite_accepts_exactly_the_finite_numbers_above_zero(value):
+    number = not isinstance(value, bool) and isinstance(value, int | float)
+    if number and math.isfinite(value) and value > 0:
+        assert arguments.positive_finite(value, name="x") == float(value)
+    else:
+        with pytest.raises(InvalidParameterError, match="invalid x="):
+            arguments.positive_finite(value, name="x")
+
+
+@given(ANYTHING)
+def test_non_negative_finite_accepts_exactly_the_finite_numbers_from_zero(value):
+    number = not isinstance(value, bool) and isinstance(value, int | float)
+    if number and math.isfinite(value) and value >= 0:
+        assert arguments.non_negative_finite(value, name="x") == float(value)
+    else:
+        with pytest.raises(InvalidParameterError, match="invalid x="):
+            arguments.non_negative_finite(value, name="x")
+
+
+@given(ANYTHING, st.integers(min_value=-5, max_value=5))
+def test_count_accepts_exactly_the_ints_from_its_minimum(value, minimum):
+    if type(value) is int and value >= minimum:
+        assert arguments.count(value, name="n", minimum=minimum) == value
+    else:
+        with pytest.raises(InvalidParameterError, match="invalid n="):
+            arguments.count(value, name="n", minimum=minimum)
+
+
+def test_an_int_too_large_for_a_float_is_refused_not_an_overflow():
+    with pytest.raises(InvalidParameterError, match="too large"):
+        arguments.positive_finite(10**400, name="timeout")
+
+
+def test_one_of_does_not_take_true_for_one_or_one_for_true():
+    with pytest.raises(InvalidParameterError):
+        arguments.one_of(True, name="x", choices=(1, 2))
+    with pytest.raises(InvalidParameterError):
+        arguments.one_of(1, name="x", choices=(True, None))
+    assert arguments.one_of(None, name="x", choices=(None, "local")) is None
 
 
 # --- the reproductions of the issue, one by one ----------------------------------------------
