@@ -114,11 +114,11 @@ def fraction(value: object, *, name: str) -> float:
 # --- text and choices ------------------------------------------------------------------------
 
 
-def text(value: object, *, name: str, allow_empty: bool = False) -> str:
-    """A ``str``, non-empty unless ``allow_empty`` (``bytes`` are refused, not decoded)."""
+def text(value: object, *, name: str) -> str:
+    """A non-empty ``str`` (``bytes`` are refused, not decoded)."""
     if not isinstance(value, str):
         raise InvalidParameterError(name, value, f"expected a str, got {_kind(value)}")
-    if not value and not allow_empty:
+    if not value:
         raise InvalidParameterError(name, value, "must not be empty")
     return value
 
