@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from types import TracebackType
 from typing import Literal, Self
 
 import httpx
 
 from ._clock import Clock, SystemClock
+from ._core import arguments
 from ._core.requests import (
     CALLER_PROFILE,
     DEFAULT_FUSE_URL,
@@ -19,7 +21,6 @@ from ._core.requests import (
     VOLUME,
     Api,
     QuotaGroup,
-    normalise_base_url,
 )
 from ._credentials import Credentials, CredentialsProvider, MintedCredentials, VoiceTrendsLogin
 from ._endpoints.call_details import CallDetails
@@ -31,6 +32,7 @@ from ._endpoints.reports import (
     RangeReport,
     geographic_location,
 )
+from ._errors import InvalidParameterError
 from ._governor import Governor, QuotaKey
 from ._local_governor import LocalGovernor
 from ._models import (
@@ -80,9 +82,11 @@ class PlumClient:
             documentation error; one or more ``/``-separated segments move it.
 
     Raises:
-        ValueError: a setting is invalid (a plain-http URL to a non-loopback host, an unknown
-            format, a credential pair that is not two non-empty strings, both
-            ``voicetrends_auth`` and ``voicetrends_login``...).
+        InvalidParameterError: a setting is invalid, named in the error (a ``ValueError``
+            too): a plain-http URL to a non-loopback host, an unknown format, a credential
+            pair that is not two non-empty strings (never echoed), both ``voicetrends_auth``
+            and ``voicetrends_login``, a timeout that is not a finite number > 0, a count that
+            is not an ``int``, a governor or clock without the protocol's methods...
 
     Attributes:
         events, volume, performance, caller_profile: the VoiceTrends reports grouped by
@@ -109,22 +113,30 @@ class PlumClient:
         clock: Clock | None = None,
         geographic_resource: str = DEFAULT_GEOGRAPHIC_RESOURCE,
     ) -> None:
-        if format not in ("json", "xml"):
-            raise ValueError(f"format must be 'json' or 'xml', got {format!r}")
-        if not _is_number(timeout) or timeout <= 0:
-            raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
-        if not _is_int(max_retries) or max_retries < 0:
-            raise ValueError(f"max_retries must be an int >= 0, got {max_retries!r}")
-        if max_wait is not None and (not _is_number(max_wait) or max_wait < 0):
-            raise ValueError(f"max_wait must be None or seconds >= 0, got {max_wait!r}")
-        self.fuse_url = normalise_base_url(fuse_url, name="fuse_url")
-        self.voicetrends_url = normalise_base_url(voicetrends_url, name="voicetrends_url")
+        format = arguments.one_of(format, name="format", choices=("json", "xml"))
+        timeout = arguments.positive_finite(timeout, name="timeout")
+        max_retries = arguments.count(max_retries, name="max_retries", minimum=0)
+        if max_wait is not None:
+            max_wait = arguments.non_negative_finite(max_wait, name="max_wait")
+        governor = arguments.governor(governor, name="governor")
+        if http_client is not None:
+            arguments.instance(http_client, name="http_client", kind=httpx.AsyncClient)
+        clock = arguments.clock(clock, name="clock")
+        self.fuse_url = arguments.base_url(fuse_url, name="fuse_url")
+        self.voicetrends_url = arguments.base_url(voicetrends_url, name="voicetrends_url")
         self.format: Format = format
         self.clock: Clock = clock if clock is not None else SystemClock()
         self.governor: Governor = (
             governor if governor is not None else LocalGovernor(clock=self.clock)
         )
-        geographic_url, geographic = geographic_location(self.voicetrends_url, geographic_resource)
+        try:
+            geographic_url, geographic = geographic_location(
+                self.voicetrends_url, geographic_resource
+            )
+        except ValueError as exc:
+            raise InvalidParameterError(
+                "geographic_resource", geographic_resource, str(exc)
+            ) from None
         self._credentials: dict[Api, CredentialsProvider | None] = {
             Api.FUSE: _credentials(fuse_auth, "fuse_auth"),
             Api.VOICETRENDS: self._voicetrends_credentials(voicetrends_auth, voicetrends_login),
@@ -137,7 +149,7 @@ class PlumClient:
             governor=self.governor,
             credentials=self._credentials,
             format=format,
-            timeout=float(timeout),
+            timeout=timeout,
             max_retries=max_retries,
             max_wait=max_wait,
             clock=self.clock,
@@ -158,13 +170,13 @@ class PlumClient:
         if login is None:
             return _credentials(pair, "voicetrends_auth")
         if pair is not None:
-            raise ValueError(
+            raise InvalidParameterError(
+                "voicetrends_login",
+                arguments.REDACTED,
                 "pass voicetrends_auth (a temporary pair) or voicetrends_login (to mint one), "
-                "not both"
+                "not both",
             )
-        if not isinstance(login, VoiceTrendsLogin):
-            # A ValueError, as for every other setting, rather than a TypeError.
-            raise ValueError("voicetrends_login must be a VoiceTrendsLogin")  # noqa: TRY004
+        arguments.instance(login, name="voicetrends_login", kind=VoiceTrendsLogin, secret=True)
         return MintedCredentials(login, base_url=self.voicetrends_url, clock=self.clock)
 
     @classmethod
@@ -183,18 +195,16 @@ class PlumClient:
         is given.
 
         Raises:
-            InvalidParameterError: ``PLUM_VOICETRENDS_TOOL`` is not a known tool.
-            ValueError: a half-set credential group, both VoiceTrends groups set, an invalid
-                URL or format.
+            InvalidParameterError: a variable is invalid (named, its value never shown when it
+                may hold a secret): a half-set credential group, an unknown tool, URL or
+                format; or a keyword is (as for the constructor); or both VoiceTrends groups
+                are set.
             ImportError: ``PLUM_REDIS_URL`` is set but the ``redis`` extra is not installed.
         """
         env = os.environ if environ is None else environ
         settings: dict[str, object] = {
             "fuse_auth": _env_group(env, "PLUM_FUSE_EMAIL", "PLUM_FUSE_DEVELOPER_KEY"),
         }
-        redis_governor = None
-        if env.get("PLUM_REDIS_URL") and "governor" not in overrides:
-            redis_governor = settings["governor"] = RedisGovernor.from_url(env["PLUM_REDIS_URL"])
         if "voicetrends_auth" not in overrides and "voicetrends_login" not in overrides:
             settings["voicetrends_auth"] = _env_group(
                 env, "PLUM_VOICETRENDS_LOGIN", "PLUM_VOICETRENDS_PASSWORD"
@@ -206,14 +216,23 @@ class PlumClient:
                 "PLUM_VOICETRENDS_ACCOUNT_PASSWORD",
             )
             if account is not None:
-                settings["voicetrends_login"] = VoiceTrendsLogin(*account)
+                with _variable("PLUM_VOICETRENDS_TOOL"):
+                    settings["voicetrends_login"] = VoiceTrendsLogin(*account)
         for variable, setting in (
             ("PLUM_FUSE_URL", "fuse_url"),
             ("PLUM_VOICETRENDS_URL", "voicetrends_url"),
-            ("PLUM_FORMAT", "format"),
         ):
-            if env.get(variable):
-                settings[setting] = env[variable]
+            if env.get(variable) and setting not in overrides:
+                settings[setting] = arguments.base_url(env[variable], name=variable)
+        if env.get("PLUM_FORMAT") and "format" not in overrides:
+            settings["format"] = arguments.one_of(
+                env["PLUM_FORMAT"], name="PLUM_FORMAT", choices=("json", "xml")
+            )
+        redis_governor = None
+        if env.get("PLUM_REDIS_URL") and "governor" not in overrides:
+            with _variable("PLUM_REDIS_URL"):
+                redis_governor = RedisGovernor.from_url(env["PLUM_REDIS_URL"])
+            settings["governor"] = redis_governor
         settings.update(overrides)
         client = cls(**settings)  # type: ignore[arg-type]
         if redis_governor is not None:
@@ -254,26 +273,11 @@ class PlumClient:
         )
 
 
-def _is_number(value: object) -> bool:
-    """Settings arrive untyped at run time; ``True`` is an int to Python but not a duration."""
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
 def _credentials(pair: object, name: str) -> Credentials | None:
     if pair is None:
         return None
-    if not (
-        isinstance(pair, tuple)
-        and len(pair) == 2
-        and all(isinstance(half, str) and half for half in pair)
-    ):
-        # The value itself is never echoed: it is a credential.
-        raise ValueError(f"{name} must be a tuple of two non-empty strings")
-    return Credentials(pair[0], pair[1])
+    login, password = arguments.secret_tuple(pair, name=name, size=2)
+    return Credentials(login, password)
 
 
 def _env_group(env: Mapping[str, str], *variables: str) -> tuple[str, ...] | None:
@@ -284,5 +288,17 @@ def _env_group(env: Mapping[str, str], *variables: str) -> tuple[str, ...] | Non
     for variable, value in zip(variables, values, strict=True):
         if not value:
             # Name the missing variable, never the values of the others: they are credentials.
-            raise ValueError(f"{variable} is not set (the others of its group are)")
+            raise InvalidParameterError(variable, value, "not set, while the rest of its group is")
     return values
+
+
+@contextmanager
+def _variable(variable: str) -> Iterator[None]:
+    """Name the environment variable, not the keyword, in an error about its value.
+
+    The value an error carries is already redacted when it may be a secret (URLs, logins).
+    """
+    try:
+        yield
+    except InvalidParameterError as exc:
+        raise InvalidParameterError(variable, exc.value, exc.reason) from None

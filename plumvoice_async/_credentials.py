@@ -30,6 +30,7 @@ import anyio
 import attrs
 
 from ._clock import Clock
+from ._core import arguments
 from ._core.requests import QuotaGroup, RequestSpec, normalise_base_url
 from ._errors import (
     AuthenticationError,
@@ -116,13 +117,13 @@ class CredentialsProvider(Protocol):
 
 def _tool(_: object, __: attrs.Attribute[Any], value: Any) -> None:
     if not (isinstance(value, str) and value in TOOLS):
-        raise InvalidParameterError("tool", value, f"expected one of {', '.join(TOOLS)}")
+        raise InvalidParameterError(
+            "tool", value, f"unknown tool: expected one of {', '.join(TOOLS)}"
+        )
 
 
 def _secret(_: object, attribute: attrs.Attribute[Any], value: Any) -> None:
-    if not (isinstance(value, str) and value):
-        # The value itself is never echoed: it is a credential.
-        raise ValueError(f"VoiceTrendsLogin.{attribute.name} must be a non-empty string")
+    arguments.secret_text(value, name=attribute.name)  # never echoed: it is a credential
 
 
 @attrs.frozen(repr=False)
@@ -134,8 +135,8 @@ class VoiceTrendsLogin:
     web password or the developer key, is not documented). Neither ever appears in the repr.
 
     Raises:
-        InvalidParameterError: ``tool`` is not one of the three.
-        ValueError: ``login`` or ``password`` is not a non-empty string.
+        InvalidParameterError: ``tool`` is not one of the three, or ``login`` or ``password``
+            is not a non-empty string (named, never echoed).
     """
 
     tool: str = attrs.field(validator=_tool)

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 import anyio
 
 from ._clock import Clock, SystemClock
+from ._core import arguments
 from ._core.bucket import Bucket, Refusal, Sync
 from ._core.ratelimit import RateLimit
 from ._core.requests import QuotaGroup
@@ -105,6 +106,11 @@ class LocalGovernor:
         margin: float = 1.0,
         clock: Clock | None = None,
     ) -> None:
+        limit = arguments.count(limit, name="limit", minimum=1)
+        window = arguments.positive_finite(window, name="window")
+        margin = arguments.non_negative_finite(margin, name="margin")
+        groups = None if groups is None else arguments.quota_groups(groups, name="groups")
+        clock = arguments.clock(clock, name="clock")
         self.limit = limit
         self.window = float(window)
         self.margin = float(margin)

@@ -167,6 +167,13 @@ BAD_INPUTS: tuple[BadInput, ...] = (
         start=datetime(2018, 6, 21, 3, tzinfo=_EST),  # 08:00Z
         end=datetime(2018, 6, 21, 7, tzinfo=UTC),  # 07:00Z: earlier, despite the larger hour
     ),
+    _row(
+        "calls-end-before-start-same-second",  # both floor to 03:00:00Z (issue 12, item 10)
+        "calls",
+        "end",
+        start=datetime(2018, 6, 21, 3, 0, 0, 600_000, tzinfo=UTC),
+        end=datetime(2018, 6, 21, 3, 0, 0, 300_000, tzinfo=UTC),
+    ),
     _row("calls-start-bool", "calls", "start", start=True),
     _row("calls-start-negative", "calls", "start", start=-1),
     _row("calls-start-float", "calls", "start", start=1_529_550_000.0),
@@ -205,6 +212,13 @@ BAD_INPUTS: tuple[BadInput, ...] = (
     ),
     _row("details-start-naive-datetime", "call_details", "start", start=datetime(2018, 6, 21, 3)),
     _row("details-end-before-start", "call_details", "end", start=_FUSE_END, end=_FUSE_START),
+    _row(
+        "details-end-before-start-same-second",
+        "call_details",
+        "end",
+        start=datetime(2018, 6, 21, 3, 0, 0, 600_000, tzinfo=UTC),
+        end=datetime(2018, 6, 21, 3, 0, 0, 300_000, tzinfo=UTC),
+    ),
     _row("details-start-bool", "call_details", "start", start=True),
     _row("details-limit-zero", "call_details", "limit", limit=0),
     _row("details-limit-10001", "call_details", "limit", limit=10_001),

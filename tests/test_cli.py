@@ -15,6 +15,7 @@ import pty
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 from datetime import UTC, date, datetime, timedelta, timezone
@@ -572,3 +573,28 @@ def test_failures_map_to_statuses(error, status, message):
     got_status, got_message = failure(error, calls)
     assert got_status == status
     assert message in got_message
+
+
+def test_plum_redis_url_without_the_redis_extra_exits_2_naming_it():
+    script = (
+        "import sys; sys.modules['redis'] = None; sys.modules['redis.asyncio'] = None; "
+        "from plumvoice_async._cli import main; sys.exit(main(['calls', 'today-1', 'now']))"
+    )
+    env = {name: value for name, value in os.environ.items() if not name.startswith("PLUM_")}
+    env.update(
+        PLUM_REDIS_URL="redis://127.0.0.1:9/0",
+        PLUM_FUSE_EMAIL="me@example.com",
+        PLUM_FUSE_DEVELOPER_KEY="key",
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2, result.stderr
+    assert "pip install 'plumvoice-async[redis]'" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stderr.count("\n") == 1

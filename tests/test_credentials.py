@@ -83,8 +83,9 @@ def test_the_three_documented_tools_are_accepted(tool):
     ],
 )
 def test_an_empty_login_or_password_is_refused_without_echoing_the_other(login, password, bad):
-    with pytest.raises(ValueError, match=f"VoiceTrendsLogin.{bad}") as caught:
+    with pytest.raises(InvalidParameterError, match=f"invalid {bad}=<redacted>") as caught:
         VoiceTrendsLogin(tool="dev", login=login, password=password)
+    assert caught.value.parameter == bad
     assert "web-password-secret" not in str(caught.value)
     assert "me@example.com" not in str(caught.value)
 

@@ -18,8 +18,9 @@ acceptance cannot be withdrawn):
   leading zeros) are refused; so is ``"all"``: the docs name the upper-case literal ``ALL``,
   and only the VoiceTrends ``phone`` accepts it (Fuse's ``number`` documents no such literal).
 - Report days have four-digit years, since the wire's integer ``YYYYMMDD`` cannot carry others.
-- Fuse instants are floored to whole seconds (the second that contains the instant). Flooring
-  is monotonic, so a valid ``start <= end`` stays valid after rounding.
+- Fuse instants are floored to whole seconds (the second that contains the instant). The
+  order ``start <= end`` is checked on the exact instants first: flooring would hide an end a
+  fraction of a second before its start.
 - When ``end`` is before ``start``, the error names ``end``.
 """
 
@@ -39,6 +40,7 @@ __all__ = [
     "PeriodLike",
     "ReportDate",
     "check_details_window",
+    "count",
     "fuse_range",
     "fuse_time",
     "limit",
@@ -197,6 +199,11 @@ def fuse_time(value: object, *, name: str) -> int:
     arithmetic, no float rounding); a naive one is refused, since which instant it names depends
     on a zone nobody stated.
     """
+    return _instant(value, name=name) // _ONE_SECOND
+
+
+def _instant(value: object, *, name: str) -> timedelta:
+    """The exact instant of a Fuse ``start``/``end``, as its (microsecond) offset from 1970."""
     if isinstance(value, bool):
         raise InvalidParameterError(name, value, "a bool is not a timestamp")
     if isinstance(value, int):
@@ -226,20 +233,31 @@ def fuse_time(value: object, *, name: str) -> int:
         raise InvalidParameterError(
             name, value, "after the year 9999: milliseconds instead of seconds?"
         )
-    return seconds
+    return value - _EPOCH if isinstance(value, datetime) else timedelta(seconds=seconds)
 
 
 def fuse_range(start: object, end: object) -> tuple[int, int]:
-    """Validate a Fuse ``start``/``end`` pair, returning UNIX seconds with end >= start."""
-    start_second = fuse_time(start, name="start")
-    end_second = fuse_time(end, name="end")
-    if end_second < start_second:
+    """Validate a Fuse ``start``/``end`` pair, returning UNIX seconds with end >= start.
+
+    The order is checked on the exact instants, before flooring: an end 0.3 s before its start
+    within the same second floors to the same second, yet is still a reversed range.
+    """
+    start_instant = _instant(start, name="start")
+    end_instant = _instant(end, name="end")
+    if end_instant < start_instant:
         raise InvalidParameterError(
             "end",
             end,
-            f"end {end_second} is before start {start_second}; end must not precede start",
+            f"end {_unix(end_instant)} is before start {_unix(start_instant)}; "
+            "end must not precede start",
         )
-    return start_second, end_second
+    return start_instant // _ONE_SECOND, end_instant // _ONE_SECOND
+
+
+def _unix(instant: timedelta) -> str:
+    """UNIX seconds as text: whole seconds bare (``5``), others with their microseconds."""
+    seconds, rest = divmod(instant, _ONE_SECOND)
+    return str(seconds) if not rest else f"{seconds}.{rest.microseconds:06d}"
 
 
 def check_details_window(start: int, *, now: float) -> None:
@@ -265,17 +283,19 @@ def check_details_window(start: int, *, now: float) -> None:
 
 def limit(value: object) -> int | None:
     """Return a page's ``limit`` (1..10000, plum-api.md 2.3), or ``None`` when not given."""
-    return _count(value, name="limit", minimum=1, maximum=LIMIT_MAX)
+    return None if value is None else count(value, name="limit", minimum=1, maximum=LIMIT_MAX)
 
 
 def offset(value: object) -> int | None:
     """Return a page's ``offset`` (0 or more), or ``None`` when not given."""
-    return _count(value, name="offset", minimum=0, maximum=None)
+    return None if value is None else count(value, name="offset", minimum=0)
 
 
-def _count(value: object, *, name: str, minimum: int, maximum: int | None) -> int | None:
-    if value is None:
-        return None
+def count(value: object, *, name: str, minimum: int = 0, maximum: int | None = None) -> int:
+    """An ``int`` in ``[minimum, maximum]``; ``bool`` and ``float`` (even ``2.0``) are refused.
+
+    The one check of every count the library takes, here and in ``arguments``.
+    """
     if isinstance(value, bool) or not isinstance(value, int):
         raise InvalidParameterError(name, value, f"expected an int, got {_kind(value)}")
     if value < minimum or (maximum is not None and value > maximum):

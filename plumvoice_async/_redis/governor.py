@@ -66,10 +66,11 @@ import anyio
 import attrs
 
 from .._clock import Clock, SystemClock
+from .._core import arguments
 from .._core.bucket import NO_DATE_MARGIN
 from .._core.ratelimit import RateLimit
 from .._core.requests import QuotaGroup
-from .._errors import GovernorUnavailableError, RateLimitError
+from .._errors import GovernorUnavailableError, InvalidParameterError, RateLimitError
 from .._governor import Permit, QuotaKey, Snapshot
 from .._local_governor import DEFAULT_AUTH_QUOTA, LocalGovernor
 from .._logging import logger
@@ -132,13 +133,13 @@ class RedisGovernor:
         clock: Clock | None = None,
         _time_from_clock: bool = False,
     ) -> None:
-        if fallback not in (None, "local"):
-            raise ValueError(f"fallback must be None or 'local', got {fallback!r}")
-        if not 0 < fallback_share <= 1:
-            raise ValueError(f"fallback_share must be in (0, 1], got {fallback_share!r}")
-        for name, value in (("lease", lease), ("retry_after", retry_after), ("recheck", recheck)):
-            if value <= 0:
-                raise ValueError(f"{name} must be positive seconds, got {value!r}")
+        arguments.instance(client, name="client", kind=import_redis().asyncio.Redis)
+        lease = arguments.positive_finite(lease, name="lease")
+        prefix = arguments.text(prefix, name="prefix")
+        fallback = arguments.one_of(fallback, name="fallback", choices=(None, "local"))
+        fallback_share = arguments.fraction(fallback_share, name="fallback_share")
+        retry_after = arguments.positive_finite(retry_after, name="retry_after")
+        recheck = arguments.positive_finite(recheck, name="recheck")
         # Validates limit, window, margin and groups the way the local governor does.
         local = LocalGovernor(limit, window, groups=groups, margin=margin, clock=clock)
         self.limit, self.window, self.margin = local.limit, local.window, local.margin
@@ -189,15 +190,23 @@ class RedisGovernor:
         fast instead of hanging; ``options`` are the constructor's keyword arguments.
 
         Raises:
+            InvalidParameterError: an argument is invalid (the URL is never echoed).
             ImportError: the ``redis`` extra is not installed.
         """
+        url = arguments.secret_text(url, name="url")
+        socket_timeout = arguments.positive_finite(socket_timeout, name="socket_timeout")
         redis = import_redis()
-        client = redis.asyncio.Redis.from_url(
-            url,
-            socket_timeout=socket_timeout,
-            socket_connect_timeout=socket_timeout,
-            decode_responses=True,
-        )
+        try:
+            client = redis.asyncio.Redis.from_url(
+                url,
+                socket_timeout=socket_timeout,
+                socket_connect_timeout=socket_timeout,
+                decode_responses=True,
+            )
+        except ValueError:
+            # Never echoed, nor redis-py's message about it: the URL may hold a password.
+            reason = "not a redis://, rediss:// or unix:// URL with a valid host and port"
+            raise InvalidParameterError("url", arguments.REDACTED, reason) from None
         governor = cls(client, limit=limit, window=window, **options)
         governor._owns_client = True
         return governor

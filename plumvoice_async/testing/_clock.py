@@ -8,6 +8,9 @@ import itertools
 import anyio
 from anyio.lowlevel import checkpoint
 
+from .._core import arguments
+from .._errors import InvalidParameterError
+
 __all__ = ["FakeClock"]
 
 
@@ -50,11 +53,13 @@ class FakeClock:
         _timeline: _Timeline | None = None,
         _skew: float = 0.0,
     ) -> None:
+        start = arguments.finite(start, name="start")
         self._timeline = _timeline if _timeline is not None else _Timeline(start)
         self._skew = _skew
 
     def skewed(self, seconds: float) -> FakeClock:
         """A view of the same timeline with its wall clock ``seconds`` off this one's."""
+        seconds = arguments.finite(seconds, name="seconds")
         return FakeClock(_timeline=self._timeline, _skew=self._skew + seconds)
 
     def monotonic(self) -> float:
@@ -74,8 +79,8 @@ class FakeClock:
 
     async def advance(self, seconds: float) -> None:
         """Move time forward, waking each sleeper at its deadline and letting it run."""
-        if seconds < 0:
-            raise ValueError("a clock cannot go back")
+        if arguments.finite(seconds, name="seconds") < 0:
+            raise InvalidParameterError("seconds", seconds, "a clock cannot go back")
         timeline = self._timeline
         target = timeline.now + seconds
         await _quiesce()

@@ -33,6 +33,9 @@ from datetime import UTC, datetime
 
 import attrs
 
+from .._core import arguments, params
+from .._core.params import PHONE_ALL
+from .._errors import InvalidParameterError
 from .._models import Call, CallEvent, CallType, DetailedCall
 from . import _dataset_reports as reports
 
@@ -103,6 +106,21 @@ class _Selection:
         return self.base_count - len(self.deleted) + len(self.inserted)
 
 
+def _numbers(value: object) -> tuple[str, ...]:
+    """``numbers``: a non-empty sequence of distinct phone numbers, as the client sends them."""
+    if isinstance(value, str) or not isinstance(value, Sequence):
+        reason = f"expected a sequence of phone numbers, got {type(value).__name__}"
+        raise InvalidParameterError("numbers", value, reason)
+    try:
+        numbers = tuple(params.phone(number) for number in value)
+    except InvalidParameterError as exc:
+        raise InvalidParameterError("numbers", value, exc.reason) from None
+    if not numbers or len(set(numbers)) != len(numbers) or PHONE_ALL in numbers:
+        reason = "expected a non-empty sequence of distinct phone numbers (not 'ALL')"
+        raise InvalidParameterError("numbers", value, reason)
+    return numbers
+
+
 class CallDataset:
     """A deterministic generated call set, with an overlay tests can mutate.
 
@@ -126,12 +144,11 @@ class CallDataset:
         spacing: int = 30,
         numbers: Sequence[str] = DEFAULT_NUMBERS,
     ) -> None:
-        if not 0 <= size <= MAX_SIZE:
-            raise ValueError(f"size must be between 0 and {MAX_SIZE}, got {size}")
-        if spacing < 1:
-            raise ValueError(f"spacing must be a whole number of seconds >= 1, got {spacing}")
-        if not numbers or len(set(numbers)) != len(numbers):
-            raise ValueError("numbers must be a non-empty sequence of distinct phone numbers")
+        seed = arguments.count(seed, name="seed")
+        size = arguments.count(size, name="size", maximum=MAX_SIZE)
+        start = arguments.count(start, name="start")
+        spacing = arguments.count(spacing, name="spacing", minimum=1)
+        numbers = _numbers(numbers)
         self.seed = seed
         self.size = size
         self.start = start

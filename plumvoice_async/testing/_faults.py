@@ -13,7 +13,9 @@ from typing import Literal
 import attrs
 import httpx
 
+from .._core import arguments
 from .._core.requests import QuotaGroup
+from .._errors import InvalidParameterError
 
 __all__ = ["Fault", "FaultPlan", "SimRequest", "SimulatedConnectionDrop"]
 
@@ -78,6 +80,7 @@ class FaultPlan:
     """
 
     def __init__(self, seed: int = 0) -> None:
+        seed = arguments.count(seed, name="seed")
         self._faults: list[Fault] = []
         self._rng = random.Random(seed)  # noqa: S311 - deterministic test faults, not secrets
 
@@ -88,10 +91,15 @@ class FaultPlan:
         return iter(self._faults)
 
     def _add(self, fault: Fault) -> Fault:
-        if not 0.0 <= fault.probability <= 1.0:
-            raise ValueError(f"probability must be within [0, 1], got {fault.probability}")
-        if fault.times is not None and fault.times < 0:
-            raise ValueError(f"times must be >= 0 or None, got {fault.times}")
+        """Check the arguments every method takes, then add the fault."""
+        if fault.times is not None:
+            arguments.count(fault.times, name="times")
+        if fault.path_prefix is not None:
+            arguments.text(fault.path_prefix, name="path_prefix")
+        if fault.predicate is not None and not callable(fault.predicate):
+            raise InvalidParameterError("predicate", fault.predicate, "expected a callable")
+        if not 0.0 <= arguments.finite(fault.probability, name="probability") <= 1.0:
+            raise InvalidParameterError("probability", fault.probability, "must be within [0, 1]")
         self._faults.append(fault)
         return fault
 
@@ -105,6 +113,7 @@ class FaultPlan:
         probability: float = 1.0,
     ) -> Fault:
         """Delay matching answers by ``seconds`` (slept on the simulator's clock)."""
+        seconds = arguments.non_negative_finite(seconds, name="seconds")
         return self._add(
             Fault("latency", times, path_prefix, predicate, probability, seconds=seconds)
         )
@@ -119,8 +128,8 @@ class FaultPlan:
         probability: float = 1.0,
     ) -> Fault:
         """Answer with a 5xx and an ``error`` body in the request's format."""
-        if not 500 <= status <= 599:
-            raise ValueError(f"a status fault is a 5xx, got {status}")
+        if not 500 <= arguments.count(status, name="status") <= 599:
+            raise InvalidParameterError("status", status, "a status fault is a 5xx")
         return self._add(Fault("status", times, path_prefix, predicate, probability, status=status))
 
     def drop(
@@ -144,6 +153,7 @@ class FaultPlan:
         probability: float = 1.0,
     ) -> Fault:
         """Answer 200 with an HTML page (``"html"``) or half of the real body (``"truncated"``)."""
+        body = arguments.one_of(body, name="body", choices=("html", "truncated"))
         return self._add(Fault("malformed", times, path_prefix, predicate, probability, body=body))
 
     def clear(self) -> None:

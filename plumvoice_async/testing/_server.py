@@ -14,6 +14,8 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+from .._core import arguments
+from .._errors import InvalidParameterError
 from ._faults import SimulatedConnectionDrop
 
 __all__ = ["serve"]
@@ -48,6 +50,13 @@ def serve(
         OSError: ``port`` is taken or not allowed.
         RuntimeError: when uvicorn does not start within 10 seconds.
     """
+    if not callable(app):
+        raise InvalidParameterError("app", app, "expected an ASGI app (a callable)")
+    arguments.text(host, name="host")
+    base_path = arguments.text(base_path, name="base_path")
+    if not (base_path.startswith("/") and base_path.endswith("/")):
+        raise InvalidParameterError("base_path", base_path, "expected a str path like '/api/'")
+    port = arguments.count(port, name="port", minimum=0, maximum=65_535)
     try:
         import uvicorn
     except ModuleNotFoundError as exc:

@@ -43,12 +43,13 @@ from urllib.parse import parse_qsl
 
 import attrs
 import httpx
-from attrs.validators import ge, instance_of
 
 from .._client import PlumClient
 from .._clock import Clock, SystemClock
+from .._core import arguments
 from .._core.requests import Api, QuotaGroup
 from .._credentials import TOOLS, VoiceTrendsLogin
+from .._errors import InvalidParameterError
 from .._governor import account_hash
 from .._models import CallPage, DetailedCallPage, TemporaryCredentials
 from . import _request_parsing as parsing
@@ -77,9 +78,15 @@ class Quota:
     headers, to exercise a client's path for a server that sends none.
     """
 
-    limit: int = attrs.field(default=150, validator=[instance_of(int), ge(1)])
-    window: int = attrs.field(default=900, validator=[instance_of(int), ge(1)])
-    headers: bool = True
+    limit: int = attrs.field(default=150, validator=lambda _, a, v: _positive_count(a, v))
+    window: int = attrs.field(default=900, validator=lambda _, a, v: _positive_count(a, v))
+    headers: bool = attrs.field(
+        default=True, validator=lambda _, a, v: arguments.instance(v, name=a.name, kind=bool)
+    )
+
+
+def _positive_count(attribute: attrs.Attribute[Any], value: object) -> None:
+    arguments.count(value, name=attribute.name, minimum=1)
 
 
 @attrs.frozen
@@ -138,6 +145,37 @@ class _Minted:
     last_used: float
 
 
+def _quotas(value: object) -> dict[str, Quota | None]:
+    """``quotas``: a mapping of ``QuotaGroup`` value to a ``Quota`` or ``None``."""
+    known = tuple(group.value for group in QuotaGroup)
+    if not isinstance(value, Mapping):
+        raise InvalidParameterError(
+            "quotas", value, f"expected a mapping, got {type(value).__name__}"
+        )
+    for group, quota in value.items():
+        if not (isinstance(group, str) and group in known):
+            raise InvalidParameterError(
+                "quotas", value, f"unknown group {group!r}: expected one of {', '.join(known)}"
+            )
+        if quota is not None and not isinstance(quota, Quota):
+            raise InvalidParameterError(
+                "quotas", value, f"quotas[{group!r}] must be a Quota or None"
+            )
+    return dict(value)
+
+
+def _accounts(value: object, *, name: str, size: int) -> list[Any]:
+    """At least one tuple of ``size`` non-empty strings (accounts: never echoed), as a list:
+    an iterator is read once, here."""
+    if isinstance(value, str | bytes) or not isinstance(value, Iterable):
+        reason = f"expected an iterable of {size}-tuples, got {type(value).__name__}"
+        raise InvalidParameterError(name, arguments.REDACTED, reason)
+    accounts = [arguments.secret_tuple(item, name=name, size=size) for item in value]
+    if not accounts:
+        raise InvalidParameterError(name, arguments.REDACTED, "each API needs at least one account")
+    return accounts
+
+
 class PlumSimulator:
     """An ASGI app faking the Plum VoiceTrends and Fuse APIs, for tests.
 
@@ -190,6 +228,22 @@ class PlumSimulator:
         temporary_credentials_ttl: float = 86_400.0,
         fault_seed: int = 0,
     ) -> None:
+        if dataset is not None:
+            arguments.instance(dataset, name="dataset", kind=CallDataset)
+        clock = arguments.clock(clock, name="clock")
+        limit = arguments.count(limit, name="limit", minimum=1)
+        window = arguments.count(window, name="window", minimum=1)
+        quotas = None if quotas is None else _quotas(quotas)
+        fuse_accounts = _accounts(fuse_accounts, name="fuse_accounts", size=2)
+        voicetrends_accounts = _accounts(voicetrends_accounts, name="voicetrends_accounts", size=2)
+        voicetrends_logins = _accounts(voicetrends_logins, name="voicetrends_logins", size=3)
+        if any(tool not in TOOLS for tool, _, _ in voicetrends_logins):
+            reason = f"a VoiceTrends login's tool must be one of {', '.join(TOOLS)}"
+            raise InvalidParameterError("voicetrends_logins", arguments.REDACTED, reason)
+        temporary_credentials_ttl = arguments.positive_finite(
+            temporary_credentials_ttl, name="temporary_credentials_ttl"
+        )
+        fault_seed = arguments.count(fault_seed, name="fault_seed")
         self.clock: Clock = clock if clock is not None else SystemClock()
         if dataset is None:
             # Four days before the clock's UTC midnight: every default call is in the 5-day
@@ -208,11 +262,7 @@ class PlumSimulator:
             Api.FUSE: dict(fuse_accounts),
             Api.VOICETRENDS: dict(voicetrends_accounts),
         }
-        if not all(self._accounts.values()):
-            raise ValueError("each API needs at least one account")
         self._logins = {(tool, login): password for tool, login, password in voicetrends_logins}
-        if any(tool not in TOOLS for tool, _ in self._logins):
-            raise ValueError(f"a VoiceTrends login's tool must be one of {', '.join(TOOLS)}")
         self.temporary_credentials_ttl = temporary_credentials_ttl
         self._minted: dict[str, _Minted] = {}
         # Deterministic pairs for reproducible tests; nothing here guards a real secret.

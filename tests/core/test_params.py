@@ -174,6 +174,54 @@ def test_fuse_range_allows_one_second_and_keeps_order_after_flooring():
     assert info.value.parameter == "end"
 
 
+@pytest.mark.parametrize(
+    ("start", "end"),
+    [
+        # Reversed within one second: both floor to 1_529_550_000, yet end precedes start.
+        (
+            datetime(2018, 6, 21, 3, 0, 0, 600_000, tzinfo=UTC),
+            datetime(2018, 6, 21, 3, 0, 0, 300_000, tzinfo=UTC),
+        ),
+        # An int start and a datetime end a microsecond before it.
+        (1_529_550_000, datetime(2018, 6, 21, 2, 59, 59, 999_999, tzinfo=UTC)),
+        # The same instant one microsecond apart, written in two zones.
+        (
+            datetime(2018, 6, 21, 3, 0, 0, 1, tzinfo=UTC),
+            datetime(2018, 6, 20, 23, 0, tzinfo=timezone(timedelta(hours=-4))),
+        ),
+    ],
+)
+def test_fuse_range_checks_order_before_flooring(start, end):
+    with pytest.raises(InvalidParameterError, match="before start") as info:
+        params.fuse_range(start, end)
+    assert info.value.parameter == "end"
+
+
+def test_fuse_range_order_message_shows_the_fraction_that_reverses_it():
+    start = datetime(2018, 6, 21, 3, 0, 0, 600_000, tzinfo=UTC)
+    with pytest.raises(InvalidParameterError) as info:
+        params.fuse_range(start, start - timedelta(microseconds=300_000))
+    assert "end 1529550000.300000 is before start 1529550000.600000" in str(info.value)
+
+
+@given(
+    st.datetimes(
+        min_value=datetime(1970, 1, 2), max_value=datetime(9999, 12, 30), timezones=st.just(UTC)
+    ),
+    st.integers(min_value=-(10**6), max_value=10**6),
+)
+def test_fuse_range_accepts_exactly_the_ordered_pairs(start, microseconds):
+    end = start + timedelta(microseconds=microseconds)
+    if microseconds < 0:
+        with pytest.raises(InvalidParameterError):
+            params.fuse_range(start, end)
+    else:
+        assert params.fuse_range(start, end) == (
+            params.fuse_time(start, name="start"),
+            params.fuse_time(end, name="end"),
+        )
+
+
 # --- the 5-day window -------------------------------------------------------------------------
 
 
@@ -211,6 +259,10 @@ def test_limit_and_offset_bounds():
         params.offset(-1)
     with pytest.raises(InvalidParameterError, match="got bool"):
         params.offset(True)
+    for bad in (2.0, "2", None):
+        with pytest.raises(InvalidParameterError, match="expected an int") as info:
+            params.count(bad, name="page_size", minimum=1)
+        assert info.value.parameter == "page_size"
 
 
 # --- session ids ------------------------------------------------------------------------------

@@ -12,7 +12,14 @@ import httpx
 import pytest
 from defusedxml.ElementTree import fromstring
 
-from plumvoice_async import CallEvent, CallPage, DetailedCallPage, EventReport, Period
+from plumvoice_async import (
+    CallEvent,
+    CallPage,
+    DetailedCallPage,
+    EventReport,
+    InvalidParameterError,
+    Period,
+)
 from plumvoice_async._core.decode import decode_response
 from plumvoice_async._core.requests import QuotaGroup
 from plumvoice_async._governor import account_hash
@@ -410,7 +417,7 @@ def test_quota_and_accounts_are_validated_and_credentials_stay_out_of_repr():
         Quota(limit=0)
     with pytest.raises(ValueError, match="window"):
         Quota(window=0)
-    with pytest.raises(TypeError):
+    with pytest.raises(InvalidParameterError, match="window"):
         Quota(window=1.5)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="account"):
         PlumSimulator(fuse_accounts=[])
