@@ -66,7 +66,8 @@ class PlumClient:
             VoiceTrends request (one ``POST auth`` of the 15 allowed per 15 minutes), keeps it
             in memory only, shares it between tasks, and mints a new one once when a request
             answers 401 (then retries that request once).
-        fuse_url, voicetrends_url: base URLs; ``https://``, or ``http://`` to loopback only.
+        fuse_url: the Fuse base URL; ``https://``, or ``http://`` to loopback only.
+        voicetrends_url: the VoiceTrends base URL, under the same rule.
         format: ``"json"`` or ``"xml"``: the ``Accept`` header sent and the decoder used.
         governor: the quota governor; share one between clients of the same account.
         http_client: an ``httpx.AsyncClient`` to reuse; it is not closed by this client.

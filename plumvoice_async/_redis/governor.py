@@ -101,7 +101,10 @@ class RedisGovernor:
 
     Args:
         client: a ``redis.asyncio.Redis`` (set its socket timeouts: nothing may hang).
-        limit, window, groups, margin: as for ``LocalGovernor``.
+        limit: as for ``LocalGovernor``.
+        window: as for ``LocalGovernor``.
+        groups: as for ``LocalGovernor``.
+        margin: as for ``LocalGovernor``.
         lease: seconds an unsettled token stays in flight before it counts as spent (a killed
             process leaks its tokens no longer than this); keep it above the request timeout.
         prefix: the namespace of every key and channel.

@@ -187,14 +187,16 @@ class PlumSimulator:
             four days before the clock's current UTC day, so they all lie in the last 5 days.
         clock: ``time()`` stamps quotas, ``Date`` and the request log; ``sleep`` serves latency
             faults. A ``FakeClock`` makes both deterministic; the system clock by default.
-        limit, window: the data groups' rule (150 requests per 900 s by default); ``auth``
-            keeps its documented 15 per 900 s unless ``quotas`` says otherwise.
+        limit: requests per window of the data groups (150 by default); ``auth`` keeps its
+            documented 15 per 900 s unless ``quotas`` says otherwise.
+        window: the data groups' window in seconds (900 by default).
         quotas: per-group overrides by group name (``"voicetrends"``, ``"fuse"``,
             ``"voicetrends-auth"``), such as ``{"fuse": Quota(limit=10, window=60)}``;
             ``None`` means no quota and no headers for that group (Fuse documents none,
             plum-api.md 2.1).
-        fuse_accounts, voicetrends_accounts: the accepted ``(login, password)`` pairs; each
-            login has its own quotas.
+        fuse_accounts: the accepted Fuse ``(login, password)`` pairs; each login has its own
+            quotas.
+        voicetrends_accounts: the accepted VoiceTrends ``(login, password)`` pairs, likewise.
         voicetrends_logins: the tool accounts ``auth`` mints pairs for, as
             ``(tool, login, password)``.
         temporary_credentials_ttl: seconds a minted pair lives after its last use.
