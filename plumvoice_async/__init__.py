@@ -1,10 +1,15 @@
 """Async client for the Plum Voice VoiceTrends and Fuse call-log APIs.
 
 Everything public is importable from here; the modules behind it are private and may move.
+Some names load on first use, since most programs never touch them and importing them costs
+as much as the rest of the package: ``RedisGovernor`` (the ``redis`` extra's governor), the
+blocking facade (``SyncPlumClient``, which starts threads through ``anyio.from_thread``) and
+``__version__`` (read from the installed metadata).
 """
 
-from importlib.metadata import PackageNotFoundError as _PackageNotFoundError
-from importlib.metadata import version as _version
+import importlib as _importlib
+from typing import TYPE_CHECKING as _TYPE_CHECKING
+from typing import Any as _Any
 
 from ._client import PlumClient
 from ._credentials import VoiceTrendsLogin
@@ -42,15 +47,38 @@ from ._models import (
     Period,
     VolumeReport,
 )
-from ._redis import RedisGovernor
-from ._sync import SyncPageIterator, SyncPlumClient
 
-try:
-    __version__ = _version("plumvoice-async")
-except _PackageNotFoundError:  # pragma: no cover - running from a source tree without install
-    __version__ = "0+unknown"
+if _TYPE_CHECKING:
+    from ._redis import RedisGovernor
+    from ._sync import SyncPageIterator, SyncPlumClient
+
+    __version__: str
+
+_LAZY = {
+    "RedisGovernor": "._redis",
+    "SyncPageIterator": "._sync",
+    "SyncPlumClient": "._sync",
+}
 
 _configure_logging()  # PLUM_LOG
+
+
+def __getattr__(name: str) -> _Any:
+    """The lazy names (see the module docstring), loaded once, when first asked for."""
+    if name in _LAZY:
+        value: _Any = getattr(_importlib.import_module(_LAZY[name], __name__), name)
+    elif name == "__version__":
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            value = version("plumvoice-async")
+        except PackageNotFoundError:  # pragma: no cover - a source tree without install
+            value = "0+unknown"
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "APIError",
@@ -91,3 +119,7 @@ __all__ = [
     "VolumeReport",
     "__version__",
 ]
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY, "__version__"})

@@ -6,7 +6,7 @@ import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from types import TracebackType
-from typing import Literal, Self
+from typing import TYPE_CHECKING, Literal, Self
 
 import httpx
 
@@ -42,8 +42,10 @@ from ._models import (
     PerformanceReport,
     VolumeReport,
 )
-from ._redis import RedisGovernor
 from ._transport import Transport
+
+if TYPE_CHECKING:  # imported when PLUM_REDIS_URL asks for it: most processes never need it
+    from ._redis import RedisGovernor
 
 __all__ = ["PlumClient"]
 
@@ -231,6 +233,8 @@ class PlumClient:
             )
         redis_governor = None
         if env.get("PLUM_REDIS_URL") and "governor" not in overrides:
+            from ._redis import RedisGovernor
+
             with _variable("PLUM_REDIS_URL"):
                 redis_governor = RedisGovernor.from_url(env["PLUM_REDIS_URL"])
             settings["governor"] = redis_governor

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib.resources
+import subprocess
+import sys
 
 import plumvoice_async
 import plumvoice_async.testing
@@ -24,6 +26,24 @@ def test_every_public_attribute_is_in_all():
             if not name.startswith("_") and not isinstance(value, type(plumvoice_async))
         }
         assert public <= set(module.__all__), public - set(module.__all__)
+
+
+def test_costly_names_load_only_when_asked_for():
+    script = (
+        "import sys, plumvoice_async\n"
+        "costly = ('plumvoice_async._redis', 'plumvoice_async._sync', 'importlib.metadata',\n"
+        "          'anyio.from_thread', 'redis')\n"
+        "print(sorted(m for m in costly if m in sys.modules))\n"
+        "from plumvoice_async import RedisGovernor, SyncPlumClient\n"
+        "print(RedisGovernor.__name__, SyncPlumClient.__name__, plumvoice_async.__version__)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
+    )
+    loaded, names = result.stdout.splitlines()
+    assert loaded == "[]"
+    assert names.startswith("RedisGovernor SyncPlumClient ")
+    assert set(plumvoice_async.__all__) <= set(dir(plumvoice_async))
 
 
 def test_contract_names_are_exported():
