@@ -22,7 +22,7 @@ server's own ``error`` text, never from request headers.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -57,7 +57,9 @@ class InvalidParameterError(PlumError, ValueError):
         self.parameter = parameter
         self.value = value
         self.reason = reason
-        super().__init__(f"invalid {parameter}={value!r}: {reason}")
+        # Days and instants as people write them: 2024-01-01, not datetime.date(2024, 1, 1).
+        shown = value.isoformat() if isinstance(value, date) else repr(value)
+        super().__init__(f"invalid {parameter}={shown}: {reason}")
 
 
 class APIError(PlumError):

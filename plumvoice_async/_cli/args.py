@@ -129,12 +129,18 @@ def _positive(text: str) -> int:
 # --- Arguments -------------------------------------------------------------------------------
 
 
-def add_connection_options(parser: argparse.ArgumentParser) -> None:
+def add_connection_options(parser: argparse.ArgumentParser, *, api: str) -> None:
+    """The connection options; ``api`` (``"fuse"`` or ``"voicetrends"``) is the one the command
+    talks to, whose base URL alone is offered (a flag the command would ignore is not)."""
     group = parser.add_argument_group("connection (credentials come from PLUM_* variables)")
-    group.add_argument("--fuse-url", metavar="URL", help="Fuse base URL (env PLUM_FUSE_URL)")
-    group.add_argument(
-        "--voicetrends-url", metavar="URL", help="VoiceTrends base URL (env PLUM_VOICETRENDS_URL)"
-    )
+    if api == "fuse":
+        group.add_argument("--fuse-url", metavar="URL", help="Fuse base URL (env PLUM_FUSE_URL)")
+    else:
+        group.add_argument(
+            "--voicetrends-url",
+            metavar="URL",
+            help="VoiceTrends base URL (env PLUM_VOICETRENDS_URL)",
+        )
     group.add_argument(
         "--wire-format", choices=("json", "xml"), help="format asked of the API (env PLUM_FORMAT)"
     )
@@ -186,7 +192,7 @@ def add_call_log_arguments(parser: argparse.ArgumentParser) -> None:
         help="continue the interrupted export to --out (the same query) from its checkpoint",
     )
     add_output_options(parser)
-    add_connection_options(parser)
+    add_connection_options(parser, api="fuse")
 
 
 def add_report_arguments(parser: argparse.ArgumentParser) -> None:
@@ -209,7 +215,7 @@ def add_report_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--phone", default="ALL", help="a number of digits, or ALL (default)")
     add_output_options(parser)
-    add_connection_options(parser)
+    add_connection_options(parser, api="voicetrends")
 
 
 def add_demo_arguments(parser: argparse.ArgumentParser) -> None:

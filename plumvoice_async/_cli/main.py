@@ -73,13 +73,17 @@ EXIT_OK, EXIT_API, EXIT_USAGE, EXIT_QUOTA, EXIT_NETWORK = 0, 1, 2, 3, 4
 EXIT_BROKEN_PIPE, EXIT_INTERRUPTED = 141, 130
 EXIT_STATUSES = {
     EXIT_OK: "success",
-    EXIT_API: "the API answered with an error (including a refused login), or a file error",
-    EXIT_USAGE: "bad arguments or configuration, a refused --resume",
-    EXIT_QUOTA: "quota exhausted: the wait for the next window exceeds --max-wait",
-    EXIT_NETWORK: "network failure after the retries",
-    EXIT_INTERRUPTED: "interrupted (Ctrl-C); an export to --out resumes with --resume",
+    EXIT_API: "the API answered with an error (a refused login names the variables to check, "
+    "never their values), or a file could not be read or written",
+    EXIT_USAGE: "bad arguments or configuration (the message names the argument or variable), "
+    "a missing optional part, a refused --resume",
+    EXIT_QUOTA: "quota exhausted: the wait would exceed --max-wait; the message gives the reset "
+    "time",
+    EXIT_NETWORK: "network failure after the retries, or Redis unreachable (PLUM_REDIS_URL)",
+    EXIT_INTERRUPTED: "interrupted (Ctrl-C); an export to --out continues with --resume",
     EXIT_BROKEN_PIPE: "standard output was closed (as a tool killed by SIGPIPE)",
 }
+"""The one table of exit statuses: ``--help`` prints it and a test holds the README's to it."""
 
 FUSE_LOGIN = "PLUM_FUSE_EMAIL"
 FUSE_VARIABLES = f"{FUSE_LOGIN} and PLUM_FUSE_DEVELOPER_KEY"
@@ -150,7 +154,7 @@ def make_client(args: argparse.Namespace) -> PlumClient:
         ("voicetrends_url", "voicetrends_url"),
         ("wire_format", "format"),
     ):
-        if getattr(args, flag) is not None:
+        if getattr(args, flag, None) is not None:  # each command offers its API's URL only
             overrides[setting] = getattr(args, flag)
     try:
         return PlumClient.from_env(**overrides)
@@ -158,11 +162,22 @@ def make_client(args: argparse.Namespace) -> PlumClient:
         raise CliError(f"configuration: {exc}", EXIT_USAGE) from None
 
 
+async def _check_output(args: argparse.Namespace) -> None:
+    """Refuse an ``--out`` whose folder does not exist, naming the user's path, before any
+    request: found later it would name the export's internal files and waste the quota."""
+    if args.out is None:
+        return
+    folder = anyio.Path(args.out).parent
+    if not await folder.is_dir():
+        raise CliError(f"argument --out: {folder} is not an existing directory", EXIT_USAGE)
+
+
 async def _run_call_log(args: argparse.Namespace) -> None:
     if args.resume and args.out is None:
         raise CliError(
             "argument --resume: needs --out FILE (standard output has no checkpoint)", EXIT_USAGE
         )
+    await _check_output(args)
     async with make_client(args) as client:
         progress = Progress(
             args.command,
@@ -189,6 +204,7 @@ async def _run_call_log(args: argparse.Namespace) -> None:
 
 
 async def _run_report(args: argparse.Namespace) -> None:
+    await _check_output(args)
     kind = REPORTS[args.kind]
     period = args.period
     if kind.has_period and period is None:
@@ -273,7 +289,9 @@ credentials (environment variables only, never flags):
   events, report   PLUM_VOICETRENDS_LOGIN, PLUM_VOICETRENDS_PASSWORD, or to mint them:
                    PLUM_VOICETRENDS_TOOL, PLUM_VOICETRENDS_ACCOUNT_LOGIN,
                    PLUM_VOICETRENDS_ACCOUNT_PASSWORD
-  optional         PLUM_FUSE_URL, PLUM_VOICETRENDS_URL, PLUM_FORMAT
+  optional         PLUM_FUSE_URL, PLUM_VOICETRENDS_URL, PLUM_FORMAT,
+                   PLUM_REDIS_URL (one quota for every process: a RedisGovernor),
+                   PLUM_LOG (debug, info or warning: the library's log on stderr)
 
 exit statuses:
 """ + "\n".join(f"  {status:<4} {meaning}" for status, meaning in EXIT_STATUSES.items())
@@ -297,7 +315,8 @@ def build_parser() -> argparse.ArgumentParser:
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
         subcommand.add_arguments(subparser)
-        subparser.set_defaults(subcommand=subcommand)
+        # Its usage line, printed above an argument's error found after parsing.
+        subparser.set_defaults(subcommand=subcommand, usage=subparser.format_usage())
     return parser
 
 
@@ -359,6 +378,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_BROKEN_PIPE
     except Exception as exc:
         status, message = failure(exc, subcommand)
-        print(f"{prefix} {message}", file=sys.stderr)
+        # Like argparse: the usage line above an error about an argument, not about the rest.
+        usage = args.usage if message.startswith("argument ") else ""
+        print(f"{usage}{prefix} {message}", file=sys.stderr)
         return status
     return EXIT_OK
