@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import shutil
+import subprocess
 import tomllib
 from pathlib import Path
 
@@ -26,3 +28,30 @@ def test_the_sdist_carries_everything_the_readme_links_to():
         assert (ROOT / path).exists(), path
         assert path.split("/")[0] in included, path
     assert {"LICENSE", "CHANGELOG.md", "README.md"} <= included
+
+
+def test_the_test_command_installs_its_system_packages_first():
+    command = (ROOT / "README.md").read_text().split("<!-- test-command", 1)[1]
+    assert "scripts/install-test-deps && " in command.split("```")[1]
+    assert "apt-get" not in (ROOT / ".ci" / "run").read_text()  # CI runs the README's command
+
+
+def test_without_a_way_to_install_it_stops_at_once_naming_what_is_missing(tmp_path):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "id").symlink_to(shutil.which("id"))  # no redis-server, no chromium, no apt-get
+    result = subprocess.run(
+        ["/bin/bash", str(ROOT / "scripts" / "install-test-deps")],
+        env={"PATH": str(bin_dir)},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert result.stdout == ""
+    message = result.stderr.strip()
+    assert "\n" not in message
+    assert "redis-server" in message
+    assert "chromium" in message
+    assert "apt-get install -y" in message
