@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -50,6 +51,18 @@ if TYPE_CHECKING:  # imported when PLUM_REDIS_URL asks for it: most processes ne
 __all__ = ["PlumClient"]
 
 Format = Literal["json", "xml"]
+
+
+class _Unset:
+    """Strictly private: the type of ``UNSET``, an option ``with_options`` was not given."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "UNSET"
+
+
+UNSET = _Unset()
 
 
 class PlumClient:
@@ -110,17 +123,14 @@ class PlumClient:
         format: Format = "json",
         governor: Governor | None = None,
         http_client: httpx.AsyncClient | None = None,
-        timeout: float = 30.0,
+        timeout: float | httpx.Timeout = 30.0,
         max_retries: int = 3,
         max_wait: float | None = None,
         clock: Clock | None = None,
         geographic_resource: str = DEFAULT_GEOGRAPHIC_RESOURCE,
     ) -> None:
         format = arguments.one_of(format, name="format", choices=("json", "xml"))
-        timeout = arguments.positive_finite(timeout, name="timeout")
-        max_retries = arguments.count(max_retries, name="max_retries", minimum=0)
-        if max_wait is not None:
-            max_wait = arguments.non_negative_finite(max_wait, name="max_wait")
+        timeout, max_retries, max_wait = _request_settings(timeout, max_retries, max_wait)
         governor = arguments.governor(governor, name="governor")
         if http_client is not None:
             arguments.instance(http_client, name="http_client", kind=httpx.AsyncClient)
@@ -147,17 +157,25 @@ class PlumClient:
         self._owns_http = http_client is None
         self._owned_governor: RedisGovernor | None = None
         self._http = http_client if http_client is not None else httpx.AsyncClient()
-        transport = Transport(
-            http=self._http,
-            governor=self.governor,
-            credentials=self._credentials,
-            format=format,
-            timeout=timeout,
-            max_retries=max_retries,
-            max_wait=max_wait,
-            clock=self.clock,
+        self._geographic = (geographic_url, geographic)
+        self._attach(
+            Transport(
+                http=self._http,
+                governor=self.governor,
+                credentials=self._credentials,
+                format=format,
+                timeout=timeout,
+                max_retries=max_retries,
+                max_wait=max_wait,
+                clock=self.clock,
+            )
         )
+
+    def _attach(self, transport: Transport) -> None:
+        """Bind the resources to ``transport``: every request of this client goes through it."""
+        self._transport = transport
         vt_url = self.voicetrends_url
+        geographic_url, geographic = self._geographic
         self.events = Events(transport, vt_url)
         self.volume = PeriodReport(transport, vt_url, VOLUME, VolumeReport)
         self.performance = PeriodReport(transport, vt_url, PERFORMANCE, PerformanceReport)
@@ -166,6 +184,40 @@ class PlumClient:
         self.geographic = RangeReport(transport, geographic_url, geographic, GeographicProfile)
         self.calls = Calls(transport, self.fuse_url)
         self.call_details = CallDetails(transport, self.fuse_url)
+
+    def with_options(
+        self,
+        *,
+        max_wait: float | _Unset | None = UNSET,
+        timeout: float | httpx.Timeout | _Unset = UNSET,
+        max_retries: int | _Unset = UNSET,
+    ) -> PlumClient:
+        """This client with other per-request settings: for one call, or one part of a program.
+
+        ``client.with_options(max_wait=2).calls.page(...)`` in a web handler, the plain client
+        in the nightly job: one process, one connection pool, one governor (so one quota), the
+        same credentials. The new client differs only in what is given here, checked as the
+        constructor checks it; it is closed when this one is, and closing it closes nothing
+        this one uses.
+
+        Raises:
+            InvalidParameterError: a value is invalid (named in the error).
+            TypeError: an option that ``with_options`` does not take.
+        """
+        current = self._transport
+        settings = _request_settings(
+            current.timeout if isinstance(timeout, _Unset) else timeout,
+            current.max_retries if isinstance(max_retries, _Unset) else max_retries,
+            current.max_wait if isinstance(max_wait, _Unset) else max_wait,
+        )
+        child = copy.copy(self)
+        child._owns_http = False
+        child._owned_governor = None
+        timeout_, max_retries_, max_wait_ = settings
+        child._attach(
+            current.with_settings(timeout=timeout_, max_retries=max_retries_, max_wait=max_wait_)
+        )
+        return child
 
     def _voicetrends_credentials(
         self, pair: tuple[str, str] | None, login: VoiceTrendsLogin | None
@@ -254,6 +306,7 @@ class PlumClient:
     async def aclose(self) -> None:
         """Close what this client created: its HTTP client (an injected one is left open) and
         the ``RedisGovernor`` that ``from_env`` built from ``PLUM_REDIS_URL``."""
+        self._transport.lifetime.close()
         if self._owns_http:
             await self._http.aclose()
         if self._owned_governor is not None:
@@ -276,6 +329,17 @@ class PlumClient:
             f"PlumClient(fuse_url={self.fuse_url!r}, voicetrends_url={self.voicetrends_url!r}, "
             f"format={self.format!r}, credentials={configured!r}, governor={self.governor!r})"
         )
+
+
+def _request_settings(
+    timeout: object, max_retries: object, max_wait: object
+) -> tuple[float | httpx.Timeout, int, float | None]:
+    """The per-request settings, checked: for the constructor and ``with_options`` alike."""
+    if not isinstance(timeout, httpx.Timeout):
+        timeout = arguments.positive_finite(timeout, name="timeout")
+    retries = arguments.count(max_retries, name="max_retries", minimum=0)
+    wait = None if max_wait is None else arguments.non_negative_finite(max_wait, name="max_wait")
+    return timeout, retries, wait
 
 
 def _credentials(pair: object, name: str) -> Credentials | None:

@@ -25,7 +25,7 @@ from typing import Any, Concatenate, Generic, ParamSpec, Self, TypeVar, overload
 import httpx
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
-from ._client import Format, PlumClient
+from ._client import UNSET, Format, PlumClient, _Unset
 from ._clock import Clock
 from ._core.requests import DEFAULT_FUSE_URL, DEFAULT_VOICETRENDS_URL, QuotaGroup
 from ._credentials import VoiceTrendsLogin
@@ -42,6 +42,7 @@ from ._models import (
     VolumeReport,
 )
 from ._pagination import PageIterator
+from ._transport import Lifetime
 
 __all__ = [
     "SyncCallDetails",
@@ -61,14 +62,34 @@ RowT = TypeVar("RowT")
 KeyT = TypeVar("KeyT")
 
 
+class _Loop:
+    """Strictly private: the client's event loop, as the facade's calls reach it.
+
+    ``lifetime`` is the async client's: once it (or its parent) is closed, a call says so
+    here instead of failing on a portal whose loop has stopped.
+    """
+
+    __slots__ = ("lifetime", "portal")
+
+    def __init__(self, portal: BlockingPortal, lifetime: Lifetime) -> None:
+        self.portal = portal
+        self.lifetime = lifetime
+
+    def call(self, function: Callable[[], Coroutine[Any, Any, T]]) -> T:
+        if self.lifetime.closed:
+            raise RuntimeError("this SyncPlumClient is closed (or the one it was derived from)")
+        answer: T = self.portal.call(function)
+        return answer
+
+
 class _Facade(Generic[ResourceT]):
-    """Strictly private: one async resource and the portal its calls go through."""
+    """Strictly private: one async resource and the loop its calls go through."""
 
-    __slots__ = ("_portal", "_resource")
+    __slots__ = ("_loop", "_resource")
 
-    def __init__(self, resource: ResourceT, portal: BlockingPortal) -> None:
+    def __init__(self, resource: ResourceT, loop: _Loop) -> None:
         self._resource = resource
-        self._portal = portal
+        self._loop = loop
 
     def __repr__(self) -> str:
         return f"<sync {self._resource!r}>"
@@ -90,12 +111,11 @@ class _blocking(Generic[ResourceT, P, T]):
         if facade is None:
             return self
         method: Callable[P, Coroutine[Any, Any, T]] = getattr(facade._resource, self._name)
-        portal = facade._portal
+        loop = facade._loop
 
         @functools.wraps(method)
         def call(*args: P.args, **kwargs: P.kwargs) -> T:
-            answer: T = portal.call(functools.partial(method, *args, **kwargs))
-            return answer
+            return loop.call(functools.partial(method, *args, **kwargs))
 
         return call
 
@@ -122,12 +142,12 @@ class _walking(Generic[ResourceT, P, RowT, KeyT]):
         if facade is None:
             return self
         method: Callable[P, PageIterator[RowT, KeyT]] = getattr(facade._resource, self._name)
-        portal = facade._portal
+        loop = facade._loop
 
         @functools.wraps(method)
         def walk(*args: P.args, **kwargs: P.kwargs) -> SyncPageIterator[RowT, KeyT]:
             # Built in the caller's thread: it validates its parameters and sends nothing.
-            return SyncPageIterator(method(*args, **kwargs), portal)
+            return SyncPageIterator(method(*args, **kwargs), loop)
 
         return walk
 
@@ -141,11 +161,11 @@ class SyncPageIterator(Generic[RowT, KeyT]):
     block, or call ``close()``, to say you are done: later ``next`` calls then stop at once.
     """
 
-    __slots__ = ("_closed", "_portal", "_walk")
+    __slots__ = ("_closed", "_loop", "_walk")
 
-    def __init__(self, walk: PageIterator[RowT, KeyT], portal: BlockingPortal) -> None:
+    def __init__(self, walk: PageIterator[RowT, KeyT], loop: _Loop) -> None:
         self._walk = walk
-        self._portal = portal
+        self._loop = loop
         self._closed = False
 
     @property
@@ -169,7 +189,7 @@ class SyncPageIterator(Generic[RowT, KeyT]):
     def __next__(self) -> RowT:
         if self._closed:
             raise StopIteration
-        more, row = self._portal.call(_step, self._walk)
+        more, row = self._loop.call(functools.partial(_step, self._walk))
         if not more:
             self._closed = True
             raise StopIteration
@@ -266,7 +286,7 @@ class SyncPlumClient:
         format: Format = "json",
         governor: Governor | None = None,
         http_client: httpx.AsyncClient | None = None,
-        timeout: float = 30.0,
+        timeout: float | httpx.Timeout = 30.0,
         max_retries: int = 3,
         max_wait: float | None = None,
         clock: Clock | None = None,
@@ -298,25 +318,54 @@ class SyncPlumClient:
         return client
 
     def _start(self, build: Callable[[], PlumClient]) -> None:
-        self._portal_context: AbstractContextManager[BlockingPortal] = start_blocking_portal()
-        portal = self._portal_context.__enter__()
+        context: AbstractContextManager[BlockingPortal] = start_blocking_portal()
+        portal = context.__enter__()
         try:
             # Built in the loop's own thread, where everything it creates will run.
             client = portal.call(build)
         except BaseException:
-            self._portal_context.__exit__(None, None, None)
+            context.__exit__(None, None, None)
             raise
+        self._bind(client, portal, context)
+
+    def _bind(
+        self,
+        client: PlumClient,
+        portal: BlockingPortal,
+        context: AbstractContextManager[BlockingPortal] | None,
+    ) -> None:
+        """Serve ``client`` through ``portal``; ``context``: the loop, if this facade owns it."""
+        self._portal_context = context
         self._portal = portal
         self._client = client
         self._closed = False
-        self.events = SyncEvents(client.events, portal)
-        self.volume = SyncPeriodReport(client.volume, portal)
-        self.performance = SyncPeriodReport(client.performance, portal)
-        self.caller_profile = SyncPeriodReport(client.caller_profile, portal)
-        self.diagnostic_flow = SyncRangeReport(client.diagnostic_flow, portal)
-        self.geographic = SyncRangeReport(client.geographic, portal)
-        self.calls = SyncCalls(client.calls, portal)
-        self.call_details = SyncCallDetails(client.call_details, portal)
+        loop = _Loop(portal, client._transport.lifetime)
+        self.events = SyncEvents(client.events, loop)
+        self.volume = SyncPeriodReport(client.volume, loop)
+        self.performance = SyncPeriodReport(client.performance, loop)
+        self.caller_profile = SyncPeriodReport(client.caller_profile, loop)
+        self.diagnostic_flow = SyncRangeReport(client.diagnostic_flow, loop)
+        self.geographic = SyncRangeReport(client.geographic, loop)
+        self.calls = SyncCalls(client.calls, loop)
+        self.call_details = SyncCallDetails(client.call_details, loop)
+
+    def with_options(
+        self,
+        *,
+        max_wait: float | _Unset | None = UNSET,
+        timeout: float | httpx.Timeout | _Unset = UNSET,
+        max_retries: int | _Unset = UNSET,
+    ) -> SyncPlumClient:
+        """``PlumClient.with_options``, blocking: the same loop, pool, governor and credentials.
+
+        Closing this client closes the new one; closing the new one closes nothing it shares.
+        """
+        child = type(self).__new__(type(self))
+        options = self._client.with_options(
+            max_wait=max_wait, timeout=timeout, max_retries=max_retries
+        )
+        child._bind(options, self._portal, None)
+        return child
 
     @property
     def governor(self) -> Governor:
@@ -338,7 +387,8 @@ class SyncPlumClient:
         try:
             self._portal.call(self._client.aclose)
         finally:
-            self._portal_context.__exit__(None, None, None)
+            if self._portal_context is not None:  # the loop belongs to this facade
+                self._portal_context.__exit__(None, None, None)
 
     def __enter__(self) -> Self:
         return self

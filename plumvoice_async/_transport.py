@@ -13,6 +13,7 @@ the loop once more with the new pair; a second 401 is final.
 
 from __future__ import annotations
 
+import copy
 import random
 from collections.abc import Mapping
 from typing import TypeVar
@@ -31,11 +32,32 @@ from ._errors import APIError, AuthenticationError, TransportError
 from ._governor import Governor, Permit, QuotaKey
 from ._logging import logger
 
-__all__ = ["Credentials", "Transport"]
+__all__ = ["Credentials", "Lifetime", "Transport"]
 
 T = TypeVar("T")
 
 _ACCEPT = {"json": "application/json", "xml": "application/xml"}
+
+
+class Lifetime:
+    """Strictly private: whether a client is closed, or the client it was derived from.
+
+    ``with_options`` clients share their parent's connection pool: once the parent closes it,
+    they are closed too, and say so before sending rather than fail inside httpx.
+    """
+
+    __slots__ = ("_closed", "_parent")
+
+    def __init__(self, parent: Lifetime | None = None) -> None:
+        self._closed = False
+        self._parent = parent
+
+    @property
+    def closed(self) -> bool:
+        return self._closed or (self._parent is not None and self._parent.closed)
+
+    def close(self) -> None:
+        self._closed = True
 
 
 class Transport:
@@ -48,7 +70,7 @@ class Transport:
         governor: Governor,
         credentials: Mapping[Api, CredentialsProvider | None],
         format: str,
-        timeout: float,
+        timeout: float | httpx.Timeout,
         max_retries: int,
         max_wait: float | None,
         clock: Clock,
@@ -62,6 +84,29 @@ class Transport:
         self._max_wait = max_wait
         self.clock = clock
         self._jitter = random.Random()  # noqa: S311 - backoff jitter, not cryptography
+        self.lifetime = Lifetime()
+
+    @property
+    def timeout(self) -> float | httpx.Timeout:
+        return self._timeout
+
+    @property
+    def max_retries(self) -> int:
+        return self._max_retries
+
+    @property
+    def max_wait(self) -> float | None:
+        return self._max_wait
+
+    def with_settings(
+        self, *, timeout: float | httpx.Timeout, max_retries: int, max_wait: float | None
+    ) -> Transport:
+        """A transport sharing this one's pool, governor and credentials, with these settings;
+        closed when this one is (``PlumClient.with_options``)."""
+        twin = copy.copy(self)
+        twin._timeout, twin._max_retries, twin._max_wait = timeout, max_retries, max_wait
+        twin.lifetime = Lifetime(parent=self.lifetime)
+        return twin
 
     async def request(self, spec: RequestSpec, model: type[T]) -> T:
         """Send ``spec`` until it succeeds or fails for good, and decode the answer as ``model``.
@@ -73,7 +118,10 @@ class Transport:
             APIError: any other error status, after the retries for 5xx.
             DecodeError: a success whose body is not the documented shape.
             TransportError: the network failed on every attempt.
+            RuntimeError: the client is closed (nothing sent).
         """
+        if self.lifetime.closed:
+            raise RuntimeError("this PlumClient is closed (or the client it was derived from is)")
         provider = self._credentials.get(spec.group.api)
         if provider is None:
             raise AuthenticationError(

@@ -211,7 +211,7 @@ PLUM_CLIENT_ARGS = {
     "format": Arg(("json", "xml"), ("yaml", "JSON", "", b"json", None, 1)),
     "governor": Arg((None, LocalGovernor()), ("x", 5, object(), FakeClock())),
     "http_client": Arg((None, httpx.AsyncClient()), ("x", object(), httpx.AsyncBaseTransport())),
-    "timeout": Arg((0.001, 30, 30.0, 1e9), POSITIVE_SECONDS_BAD),
+    "timeout": Arg((0.001, 30, 30.0, 1e9, httpx.Timeout(5.0)), POSITIVE_SECONDS_BAD),
     "max_retries": Arg((0, 3, 100), COUNT_BAD),
     "max_wait": Arg((None, 0, 0.5, 3600), NON_NEGATIVE_SECONDS_BAD),
     "clock": Arg((None, FakeClock()), (*CLOCK_BAD, LocalGovernor())),

@@ -188,3 +188,19 @@ def test_from_env_and_close(simulator, base_url):
     client.close()
     client.close()  # idempotent
     assert threading.active_count() == threads
+
+
+def test_with_options_shares_the_loop_and_closes_with_its_parent(simulator, base_url):
+    threads = threading.active_count()
+    parent = SyncPlumClient(fuse_auth=simulator.fuse_auth, fuse_url=base_url)
+    child = parent.with_options(max_wait=0, max_retries=0)
+    assert child.governor is parent.governor
+    assert threading.active_count() == threads + 1  # one loop thread for both
+    assert child.calls.page(*ALL, limit=1).total_calls == len(simulator.dataset)
+    child.close()  # closes nothing the parent uses
+    assert parent.calls.page(*ALL, limit=1).total_calls == len(simulator.dataset)
+    other = parent.with_options(max_retries=1)
+    parent.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        other.calls.page(*ALL, limit=1)
+    assert threading.active_count() == threads

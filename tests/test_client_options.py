@@ -1,0 +1,141 @@
+"""``PlumClient.with_options``: per-call settings over one pool, one governor, one set of keys."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+
+import anyio
+import httpx
+import pytest
+
+from plumvoice_async import (
+    InvalidParameterError,
+    LocalGovernor,
+    PlumClient,
+    RateLimitError,
+    ServerError,
+)
+from tests.doubles import InstantClock
+
+pytestmark = pytest.mark.anyio
+
+FUSE = ("me@example.com", "DEVKEY-secret")
+QUOTA = {
+    "X-RateLimit-Limit": "2",
+    "X-RateLimit-Reset": "1519659900",
+    "Date": "Mon, 26 Feb 2018 15:30:00 GMT",
+}
+
+
+def counting_server(status: int = 200):
+    """A Fuse that answers ``status`` and records each request's limit and timeout."""
+    seen: list[tuple[str, dict[str, float | None]]] = []
+    remaining = iter(range(1, -100, -1))
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append((request.url.params["limit"], request.extensions["timeout"]))
+        headers = {**QUOTA, "X-RateLimit-Remaining": str(max(0, next(remaining)))}
+        body = {"calls": [], "total_calls": 0} if status == 200 else {"error": "busy"}
+        return httpx.Response(status, json=body, headers=headers)
+
+    return httpx.MockTransport(handler), seen
+
+
+def make_client(transport: httpx.AsyncBaseTransport, **settings) -> PlumClient:
+    return PlumClient(
+        fuse_auth=FUSE,
+        http_client=httpx.AsyncClient(transport=transport),
+        clock=InstantClock(),
+        **settings,
+    )
+
+
+async def test_a_child_shares_the_pool_the_governor_and_so_the_quota():
+    transport, seen = counting_server()
+    governor = LocalGovernor(limit=2, window=900.0, clock=InstantClock())
+    async with make_client(transport, governor=governor) as parent:
+        child = parent.with_options(max_wait=0)
+        assert child.governor is parent.governor
+        assert child._http is parent._http
+        await parent.calls.page(1, 2, limit=1)
+        await child.calls.page(1, 2, limit=2)  # the server's Remaining is 0 after this one
+        key = parent.quota_key("fuse")
+        assert key is not None
+        snapshot = await governor.snapshot(key)
+        assert snapshot.remaining == 0  # both requests drew from the one bucket
+        with pytest.raises(RateLimitError):
+            await child.calls.page(1, 2, limit=3)  # max_wait=0: refused at once
+    assert [limit for limit, _ in seen] == ["1", "2"]
+
+
+async def test_closing_the_parent_closes_the_child_and_not_the_other_way():
+    transport, seen = counting_server()
+    parent = make_client(transport)
+    child = parent.with_options(max_retries=0)
+    await child.aclose()
+    await parent.calls.page(1, 2, limit=1)  # the parent is untouched by its child's close
+    grandchild = parent.with_options(max_wait=5).with_options(max_retries=1)
+    await parent.aclose()
+    for closed in (child, grandchild, parent):
+        with pytest.raises(RuntimeError, match="closed"):
+            await closed.calls.page(1, 2, limit=9)
+    assert [limit for limit, _ in seen] == ["1"]
+
+
+async def test_timeouts_as_seconds_or_httpx_timeout_reach_each_request():
+    transport, seen = counting_server()
+    async with make_client(transport, timeout=httpx.Timeout(7.0, connect=2.0)) as parent:
+        await parent.calls.page(1, 2, limit=1)
+        await parent.with_options(timeout=3.5).calls.page(1, 2, limit=2)
+        await parent.with_options(timeout=httpx.Timeout(1.0)).calls.page(1, 2, limit=3)
+    timeouts = [timeout for _, timeout in seen]
+    assert timeouts[0] == {"connect": 2.0, "read": 7.0, "write": 7.0, "pool": 7.0}
+    assert timeouts[1] == dict.fromkeys(("connect", "read", "write", "pool"), 3.5)
+    assert timeouts[2] == dict.fromkeys(("connect", "read", "write", "pool"), 1.0)
+
+
+async def test_siblings_running_at_once_keep_their_own_settings():
+    transport, seen = counting_server(status=503)
+    async with make_client(transport, max_retries=3) as parent:
+        siblings = {n: parent.with_options(max_retries=n) for n in (0, 1, 2)}
+
+        async def fetch(client: PlumClient, tag: int) -> None:
+            with pytest.raises(ServerError):
+                await client.calls.page(1, 2, limit=tag + 10)
+
+        async with anyio.create_task_group() as group:
+            for n, sibling in siblings.items():
+                group.start_soon(fetch, sibling, n)
+            group.start_soon(fetch, parent, 9)
+    attempts = Counter(int(limit) - 10 for limit, _ in seen)
+    assert attempts == {0: 1, 1: 2, 2: 3, 9: 4}  # max_retries + 1 each; the parent's 3 kept
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("timeout", math.nan),
+        ("timeout", 0),
+        ("timeout", "5"),
+        ("max_retries", -1),
+        ("max_retries", True),
+        ("max_retries", 2.0),
+        ("max_wait", -1),
+        ("max_wait", math.inf),
+    ],
+)
+async def test_options_are_checked_as_the_constructor_checks_them(option, value):
+    transport, seen = counting_server()
+    async with make_client(transport) as parent:
+        with pytest.raises(InvalidParameterError) as caught:
+            parent.with_options(**{option: value})
+    assert caught.value.parameter == option
+    assert seen == []
+
+
+async def test_an_unknown_option_is_a_type_error():
+    transport, _ = counting_server()
+    async with make_client(transport) as parent:
+        with pytest.raises(TypeError):
+            parent.with_options(format="xml")  # type: ignore[call-arg]
