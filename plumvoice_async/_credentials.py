@@ -207,6 +207,7 @@ class MintedCredentials:
                 ("login", self._login.login),
                 ("password", self._login.password),
             ),
+            operation="auth.mint",
         )
         logger.debug("minting VoiceTrends temporary credentials (tool %s)", self._login.tool)
         try:

@@ -77,6 +77,8 @@ class RequestSpec:
     group: QuotaGroup
     query: tuple[tuple[str, str], ...] = ()
     form: tuple[tuple[str, str], ...] = ()
+    operation: str = ""
+    """What the user called, ``resource.method`` (``calls.page``): names spans and events."""
 
 
 # --- Base URLs -------------------------------------------------------------------------------
@@ -200,7 +202,10 @@ def report_request(
             "period", period, f"the {report.name} report has no period, so it takes none"
         )
     segments.append(params.phone(phone))
-    return RequestSpec("GET", _url(base_url, *segments), QuotaGroup.VOICETRENDS)
+    operation = f"{report.name.replace(' ', '_')}.fetch"  # the client's attribute: caller_profile
+    return RequestSpec(
+        "GET", _url(base_url, *segments), QuotaGroup.VOICETRENDS, operation=operation
+    )
 
 
 def events_request(
@@ -226,6 +231,7 @@ def calls_request(
     start_second, end_second = params.fuse_range(start, end)
     return _fuse_page(
         "calls",
+        "calls.page",
         base_url,
         start_second=start_second,
         end_second=end_second,
@@ -254,6 +260,7 @@ def call_details_request(
     params.check_details_window(start_second, now=now)
     return _fuse_page(
         "all_logs",
+        "call_details.page",
         base_url,
         start_second=start_second,
         end_second=end_second,
@@ -265,6 +272,7 @@ def call_details_request(
 
 def _fuse_page(
     resource: str,
+    operation: str,
     base_url: str,
     *,
     start_second: int,
@@ -284,7 +292,7 @@ def _fuse_page(
     if wire_offset is not None:
         query.append(("offset", str(wire_offset)))
     url = _url(base_url, resource, str(start_second), str(end_second))
-    return RequestSpec("GET", url, QuotaGroup.FUSE, query=tuple(query))
+    return RequestSpec("GET", url, QuotaGroup.FUSE, query=tuple(query), operation=operation)
 
 
 def call_log_request(base_url: str, *, session_id: str) -> RequestSpec:
@@ -294,4 +302,6 @@ def call_log_request(base_url: str, *, session_id: str) -> RequestSpec:
     path parameters; encoding them keeps the id one opaque segment.
     """
     wire_id = params.session_id(session_id)
-    return RequestSpec("GET", _url(base_url, "call", wire_id), QuotaGroup.FUSE)
+    return RequestSpec(
+        "GET", _url(base_url, "call", wire_id), QuotaGroup.FUSE, operation="call_details.get"
+    )

@@ -82,6 +82,7 @@ def test_events_request_shape():
         "GET",
         "https://voicetrends.plumvoice.com/api/events/20180201/20180208/day/ALL",
         QuotaGroup.VOICETRENDS,
+        operation="events.fetch",
     )
 
 
@@ -111,6 +112,7 @@ def test_calls_request_sends_every_given_query_in_order():
         "https://fuse.plumvoice.com/api/calls/1529550000/1529560000",
         QuotaGroup.FUSE,
         query=(("number", "6177123000"), ("limit", "1000"), ("offset", "0")),
+        operation="calls.page",
     )
 
 
@@ -152,6 +154,7 @@ def test_call_details_request_shape_and_window():
         "https://fuse.plumvoice.com/api/all_logs/1529550000/1529560000",
         QuotaGroup.FUSE,
         query=(("number", "6177123001"), ("limit", "50")),
+        operation="call_details.page",
     )
     oldest = int(NOW) - 5 * 86_400
     assert rq.call_details_request(DEFAULT_FUSE_URL, start=oldest, end=FUSE_END, now=NOW).url == (
@@ -166,7 +169,10 @@ def test_call_details_request_shape_and_window():
 def test_call_log_request_encodes_the_session_id_as_one_segment():
     spec = rq.call_log_request(DEFAULT_FUSE_URL, session_id="300060;001;1529552581")
     assert spec == RequestSpec(
-        "GET", "https://fuse.plumvoice.com/api/call/300060%3B001%3B1529552581", QuotaGroup.FUSE
+        "GET",
+        "https://fuse.plumvoice.com/api/call/300060%3B001%3B1529552581",
+        QuotaGroup.FUSE,
+        operation="call_details.get",
     )
     # httpx sends the path as built: the %3B survives, so the server sees one segment.
     assert httpx.URL(spec.url).raw_path == b"/api/call/300060%3B001%3B1529552581"
@@ -367,3 +373,20 @@ def test_normalise_base_url_refuses_user_info_without_echoing_it(url):
 def test_builders_refuse_a_bad_base_url_too():
     with pytest.raises(ValueError, match="plain http://"):
         rq.calls_request("http://example.com/api", start=FUSE_START, end=FUSE_END)
+
+
+def test_every_report_names_its_operation_after_the_client_attribute():
+    # PlumClient's report attributes (api-contract.md, "Beyond the seeds").
+    client_attributes = {"events", "volume", "performance", "caller_profile", "diagnostic_flow"}
+    for report in (rq.EVENTS, rq.VOLUME, rq.PERFORMANCE, rq.CALLER_PROFILE, rq.DIAGNOSTIC_FLOW):
+        spec = rq.report_request(
+            DEFAULT_VOICETRENDS_URL,
+            report,
+            start="20180201",
+            end="20180208",
+            phone="ALL",
+            period="day" if report.takes_period else None,
+        )
+        resource, method = spec.operation.split(".")
+        assert method == "fetch"
+        assert resource in client_attributes
