@@ -41,9 +41,10 @@ import attrs
 from anyio.abc import TaskGroup
 from anyio.lowlevel import checkpoint
 
-from ._core.paging import PagePlanner, PageRequest, validate_count
+from ._core.paging import RECENT_KEYS, PagePlanner, PageRequest, ResumePoint, validate_count
+from ._errors import InvalidParameterError
 
-__all__ = ["PageFetch", "PageIterator"]
+__all__ = ["PageFetch", "PageIterator", "ResumePoint"]
 
 RowT = TypeVar("RowT")
 KeyT = TypeVar("KeyT", bound=Hashable)
@@ -55,12 +56,13 @@ _Answer: TypeAlias = tuple[Sequence[RowT], int | None]
 
 
 @attrs.define
-class _Page(Generic[RowT]):
+class _Page(Generic[RowT, KeyT]):
     """Strictly private: the new rows of one placed answer, and how many were taken."""
 
     rows: list[RowT]
     first_offset: int  # the server offset of rows[0] when the page was answered
     size: int
+    ahead: tuple[KeyT, ...]  # the planner's ``ahead`` once this answer was placed
     taken: int = 0
 
 
@@ -78,14 +80,18 @@ class PageIterator(Generic[RowT, KeyT]):
         page_size: new rows per request at most (the request asks for one more, the overlap
             row, up to ``max_limit``). Bigger pages spend fewer requests of the quota.
         concurrency: pages fetched at once; memory is at most ``concurrency * page_size`` rows.
+        resume: an earlier walk's ``checkpoint``: go on from there, each row still once.
         start_offset: where to start: the ``offset`` of an earlier walk to resume it.
         after: that walk's ``last_key``; the first page then checks its place instead of
-            trusting ``start_offset``.
+            trusting ``start_offset``. (``start_offset`` and ``after`` are the short form of
+            ``resume``: they carry no ``recent`` or ``ahead`` keys, so a walk resumed from them
+            is exactly once only when the earlier walk saw no inserts behind its place.)
         max_limit: the endpoint's largest ``limit``.
 
     Raises:
         InvalidParameterError: ``page_size`` is not in 1..``max_limit``, ``concurrency`` < 1,
-            or ``start_offset`` < 0 (or 0 with ``after``); checked here, before any request.
+            ``start_offset`` < 0 (or 0 with ``after``), or ``resume`` given with
+            ``start_offset`` or ``after``; checked here, before any request.
     """
 
     def __init__(
@@ -97,40 +103,69 @@ class PageIterator(Generic[RowT, KeyT]):
         concurrency: int = 1,
         start_offset: int = 0,
         after: KeyT | None = None,
+        resume: ResumePoint[KeyT] | None = None,
         max_limit: int = 10_000,
     ) -> None:
+        if resume is None:
+            resume = ResumePoint(start_offset, after)
+        elif start_offset or after is not None:
+            raise InvalidParameterError(
+                "resume", resume, "is given with start_offset or after: give one or the other"
+            )
+        elif not isinstance(resume, ResumePoint):
+            raise InvalidParameterError("resume", resume, "must be a ResumePoint (.checkpoint)")
         self._planner: PagePlanner[KeyT] = PagePlanner(
-            page_size, max_limit=max_limit, start_offset=start_offset, after=after
+            page_size,
+            max_limit=max_limit,
+            start_offset=resume.offset,
+            after=resume.last_key,
+            recent=resume.recent,
+            ahead=resume.ahead,
         )
         self._concurrency = validate_count("concurrency", concurrency, minimum=1)
         self._fetch = fetch
         self._key = key
-        self._buffer: deque[_Page[RowT]] = deque()
-        self._current: _Page[RowT] | None = None  # buffer[0] while its rows are being yielded
-        self._offset = start_offset  # as of the last page finished
-        self._after = after
-        self._last_row: RowT | None = None  # of the last page finished, when _finished_one
-        self._finished_one = False
+        self._buffer: deque[_Page[RowT, KeyT]] = deque()
+        self._current: _Page[RowT, KeyT] | None = None  # buffer[0] while its rows are yielded
+        # As of the last page finished: its end, the keys of its last rows, its ``ahead``.
+        self._finished = resume
+        self._tail: tuple[KeyT, ...] = (
+            () if resume.last_key is None else (*resume.recent, resume.last_key)
+        )
         self._read_ahead: _ReadAhead[RowT, KeyT] | None = None
 
     @property
     def offset(self) -> int:
         """The server offset just past the last row yielded: every row before it was yielded.
 
-        Checkpoint it with ``last_key`` and resume with ``start_offset=offset, after=last_key``.
+        Part of ``checkpoint``, which is what to save to resume.
         """
         page = self._current
-        return self._offset if page is None else page.first_offset + page.taken
+        return self._finished.offset if page is None else page.first_offset + page.taken
 
     @property
     def last_key(self) -> KeyT | None:
-        """The key of the last row yielded (``after`` until one is), for resuming."""
+        """The key of the last row yielded (the resumed-from one until one is)."""
         page = self._current
         if page is not None:
             return self._key(page.rows[page.taken - 1])
-        if self._finished_one:
-            return self._key(self._last_row)  # type: ignore[arg-type]
-        return self._after
+        return self._tail[-1] if self._tail else None
+
+    @property
+    def checkpoint(self) -> ResumePoint[KeyT]:
+        """Where the walk is, to resume it with ``resume=`` (in this process or another).
+
+        More than ``offset`` and ``last_key``: also the keys of the last rows yielded (in case
+        the last one is deleted meanwhile) and of rows yielded that inserts pushed ahead of the
+        walk's place, so that the resumed walk yields none of them again. Plain data: save it
+        with ``checkpoint.to_dict()``, read it back with ``ResumePoint.from_dict``.
+        """
+        page = self._current
+        if page is None:
+            return self._finished
+        start = max(0, page.taken - RECENT_KEYS - 1)
+        yielded = [*self._tail, *map(self._key, page.rows[start : page.taken])]
+        return ResumePoint.at(page.first_offset + page.taken, yielded, page.ahead)
 
     @property
     def total(self) -> int | None:
@@ -187,16 +222,17 @@ class PageIterator(Generic[RowT, KeyT]):
         self._finish(page)
         return rows
 
-    def _finish(self, page: _Page[RowT]) -> None:
+    def _finish(self, page: _Page[RowT, KeyT]) -> None:
         """Every row of ``page`` was yielded: drop it (freeing a read-ahead slot)."""
         self._buffer.popleft()
         self._current = None
-        self._offset = page.first_offset + page.size
-        self._last_row, self._finished_one = page.rows[-1], True
+        tail = (*self._tail, *map(self._key, page.rows[-RECENT_KEYS - 1 :]))
+        self._tail = tail[-RECENT_KEYS - 1 :]
+        self._finished = ResumePoint.at(page.first_offset + page.size, self._tail, page.ahead)
         if self._read_ahead is not None:
             self._read_ahead.wake()
 
-    async def _next_page(self) -> _Page[RowT]:
+    async def _next_page(self) -> _Page[RowT, KeyT]:
         """The first buffered page with rows left, fetching as needed; the end raises."""
         if self._read_ahead is not None:
             if self._buffer:
@@ -254,11 +290,11 @@ class PageIterator(Generic[RowT, KeyT]):
     def _place(
         self, request: PageRequest, rows: Sequence[RowT], keys: list[KeyT], total: int | None
     ) -> None:
-        start = self._planner.accept(request, keys, total)
+        planner = self._planner
+        start = planner.accept(request, keys, total)
         if start < len(rows):
-            self._buffer.append(
-                _Page(list(rows[start:]), request.offset + start, len(rows) - start)
-            )
+            page = list(rows[start:]) if start else list(rows)
+            self._buffer.append(_Page(page, request.offset + start, len(page), planner.ahead))
 
 
 class _Pages(Generic[RowT, KeyT]):
