@@ -32,7 +32,8 @@ overlap the loop body's time, and 3.5x with read-ahead.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Awaitable, Callable, Hashable, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Iterator, Sequence
+from operator import length_hint
 from types import TracebackType
 from typing import Generic, TypeAlias, TypeVar
 
@@ -57,13 +58,24 @@ _Answer: TypeAlias = tuple[Sequence[RowT], int | None]
 
 @attrs.define
 class _Page(Generic[RowT, KeyT]):
-    """Strictly private: the new rows of one placed answer, and how many were taken."""
+    """Strictly private: the new rows of one placed answer, and a cursor over them.
+
+    The cursor is the per-row path (one ``next`` per row); how many rows were taken is derived
+    from it only when asked (a list iterator knows exactly how many rows it has left).
+    """
 
     rows: list[RowT]
     first_offset: int  # the server offset of rows[0] when the page was answered
     size: int
     ahead: tuple[KeyT, ...]  # the planner's ``ahead`` once this answer was placed
-    taken: int = 0
+    cursor: Iterator[RowT] = attrs.field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self.cursor = iter(self.rows)
+
+    @property
+    def taken(self) -> int:
+        return self.size - length_hint(self.cursor)
 
 
 class PageIterator(Generic[RowT, KeyT]):
@@ -127,6 +139,7 @@ class PageIterator(Generic[RowT, KeyT]):
         self._key = key
         self._buffer: deque[_Page[RowT, KeyT]] = deque()
         self._current: _Page[RowT, KeyT] | None = None  # buffer[0] while its rows are yielded
+        self._cursor: Iterator[RowT] = iter(())  # the current page's cursor
         # As of the last page finished: its end, the keys of its last rows, its ``ahead``.
         self._finished = resume
         self._tail: tuple[KeyT, ...] = (
@@ -181,16 +194,18 @@ class PageIterator(Generic[RowT, KeyT]):
         return self
 
     async def __anext__(self) -> RowT:
-        # The per-row path: a few attribute reads; the offset and the last key are derived
-        # from the current page when asked for.
-        page = self._current
-        if page is None:
-            page = self._current = await self._next_page()
-        row = page.rows[page.taken]
-        page.taken += 1
-        if page.taken == page.size:
-            self._finish(page)
-        return row
+        # The per-row path is one ``next``; the offset, the last key and the checkpoint are
+        # derived from the current page when asked for. A page is finished (its read-ahead
+        # slot freed) when the row after its last one is asked for.
+        try:
+            return next(self._cursor)
+        except StopIteration:
+            pass
+        if self._current is not None:
+            self._finish(self._current)
+        page = self._current = await self._next_page()
+        self._cursor = page.cursor
+        return next(self._cursor)  # a placed page has a row at least
 
     def pages(self) -> _Pages[RowT, KeyT]:
         """Iterate page by page: each item is the new rows of one page, in order."""
@@ -217,8 +232,9 @@ class PageIterator(Generic[RowT, KeyT]):
 
     def _take_page(self) -> list[RowT]:
         page = self._buffer[0]
-        rows = page.rows[page.taken :] if page.taken else page.rows
-        page.taken = page.size
+        taken = page.taken
+        rows = page.rows[taken:] if taken else page.rows
+        page.cursor = self._cursor = iter(())
         self._finish(page)
         return rows
 
@@ -307,9 +323,13 @@ class _Pages(Generic[RowT, KeyT]):
         return self
 
     async def __anext__(self) -> list[RowT]:
-        if self._walk._current is None:  # else the rest of the page rows were taken from
-            await self._walk._next_page()
-        return self._walk._take_page()
+        walk = self._walk
+        current = walk._current
+        if current is not None and current.taken == current.size:
+            walk._finish(current)  # its last row was taken row by row
+        if walk._current is None:  # else the rest of the page rows were taken from
+            await walk._next_page()
+        return walk._take_page()
 
 
 class _ReadAhead(Generic[RowT, KeyT]):

@@ -460,21 +460,26 @@ class PagePlanner(Generic[K]):
 
     def _last_remembered(self, keys: Sequence[K]) -> int:
         ledger, held = self._ledger, self._held
-        distinct = set(keys)
-        if len(distinct) != len(keys):
-            seen: set[K] = set()
-            twice = next(key for key in keys if key in seen or seen.add(key))  # type: ignore[func-returns-value]
-            raise PagingError(f"the server sent the key {twice!r} twice in one page")
         # The usual answer remembers its first row only: check that with set operations (C
-        # loops) before looking row by row.
-        if keys:
-            distinct.discard(keys[0])
-        if ledger.keys().isdisjoint(distinct) and (not held or held.keys().isdisjoint(distinct)):
+        # loops) before looking row by row. (Its new rows are checked for a key twice as they
+        # enter the ledger, in ``_remember``.)
+        rest = keys[1:]
+        if ledger.keys().isdisjoint(rest) and (not held or held.keys().isdisjoint(rest)):
             return 0 if keys and (keys[0] in ledger or keys[0] in held) else -1
+        if len(set(keys)) != len(keys):
+            self._twice(keys)
         remembered = [index for index, key in enumerate(keys) if key in ledger or key in held]
         found = remembered[-1]
         self._check_not_passed_twice(keys, remembered, found)
         return found
+
+    @staticmethod
+    def _twice(keys: Sequence[K]) -> None:
+        seen: set[K] = set()
+        for key in keys:
+            if key in seen:
+                raise PagingError(f"the server sent the key {key!r} twice in one page")
+            seen.add(key)
 
     def _check_not_passed_twice(self, keys: Sequence[K], remembered: list[int], found: int) -> None:
         """Rows the walk would skip must not lie between its last row and a row passed before.
@@ -603,7 +608,10 @@ class PagePlanner(Generic[K]):
             held.pop(key, None)
         # The rows after the place are remembered nowhere yet (that is what placed it there).
         new = keys[found + 1 :]
+        before = len(ledger)
         ledger.update(zip(new, range(offset + found + 1, offset + len(keys)), strict=True))
+        if len(ledger) != before + len(new):  # none of them was remembered: one came twice
+            self._twice(new)
         capacity = self.capacity
         if len(ledger) > capacity:
             self._complete = False
