@@ -413,7 +413,10 @@ class _ReadAhead(Generic[RowT, KeyT]):
 
     def _place_ready(self) -> None:
         walk, planner = self._walk, self._walk._planner
-        while self._in_flight and self._in_flight[0][0] in self._answers:
+        # Placed one at a time, when the consumer needs a page: answers that arrive together
+        # would otherwise all be placed before it starts the first, and its slot (freed when
+        # the page is read) would be refilled that much later.
+        while self._in_flight and self._in_flight[0][0] in self._answers and not walk._buffer:
             request, _ = self._in_flight.popleft()
             answer = self._answers.pop(request)
             if isinstance(answer, Exception):

@@ -19,6 +19,15 @@ planner never trusts a position, only rows it has seen (``paging.md``):
   where ``total_calls`` moved (rows deleted before the walk's place lower the total by as much),
   then pages stepping back towards offset 0 with no gap between them, then forward to the
   total. The first answer holding a remembered row places the walk again, by the same rule.
+  Probes in flight together can all miss a row that moves from one's range into another's
+  already answered, so a sweep that found nothing while the total moved (or a probe came back
+  short) is swept again, up to ``MAX_SEARCHES`` times.
+- Keys are unique in the server's set: an answer naming one key twice, or listing a row passed
+  before the walk's last row *after* it with unseen rows in between, raises ``PagingError``
+  naming the key (yielding it again, or skipping to it, would break the guarantee).
+- The server may send fewer rows than asked (a page size cap of its own). The first short
+  answer that is not the last teaches the planner that size: the pages after it are planned at
+  it (still asked for in full, so a cap that goes away is noticed), not discarded and re-asked.
 - The memory (the *ledger*) is bounded: the keys of the last ``max(LEDGER_FLOOR, window +
   largest shift seen)`` rows passed, in the order passed (a shift to the right, by inserts,
   brings rows passed that long ago back into an answer), plus the rows the walk knows to be
@@ -45,14 +54,25 @@ again from offset 0 and skips every row it remembers, which keeps the guarantee.
 forgets the oldest rows, so it needs the ledger to cover the churn: fewer rows than the ledger
 holds inserted or deleted around the walk's place between two of its requests. When it finds
 none of its remembered rows it raises ``PagingError`` rather than guess; churn heavier than
-the ledger covers but short of that can go unnoticed. A resume with ``start_offset`` and no
-``after`` key trusts the position of its first page; with ``after`` it verifies it.
+the ledger covers but short of that can go unnoticed.
+
+Resuming. A walk resumed from a ``ResumePoint`` (``PageIterator.checkpoint``) keeps the
+guarantee across the two walks, counting from the first walk's first request: the point names
+the last row yielded, the ``RECENT_KEYS`` rows yielded before it (the resumed walk is placed by
+them as by its ledger) and the rows yielded that the server lists after it (*held* rows as of
+the answer that row came from: the resumed walk holds them again, so it skips them). A resumed
+walk has forgotten everything else, so it cannot start again from offset 0: when none of the
+rows it remembers is on the server any more it raises ``PagingError``. A resume with
+``start_offset`` and ``after`` only is the same without ``recent`` and ``ahead``: it repeats a
+row that inserts pushed ahead of the first walk's place; with ``start_offset`` alone it trusts
+the position of its first page.
 
 The walk ends when an answer places the walk at or past that answer's ``total_calls`` (a total
-that grows extends the walk, one that shrinks ends it sooner), or on empty pages: answers that
-bring nothing past the walk's place, twice in a row (the server may send one short page before
-the end, but a total that promises rows that never come must not loop the walk forever). When
-the total is unknown (``None``) the first short page ends the walk.
+that grows extends the walk, one that shrinks ends it sooner). Answers that bring nothing past
+the walk's place while the total promises more rows (a glitch, or a total that overstates) are
+asked for again, and after ``MAX_EMPTY_PAGES`` in a row the walk raises ``PagingError``: it never
+ends below the total in silence, nor loops forever. When the total is unknown (``None``) the
+first short page ends the walk.
 
 Theory of operation. ``plan(n)`` hands out up to ``n`` requests beyond those in flight; the
 shell fetches them (concurrently) and passes each answer back to ``accept`` *in plan order*.
@@ -389,7 +409,8 @@ class PagePlanner(Generic[K]):
             if request.probe:
                 assert self._search is not None
                 self._search.saw(request, len(keys), total)
-                self._learn_limit(request, len(keys))
+                if total is not None and request.offset + len(keys) < total:  # not the end
+                    self._learn_limit(request, len(keys))
             elif not keys and total is not None and request.offset < total:
                 # Nothing at all where the total says rows are: not a contiguous slice of the
                 # set, so a glitch. Ask again, a bounded number of times.

@@ -435,7 +435,7 @@ walks = st.fixed_dictionaries(
         "size": st.integers(0, 40),
         "page_size": st.integers(1, 6),
         "max_limit": st.sampled_from([None, 2, 7]),
-        "concurrency": st.integers(1, 4),
+        "concurrency": st.integers(1, 8),
         "seed": st.integers(0, 2**32 - 1),
         "churn": st.integers(0, 25),
         "burst": st.integers(1, 6),
