@@ -309,7 +309,8 @@ class PageIterator(Generic[RowT, KeyT]):
         planner = self._planner
         start = planner.accept(request, keys, total)
         if start < len(rows):
-            page = list(rows[start:]) if start else list(rows)
+            # A page of our own (a list slice is a copy already); the fetch's list stays its.
+            page = rows[start:] if start and isinstance(rows, list) else list(rows[start:])
             self._buffer.append(_Page(page, request.offset + start, len(page), planner.ahead))
 
 

@@ -629,16 +629,18 @@ class PagePlanner(Generic[K]):
             held.pop(key, None)
         # The rows after the place are remembered nowhere yet (that is what placed it there).
         new = keys[found + 1 :]
+        capacity = self.capacity
+        excess = len(ledger) + len(new) - capacity
+        if excess > 0:
+            self._complete = False
+            # Forget the oldest keys before the new ones go in: copying the survivors is one C
+            # loop (popping the oldest one by one is a Python loop), and with pages about the
+            # size of the ledger few survive, so no page of keys is copied twice.
+            ledger = self._ledger = dict(islice(ledger.items(), excess, None))
         before = len(ledger)
         ledger.update(zip(new, range(offset + found + 1, offset + len(keys)), strict=True))
         if len(ledger) != before + len(new):  # none of them was remembered: one came twice
             self._twice(new)
-        capacity = self.capacity
-        if len(ledger) > capacity:
-            self._complete = False
-            # Copying the newest keys is one C loop (and drops what deletes left behind);
-            # popping the oldest one by one is a Python loop.
-            self._ledger = dict(islice(ledger.items(), len(ledger) - capacity, None))
         if len(held) > capacity:
             self._complete = False
             while len(held) > capacity:
