@@ -628,23 +628,39 @@ def test_interrupted_walks_resume_exactly_once_under_churn(chunk: int) -> None:
     assert gave_up <= 25
 
 
-def test_a_search_whose_probes_race_a_moving_row_sweeps_again_instead_of_giving_up() -> None:
-    # A resumed walk whose place moved: it searches, eight probes at once. The probe where its
-    # row is now is answered first; then rows before it are deleted, moving the row into the
-    # range of a probe answered later (one already looked). Both miss it, while it is there.
+def delete_four_before(rows: list[str]) -> None:
+    del rows[0:4]
+
+
+def insert_four_before(rows: list[str]) -> None:
+    rows[0:0] = keys(4, prefix="n")
+
+
+@pytest.mark.parametrize(
+    ("answered_first", "move"),
+    [(13, delete_four_before), (21, insert_four_before)],
+    ids=["deletes-move-it-left", "inserts-move-it-right"],
+)
+def test_a_search_whose_probes_race_a_moving_row_sweeps_again_instead_of_giving_up(
+    answered_first: int, move: Callable[[list[str]], None]
+) -> None:
+    # A resumed walk whose place moved: it searches, eight probes at once. c0019 is in the
+    # probe from 17. The probe next to it is answered first; then rows before c0019 are
+    # deleted (or inserted), moving it into the range just looked at; the probe from 17,
+    # answered last, misses it too. The row is there all along.
     server = Server(keys(60))
     planner: PagePlanner[str] = PagePlanner(4, max_limit=10_000, start_offset=30, after="c0019")
     first = planner.plan(1)[0]
     assert planner.accept(first, *server.answer(first.offset, first.limit)) == first.limit
     probes = planner.plan(8)
     assert [probe.offset for probe in probes] == [25, 21, 17, 13, 9, 5, 1, 0]
-    answers = {13: server.answer(13, probes[3].limit)}  # c0019 is at 19: not in this one
-    del server.rows[0:4]  # now it is at 15, in the range just looked at
+    answers = {answered_first: server.answer(answered_first, probes[0].limit)}
+    move(server.rows)
     for probe in probes:
         rows, total = answers.get(probe.offset) or server.answer(probe.offset, probe.limit)
         assert planner.accept(probe, rows, total) == len(rows)
     out = walk(planner, server)  # sweeps again rather than raise PagingError
-    assert out == keys(60)[20:]
+    assert out == server.rows[server.rows.index("c0019") + 1 :]
 
 
 def test_a_key_twice_in_one_page_raises_naming_it() -> None:
