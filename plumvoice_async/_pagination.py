@@ -396,24 +396,34 @@ class _ReadAhead(Generic[RowT, KeyT]):
         self._produced.set()
 
     async def _run(self) -> None:
-        walk, planner = self._walk, self._walk._planner
+        planner = self._walk._planner
         while True:
-            self._place_ready()
+            # Slots freed since the last turn are refilled first, and the consumer is woken
+            # last: woken first, it would read a whole page before the new fetches even start.
+            self._start_fetches()
+            if self._place_ready():
+                self._start_fetches()  # the plan may have changed (the first total is known)
+                self._produced.set()
             if planner.done and not self._in_flight:
                 return
-            # Every page fetching, answered or buffered holds (or will hold) up to a page of rows.
-            free = walk._concurrency - self._fetching - len(self._answers) - len(walk._buffer)
-            if free > 0:
-                for request in planner.plan(free):
-                    scope = anyio.CancelScope()
-                    self._in_flight.append((request, scope))
-                    self._fetching += 1
-                    self._group.start_soon(self._fetch_into, request, scope)
             await self._changed.wait()
             self._changed = anyio.Event()
 
-    def _place_ready(self) -> None:
+    def _start_fetches(self) -> None:
+        walk = self._walk
+        # Every page fetching, answered or buffered holds (or will hold) up to a page of rows.
+        free = walk._concurrency - self._fetching - len(self._answers) - len(walk._buffer)
+        if free > 0:
+            for request in walk._planner.plan(free):
+                scope = anyio.CancelScope()
+                self._in_flight.append((request, scope))
+                self._fetching += 1
+                self._group.start_soon(self._fetch_into, request, scope)
+
+    def _place_ready(self) -> bool:
+        """Place the answers due, in plan order; whether any was placed."""
         walk, planner = self._walk, self._walk._planner
+        placed = False
         # Placed one at a time, when the consumer needs a page: answers that arrive together
         # would otherwise all be placed before it starts the first, and its slot (freed when
         # the page is read) would be refilled that much later.
@@ -424,13 +434,15 @@ class _ReadAhead(Generic[RowT, KeyT]):
                 raise answer
             rows, keys, total = walk._keyed(answer)
             walk._place(request, rows, keys, total)
-            self._produced.set()
+            placed = True
             if planner.in_flight < len(self._in_flight):
                 # The plan changed under the pages still out: their answers would be ignored.
+                # (Those planned a moment ago are cancelled before they send anything.)
                 for _, scope in self._in_flight:
                     scope.cancel()
                 self._in_flight.clear()
                 self._answers.clear()
+        return placed
 
     async def _fetch_into(self, request: PageRequest, scope: anyio.CancelScope) -> None:
         answer: _Answer[RowT] | Exception
