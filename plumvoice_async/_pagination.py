@@ -136,6 +136,7 @@ class PageIterator(Generic[RowT, KeyT]):
             after=resume.last_key,
             recent=resume.recent,
             ahead=resume.ahead,
+            since_start=resume.since_start,
         )
         self._concurrency = validate_count("concurrency", concurrency, minimum=1)
         self._fetch = fetch
@@ -148,6 +149,8 @@ class PageIterator(Generic[RowT, KeyT]):
         self._tail: tuple[KeyT, ...] = (
             () if resume.last_key is None else (*resume.recent, resume.last_key)
         )
+        # The tail holds every row yielded since offset 0 (so far: a short walk).
+        self._whole = resume.since_start or (resume.offset == 0 and resume.last_key is None)
         self._read_ahead: _ReadAhead[RowT, KeyT] | None = None
 
     @property
@@ -179,9 +182,11 @@ class PageIterator(Generic[RowT, KeyT]):
         page = self._current
         if page is None:
             return self._finished
-        start = max(0, page.taken - RECENT_KEYS - 1)
-        yielded = [*self._tail, *map(self._key, page.rows[start : page.taken])]
-        return ResumePoint.at(page.first_offset + page.taken, yielded, page.ahead)
+        taken = page.taken
+        start = max(0, taken - RECENT_KEYS - 1)
+        yielded = [*self._tail, *map(self._key, page.rows[start:taken])]
+        whole = self._whole and start == 0 and len(yielded) <= RECENT_KEYS + 1
+        return ResumePoint.at(page.first_offset + taken, yielded, page.ahead, since_start=whole)
 
     @property
     def total(self) -> int | None:
@@ -246,8 +251,11 @@ class PageIterator(Generic[RowT, KeyT]):
         self._buffer.popleft()
         self._current = None
         tail = (*self._tail, *map(self._key, page.rows[-RECENT_KEYS - 1 :]))
+        self._whole = self._whole and page.size <= RECENT_KEYS + 1 and len(tail) <= RECENT_KEYS + 1
         self._tail = tail[-RECENT_KEYS - 1 :]
-        self._finished = ResumePoint.at(page.first_offset + page.size, self._tail, page.ahead)
+        self._finished = ResumePoint.at(
+            page.first_offset + page.size, self._tail, page.ahead, since_start=self._whole
+        )
         if self._read_ahead is not None:
             self._read_ahead.wake()
 

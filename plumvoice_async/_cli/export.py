@@ -102,14 +102,17 @@ class Checkpoint:
     size: int = 0
     rows: int = 0
     complete: bool = False
-    # ``ResumePoint.recent`` and ``.ahead`` (absent from files written before they existed)
+    # ``ResumePoint.recent``, ``.ahead`` and ``.since_start`` (absent from older files)
     recent: tuple[str, ...] = attrs.field(default=(), converter=_keys)
     ahead: tuple[str, ...] = attrs.field(default=(), converter=_keys)
+    since_start: bool = False
 
     @property
     def resume(self) -> ResumePoint[str]:
         """Where the walk goes on from."""
-        return ResumePoint(self.offset, self.last_key, self.recent, self.ahead)
+        return ResumePoint(
+            self.offset, self.last_key, self.recent, self.ahead, since_start=self.since_start
+        )
 
 
 def checkpoint_path(out: Path) -> Path:
@@ -265,6 +268,7 @@ class CheckpointedFile:
             last_key=place.last_key,
             recent=place.recent,
             ahead=place.ahead,
+            since_start=place.since_start,
             size=self._file.tell(),
             rows=self.checkpoint.rows + rows,
         )

@@ -61,8 +61,10 @@ guarantee across the two walks, counting from the first walk's first request: th
 the last row yielded, the ``RECENT_KEYS`` rows yielded before it (the resumed walk is placed by
 them as by its ledger) and the rows yielded that the server lists after it (*held* rows as of
 the answer that row came from: the resumed walk holds them again, so it skips them). A resumed
-walk has forgotten everything else, so it cannot start again from offset 0: when none of the
-rows it remembers is on the server any more it raises ``PagingError``. A resume with
+walk has forgotten everything else, so when none of the rows it remembers is on the server any
+more it raises ``PagingError``; unless the point names every row yielded since offset 0
+(``since_start``, a walk stopped within its first ``RECENT_KEYS`` rows): then it starts again
+from 0 as a walk from 0 does. A resume with
 ``start_offset`` and ``after`` only is the same without ``recent`` and ``ahead``: it repeats a
 row that inserts pushed ahead of the first walk's place; with ``start_offset`` alone it trusts
 the position of its first page.
@@ -158,13 +160,17 @@ class ResumePoint(Generic[K]):
     if ``last_key`` itself is deleted while the walk is down, the resumed walk finds its place
     at one of them instead of giving up. ``ahead``: rows yielded earlier that the server now
     lists *after* ``last_key`` (inserts pushed them there while the walk was placed at an older
-    row): the resumed walk must recognise them, not yield them again.
+    row): the resumed walk must recognise them, not yield them again. ``since_start``: these
+    keys name every row yielded since offset 0 (a short walk), so a resumed walk that finds
+    none of them on the server may start again from 0, as a walk from 0 does, instead of
+    raising ``PagingError``.
     """
 
     offset: int = 0
     last_key: K | None = None
     recent: tuple[K, ...] = ()
     ahead: tuple[K, ...] = ()
+    since_start: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready builtins when the keys are (``session_id`` strings are)."""
@@ -173,24 +179,29 @@ class ResumePoint(Generic[K]):
             "last_key": self.last_key,
             "recent": list(self.recent),
             "ahead": list(self.ahead),
+            "since_start": self.since_start,
         }
 
     @classmethod
-    def at(cls, offset: int, yielded: Sequence[K], ahead: Sequence[K]) -> ResumePoint[K]:
+    def at(
+        cls, offset: int, yielded: Sequence[K], ahead: Sequence[K], *, since_start: bool
+    ) -> ResumePoint[K]:
         """The point after ``yielded`` (the keys of the last rows yielded, oldest first).
 
         ``ahead``: the planner's ``ahead`` as of the answer the last of them came from.
+        ``since_start``: ``yielded`` holds every row yielded since offset 0.
         """
         if not yielded:
-            return cls(offset)
+            return cls(offset, since_start=since_start)
         *before, last = yielded
         skip = set(ahead)
-        recent = [key for key in before if key not in skip][-RECENT_KEYS:]
-        return cls(offset, last, tuple(recent), tuple(ahead))
+        behind = [key for key in before if key not in skip]
+        since_start = since_start and len(behind) <= RECENT_KEYS
+        return cls(offset, last, tuple(behind[-RECENT_KEYS:]), tuple(ahead), since_start)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ResumePoint[Any]:
-        """The inverse of ``to_dict``; ``recent`` and ``ahead`` may be absent (older files).
+        """The inverse of ``to_dict``; all but ``offset`` may be absent (older files).
 
         Raises:
             InvalidParameterError: a field has the wrong type.
@@ -200,7 +211,10 @@ class ResumePoint(Generic[K]):
         for name, value in (("recent", recent), ("ahead", ahead)):
             if not isinstance(value, list | tuple):
                 raise InvalidParameterError(name, value, "must be a list of keys")
-        return cls(offset, data.get("last_key"), tuple(recent), tuple(ahead))
+        since_start = data.get("since_start", False)
+        if not isinstance(since_start, bool):
+            raise InvalidParameterError("since_start", since_start, "must be a bool")
+        return cls(offset, data.get("last_key"), tuple(recent), tuple(ahead), since_start)
 
 
 RECENT_KEYS = 32
@@ -259,6 +273,8 @@ class PagePlanner(Generic[K]):
             verifies it instead of trusting the offset.
         recent: keys yielded just before ``after``, oldest first (a ``ResumePoint``'s).
         ahead: keys yielded earlier that the server lists after ``after`` (likewise).
+        since_start: ``after``, ``recent`` and ``ahead`` are every row yielded since offset 0:
+            the walk may start again from 0 if none of them is on the server any more.
         ledger_floor: the fewest keys the ledger keeps (see ``LEDGER_FLOOR``).
 
     Raises:
@@ -276,6 +292,7 @@ class PagePlanner(Generic[K]):
         after: K | None = None,
         recent: Sequence[K] = (),
         ahead: Sequence[K] = (),
+        since_start: bool = False,
         ledger_floor: int = LEDGER_FLOOR,
     ) -> None:
         # One row of overlap proves the place, so a page needs room for it and one more row.
@@ -308,7 +325,7 @@ class PagePlanner(Generic[K]):
             self._ledger = dict(reversed(self._ledger.items()))
             self._ledger[after] = start_offset - 1
         # Only a walk from the very start that never forgot a key may start again from 0.
-        self._complete = start_offset == 0 and after is None
+        self._complete = since_start or (start_offset == 0 and after is None)
         self._max_shift = 0
         self._total: int | None = None
         self._total_known = False

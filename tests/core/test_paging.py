@@ -464,7 +464,7 @@ def test_randomized_walks_yield_every_stable_row_once_in_order(case: dict[str, i
             return
         churn -= 1
         for _ in range(rng.randint(1, case["burst"])):
-            near = out[-1] if out and out[-1] in rows and rng.random() < 0.5 else None
+            near = out[-1] if out and out[-1] in rows and rng.random() < 0.7 else None
             if rows and rng.random() < 0.5:
                 at = rows.index(near) + rng.randint(-3, 1) if near else rng.randrange(len(rows))
                 stable.discard(rows.pop(min(max(at, 0), len(rows) - 1)))
@@ -519,7 +519,7 @@ class ChurningServer:
             return
         self.churn -= 1
         for _ in range(rng.randint(1, self.burst)):
-            at = rows.index(near) if near in rows and rng.random() < 0.5 else None
+            at = rows.index(near) if near in rows and rng.random() < 0.7 else None
             if rows and rng.random() < 0.5:
                 where = at + rng.randint(-3, 2) if at is not None else rng.randrange(len(rows))
                 self.stable.discard(rows.pop(min(max(where, 0), len(rows) - 1)))
@@ -544,6 +544,7 @@ def walk_until(
     rng = server.rng
     point = resumed_from
     tail = [] if point.last_key is None else [*point.recent, point.last_key]
+    whole = point.since_start or (point.offset == 0 and point.last_key is None)
     yielded = 0
     requests = 0
     while not planner.done:
@@ -569,16 +570,19 @@ def walk_until(
                 tail.append(key)
                 yielded += 1
                 if yielded == stop_after:
-                    return ResumePoint.at(first + taken, tail[-RECENT_KEYS - 1 :], ahead)
+                    since_start = whole and len(tail) <= RECENT_KEYS + 1
+                    return ResumePoint.at(
+                        first + taken, tail[-RECENT_KEYS - 1 :], ahead, since_start=since_start
+                    )
     return None
 
 
-def resumed_walk(seed: int) -> tuple[list[str], ChurningServer, int]:
+def resumed_walk(seed: int) -> tuple[list[str], ChurningServer]:
     """One walk, stopped at a random row, resumed from its checkpoint after more churn, once
     or twice (the checkpoint passing through JSON as the CLI writes it)."""
     rng = random.Random(seed)
     server = ChurningServer(
-        rng, rng.randint(0, 60), churn=rng.randint(0, 20), burst=rng.randint(1, 4)
+        rng, rng.randint(0, 60), churn=rng.randint(0, 30), burst=rng.randint(1, 6)
     )
     page_size = rng.randint(1, 8)
     max_limit = max(page_size, 2) if rng.random() < 0.3 else 10_000
@@ -593,20 +597,17 @@ def resumed_walk(seed: int) -> tuple[list[str], ChurningServer, int]:
             after=point.last_key,
             recent=point.recent,
             ahead=point.ahead,
+            since_start=point.since_start,
         )
         stop = rng.randint(1, len(server.rows) + 2) if run < runs - 1 else None
-        try:
-            checkpoint = walk_until(
-                server, planner, point, concurrency=rng.randint(1, 8), stop_after=stop, out=out
-            )
-        except PagingError as error:
-            # Only when no row the walk remembers is on the server (nothing to place it by):
-            # a resumed walk cannot start again from 0 as a walk from 0 does.
-            remembered = {*planner._ledger, *planner._held}
-            assert remembered.isdisjoint(server.rows), f"{error} while a remembered row was there"  # noqa: PT017
-            return out, server, 1
+        # No PagingError either: not while a row it remembers is there (issue 12: a search
+        # racing inserts gave up), and not after a short walk whose every row was deleted
+        # while it was down (its checkpoint names them all: it starts again from 0).
+        checkpoint = walk_until(
+            server, planner, point, concurrency=rng.randint(1, 8), stop_after=stop, out=out
+        )
         if checkpoint is None:
-            return out, server, 0
+            return out, server
         for _ in range(rng.randint(0, 3)):  # the walk is down: the data goes on moving
             server.mutate(checkpoint.last_key)
         point = ResumePoint.from_dict(json.loads(json.dumps(checkpoint.to_dict())))
@@ -615,17 +616,40 @@ def resumed_walk(seed: int) -> tuple[list[str], ChurningServer, int]:
 
 @pytest.mark.parametrize("chunk", range(8))
 def test_interrupted_walks_resume_exactly_once_under_churn(chunk: int) -> None:
-    gave_up = 0
     for seed in range(chunk * 500, (chunk + 1) * 500):
-        out, server, failed = resumed_walk(seed)
-        gave_up += failed
+        out, server = resumed_walk(seed)
         assert len(out) == len(set(out)), f"seed {seed}: a row was yielded twice"
-        if not failed:
-            stable = [key for key in server.rows if key in server.stable]
-            assert [key for key in out if key in server.stable] == stable, f"seed {seed}: lost"
-    # Every row a resumed walk remembers deleted (these churn hard, close to the place): the
-    # walk raises rather than guess. Rare, and never a duplicate or a silent loss.
-    assert gave_up <= 25
+        stable = [key for key in server.rows if key in server.stable]
+        assert [key for key in out if key in server.stable] == stable, f"seed {seed}: lost"
+
+
+@pytest.mark.parametrize("chunk", range(4))
+def test_walks_that_forget_raise_only_when_nothing_they_remember_is_there(chunk: int) -> None:
+    # Small ledgers: these walks forget, so they cannot start again from 0 and must raise
+    # PagingError when they lose their place for good. Issue 12: 1 in 4,000 such walks at
+    # concurrency 8 raised while a row they remembered was still there (probes in flight
+    # together missed it as inserts moved it). Every raise here is for want of a row.
+    raised = 0
+    for seed in range(chunk * 1000, (chunk + 1) * 1000):
+        rng = random.Random(seed)
+        server = ChurningServer(
+            rng, rng.randint(20, 120), churn=rng.randint(0, 30), burst=rng.randint(1, 6)
+        )
+        planner: PagePlanner[str] = PagePlanner(
+            rng.randint(1, 8), max_limit=10_000, ledger_floor=rng.randint(1, 12)
+        )
+        out: list[str] = []
+        try:
+            walk_until(server, planner, ResumePoint(), concurrency=8, stop_after=None, out=out)
+        except PagingError:
+            remembered = {*planner._ledger, *planner._held}
+            assert remembered.isdisjoint(server.rows), f"seed {seed}: raised with a row there"
+            raised += 1
+            continue
+        assert len(out) == len(set(out)), f"seed {seed}: a row was yielded twice"
+        stable = [key for key in server.rows if key in server.stable]
+        assert [key for key in out if key in server.stable] == stable, f"seed {seed}: lost"
+    assert raised < 30  # about 1%: heavy churn, right at the place, outran a tiny memory
 
 
 def delete_four_before(rows: list[str]) -> None:
