@@ -607,3 +607,27 @@ def test_failures_map_to_statuses(error, status, message):
     got_status, got_message = failure(error, calls)
     assert got_status == status
     assert message in got_message
+
+
+def test_a_checkpoint_round_trips_its_resume_point_and_older_ones_still_read(tmp_path):
+    query = Query("calls", 0, 100, None, "jsonl")
+    path = tmp_path / "out.jsonl.checkpoint"
+    written = Checkpoint(query, offset=9, last_key="9;3;1", recent=("1;2;3", "4;5;6"))
+    written = attrs.evolve(written, ahead=("7;8;9",), since_start=True)
+    write_checkpoint(path, written)
+    read = read_checkpoint(path)
+    assert read == written
+    assert read.resume.to_dict() == {
+        "offset": 9,
+        "last_key": "9;3;1",
+        "recent": ["1;2;3", "4;5;6"],
+        "ahead": ["7;8;9"],
+        "since_start": True,
+    }
+    # Written before the walk's ids were kept: resumes from offset and last id, as then.
+    older = {"version": 1, "query": attrs.asdict(query), "offset": 9, "last_key": "9;3;1"}
+    path.write_text(json.dumps(older))
+    resumed = read_checkpoint(path)
+    assert resumed is not None
+    assert (resumed.resume.offset, resumed.resume.last_key) == (9, "9;3;1")
+    assert (resumed.recent, resumed.ahead, resumed.since_start) == ((), (), False)
