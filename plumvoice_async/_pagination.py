@@ -26,7 +26,7 @@ again: the failed pages are asked for again from the last placed page.
 
 Measured (``benchmarks/paging.py --only paging``, 1,000,000 rows, 10,000-row pages, 50 ms per
 page, a fetch that only waits; a shared, loaded 2-core machine): concurrency 4 is 2.6x
-concurrency 1 in the plain mode, whose batches do not overlap the loop body's time, and 3.8x
+concurrency 1 in the plain mode, whose batches do not overlap the loop body's time, and 3.7x
 with read-ahead (median of three runs). Read-ahead's limit is the CPU spent between a page's
 arrival and its slot's refill (placing it, reading it): so answers are placed only when the
 consumer needs a page, and freed slots are refilled before the consumer is woken.
