@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING as _TYPE_CHECKING
 from typing import Any as _Any
 
 from ._client import PlumClient
+from ._core.paging import ResumePoint
 from ._credentials import VoiceTrendsLogin
 from ._errors import (
     APIError,
@@ -110,6 +111,7 @@ __all__ = [
     "QuotaKey",
     "RateLimitError",
     "RedisGovernor",
+    "ResumePoint",
     "ServerError",
     "Snapshot",
     "SyncPageIterator",

@@ -145,10 +145,12 @@ class TransportError(PlumError):
 
 
 class PagingError(PlumError):
-    """The walk lost its place: none of the rows it remembers is on the server any more.
+    """A walk cannot go on exactly once, so it stops instead of guessing.
 
-    Raised instead of guessing, because guessing would lose or repeat rows. Restart the walk, or
-    resume from the last checkpoint if repeats are acceptable.
+    Raised when none of the rows the walk remembers is on the server any more (it lost its
+    place), when the server lists one key twice (in a page, or a passed key again later), and
+    when pages keep bringing nothing new while ``total_calls`` promises more. Guessing would
+    lose or repeat rows. Restart the walk, or resume from its last checkpoint.
     """
 
 

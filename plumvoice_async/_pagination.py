@@ -24,15 +24,19 @@ rows (plus the overlap row while an answer is placed), whatever the total. The p
 counts, so reading ahead needs ``concurrency >= 2``. A walk whose fetch failed can be iterated
 again: the failed pages are asked for again from the last placed page.
 
-Measured (``benchmarks/paging.py``, 1,000,000 rows, 10,000-row pages, 50 ms per page, a fetch
-that only waits): concurrency 4 is 2.8x concurrency 1 in the plain mode, whose batches do not
-overlap the loop body's time, and 3.5x with read-ahead.
+Measured (``benchmarks/paging.py --only paging``, 1,000,000 rows, 10,000-row pages, 50 ms per
+page, a fetch that only waits; a shared, loaded 2-core machine): concurrency 4 is 2.6x
+concurrency 1 in the plain mode, whose batches do not overlap the loop body's time, and 3.7x
+with read-ahead (median of three runs). Read-ahead's limit is the CPU spent between a page's
+arrival and its slot's refill (placing it, reading it): so answers are placed only when the
+consumer needs a page, and freed slots are refilled before the consumer is woken.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Awaitable, Callable, Hashable, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Iterator, Sequence
+from operator import length_hint
 from types import TracebackType
 from typing import Generic, TypeAlias, TypeVar
 
@@ -41,9 +45,10 @@ import attrs
 from anyio.abc import TaskGroup
 from anyio.lowlevel import checkpoint
 
-from ._core.paging import PagePlanner, PageRequest, validate_count
+from ._core.paging import RECENT_KEYS, PagePlanner, PageRequest, ResumePoint, validate_count
+from ._errors import InvalidParameterError
 
-__all__ = ["PageFetch", "PageIterator"]
+__all__ = ["PageFetch", "PageIterator", "ResumePoint"]
 
 RowT = TypeVar("RowT")
 KeyT = TypeVar("KeyT", bound=Hashable)
@@ -55,13 +60,25 @@ _Answer: TypeAlias = tuple[Sequence[RowT], int | None]
 
 
 @attrs.define
-class _Page(Generic[RowT]):
-    """Strictly private: the new rows of one placed answer, and how many were taken."""
+class _Page(Generic[RowT, KeyT]):
+    """Strictly private: the new rows of one placed answer, and a cursor over them.
+
+    The cursor is the per-row path (one ``next`` per row); how many rows were taken is derived
+    from it only when asked (a list iterator knows exactly how many rows it has left).
+    """
 
     rows: list[RowT]
     first_offset: int  # the server offset of rows[0] when the page was answered
     size: int
-    taken: int = 0
+    ahead: tuple[KeyT, ...]  # the planner's ``ahead`` once this answer was placed
+    cursor: Iterator[RowT] = attrs.field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self.cursor = iter(self.rows)
+
+    @property
+    def taken(self) -> int:
+        return self.size - length_hint(self.cursor)
 
 
 class PageIterator(Generic[RowT, KeyT]):
@@ -78,14 +95,18 @@ class PageIterator(Generic[RowT, KeyT]):
         page_size: new rows per request at most (the request asks for one more, the overlap
             row, up to ``max_limit``). Bigger pages spend fewer requests of the quota.
         concurrency: pages fetched at once; memory is at most ``concurrency * page_size`` rows.
+        resume: an earlier walk's ``checkpoint``: go on from there, each row still once.
         start_offset: where to start: the ``offset`` of an earlier walk to resume it.
         after: that walk's ``last_key``; the first page then checks its place instead of
-            trusting ``start_offset``.
+            trusting ``start_offset``. (``start_offset`` and ``after`` are the short form of
+            ``resume``: they carry no ``recent`` or ``ahead`` keys, so a walk resumed from them
+            is exactly once only when the earlier walk saw no inserts behind its place.)
         max_limit: the endpoint's largest ``limit``.
 
     Raises:
         InvalidParameterError: ``page_size`` is not in 1..``max_limit``, ``concurrency`` < 1,
-            or ``start_offset`` < 0 (or 0 with ``after``); checked here, before any request.
+            ``start_offset`` < 0 (or 0 with ``after``), or ``resume`` given with
+            ``start_offset`` or ``after``; checked here, before any request.
     """
 
     def __init__(
@@ -97,40 +118,75 @@ class PageIterator(Generic[RowT, KeyT]):
         concurrency: int = 1,
         start_offset: int = 0,
         after: KeyT | None = None,
+        resume: ResumePoint[KeyT] | None = None,
         max_limit: int = 10_000,
     ) -> None:
+        if resume is None:
+            resume = ResumePoint(start_offset, after)
+        elif start_offset or after is not None:
+            raise InvalidParameterError(
+                "resume", resume, "is given with start_offset or after: give one or the other"
+            )
+        elif not isinstance(resume, ResumePoint):
+            raise InvalidParameterError("resume", resume, "must be a ResumePoint (.checkpoint)")
         self._planner: PagePlanner[KeyT] = PagePlanner(
-            page_size, max_limit=max_limit, start_offset=start_offset, after=after
+            page_size,
+            max_limit=max_limit,
+            start_offset=resume.offset,
+            after=resume.last_key,
+            recent=resume.recent,
+            ahead=resume.ahead,
+            since_start=resume.since_start,
         )
         self._concurrency = validate_count("concurrency", concurrency, minimum=1)
         self._fetch = fetch
         self._key = key
-        self._buffer: deque[_Page[RowT]] = deque()
-        self._current: _Page[RowT] | None = None  # buffer[0] while its rows are being yielded
-        self._offset = start_offset  # as of the last page finished
-        self._after = after
-        self._last_row: RowT | None = None  # of the last page finished, when _finished_one
-        self._finished_one = False
+        self._buffer: deque[_Page[RowT, KeyT]] = deque()
+        self._current: _Page[RowT, KeyT] | None = None  # buffer[0] while its rows are yielded
+        self._cursor: Iterator[RowT] = iter(())  # the current page's cursor
+        # As of the last page finished: its end, the keys of its last rows, its ``ahead``.
+        self._finished = resume
+        self._tail: tuple[KeyT, ...] = (
+            () if resume.last_key is None else (*resume.recent, resume.last_key)
+        )
+        # The tail holds every row yielded since offset 0 (so far: a short walk).
+        self._whole = resume.since_start or (resume.offset == 0 and resume.last_key is None)
         self._read_ahead: _ReadAhead[RowT, KeyT] | None = None
 
     @property
     def offset(self) -> int:
         """The server offset just past the last row yielded: every row before it was yielded.
 
-        Checkpoint it with ``last_key`` and resume with ``start_offset=offset, after=last_key``.
+        Part of ``checkpoint``, which is what to save to resume.
         """
         page = self._current
-        return self._offset if page is None else page.first_offset + page.taken
+        return self._finished.offset if page is None else page.first_offset + page.taken
 
     @property
     def last_key(self) -> KeyT | None:
-        """The key of the last row yielded (``after`` until one is), for resuming."""
+        """The key of the last row yielded (the resumed-from one until one is)."""
         page = self._current
         if page is not None:
             return self._key(page.rows[page.taken - 1])
-        if self._finished_one:
-            return self._key(self._last_row)  # type: ignore[arg-type]
-        return self._after
+        return self._tail[-1] if self._tail else None
+
+    @property
+    def checkpoint(self) -> ResumePoint[KeyT]:
+        """Where the walk is, to resume it with ``resume=`` (in this process or another).
+
+        More than ``offset`` and ``last_key``: also the keys of the last rows yielded (in case
+        the last one is deleted meanwhile) and of rows yielded that inserts pushed ahead of the
+        walk's place, so that the resumed walk yields none of them again. Plain data: save it
+        with ``checkpoint.to_dict()``, read it back with ``ResumePoint.from_dict``.
+        """
+        page = self._current
+        if page is None:
+            return self._finished
+        taken = page.taken
+        start = max(0, taken - RECENT_KEYS - 1)
+        yielded = [*self._tail, *map(self._key, page.rows[start:taken])]
+        whole = self._whole and start == 0 and len(yielded) <= RECENT_KEYS + 1
+        return ResumePoint.at(page.first_offset + taken, yielded, page.ahead, since_start=whole)
 
     @property
     def total(self) -> int | None:
@@ -146,16 +202,18 @@ class PageIterator(Generic[RowT, KeyT]):
         return self
 
     async def __anext__(self) -> RowT:
-        # The per-row path: a few attribute reads; the offset and the last key are derived
-        # from the current page when asked for.
-        page = self._current
-        if page is None:
-            page = self._current = await self._next_page()
-        row = page.rows[page.taken]
-        page.taken += 1
-        if page.taken == page.size:
-            self._finish(page)
-        return row
+        # The per-row path is one ``next``; the offset, the last key and the checkpoint are
+        # derived from the current page when asked for. A page is finished (its read-ahead
+        # slot freed) when the row after its last one is asked for.
+        try:
+            return next(self._cursor)
+        except StopIteration:
+            pass
+        if self._current is not None:
+            self._finish(self._current)
+        page = self._current = await self._next_page()
+        self._cursor = page.cursor
+        return next(self._cursor)  # a placed page has a row at least
 
     def pages(self) -> _Pages[RowT, KeyT]:
         """Iterate page by page: each item is the new rows of one page, in order."""
@@ -182,21 +240,26 @@ class PageIterator(Generic[RowT, KeyT]):
 
     def _take_page(self) -> list[RowT]:
         page = self._buffer[0]
-        rows = page.rows[page.taken :] if page.taken else page.rows
-        page.taken = page.size
+        taken = page.taken
+        rows = page.rows[taken:] if taken else page.rows
+        page.cursor = self._cursor = iter(())
         self._finish(page)
         return rows
 
-    def _finish(self, page: _Page[RowT]) -> None:
+    def _finish(self, page: _Page[RowT, KeyT]) -> None:
         """Every row of ``page`` was yielded: drop it (freeing a read-ahead slot)."""
         self._buffer.popleft()
         self._current = None
-        self._offset = page.first_offset + page.size
-        self._last_row, self._finished_one = page.rows[-1], True
+        tail = (*self._tail, *map(self._key, page.rows[-RECENT_KEYS - 1 :]))
+        self._whole = self._whole and page.size <= RECENT_KEYS + 1 and len(tail) <= RECENT_KEYS + 1
+        self._tail = tail[-RECENT_KEYS - 1 :]
+        self._finished = ResumePoint.at(
+            page.first_offset + page.size, self._tail, page.ahead, since_start=self._whole
+        )
         if self._read_ahead is not None:
             self._read_ahead.wake()
 
-    async def _next_page(self) -> _Page[RowT]:
+    async def _next_page(self) -> _Page[RowT, KeyT]:
         """The first buffered page with rows left, fetching as needed; the end raises."""
         if self._read_ahead is not None:
             if self._buffer:
@@ -254,11 +317,12 @@ class PageIterator(Generic[RowT, KeyT]):
     def _place(
         self, request: PageRequest, rows: Sequence[RowT], keys: list[KeyT], total: int | None
     ) -> None:
-        start = self._planner.accept(request, keys, total)
+        planner = self._planner
+        start = planner.accept(request, keys, total)
         if start < len(rows):
-            self._buffer.append(
-                _Page(list(rows[start:]), request.offset + start, len(rows) - start)
-            )
+            # A page of our own (a list slice is a copy already); the fetch's list stays its.
+            page = rows[start:] if start and isinstance(rows, list) else list(rows[start:])
+            self._buffer.append(_Page(page, request.offset + start, len(page), planner.ahead))
 
 
 class _Pages(Generic[RowT, KeyT]):
@@ -271,9 +335,13 @@ class _Pages(Generic[RowT, KeyT]):
         return self
 
     async def __anext__(self) -> list[RowT]:
-        if self._walk._current is None:  # else the rest of the page rows were taken from
-            await self._walk._next_page()
-        return self._walk._take_page()
+        walk = self._walk
+        current = walk._current
+        if current is not None and current.taken == current.size:
+            walk._finish(current)  # its last row was taken row by row
+        if walk._current is None:  # else the rest of the page rows were taken from
+            await walk._next_page()
+        return walk._take_page()
 
 
 class _ReadAhead(Generic[RowT, KeyT]):
@@ -339,38 +407,53 @@ class _ReadAhead(Generic[RowT, KeyT]):
         self._produced.set()
 
     async def _run(self) -> None:
-        walk, planner = self._walk, self._walk._planner
+        planner = self._walk._planner
         while True:
-            self._place_ready()
+            # Slots freed since the last turn are refilled first, and the consumer is woken
+            # last: woken first, it would read a whole page before the new fetches even start.
+            self._start_fetches()
+            if self._place_ready():
+                self._start_fetches()  # the plan may have changed (the first total is known)
+                self._produced.set()
             if planner.done and not self._in_flight:
                 return
-            # Every page fetching, answered or buffered holds (or will hold) up to a page of rows.
-            free = walk._concurrency - self._fetching - len(self._answers) - len(walk._buffer)
-            if free > 0:
-                for request in planner.plan(free):
-                    scope = anyio.CancelScope()
-                    self._in_flight.append((request, scope))
-                    self._fetching += 1
-                    self._group.start_soon(self._fetch_into, request, scope)
             await self._changed.wait()
             self._changed = anyio.Event()
 
-    def _place_ready(self) -> None:
+    def _start_fetches(self) -> None:
+        walk = self._walk
+        # Every page fetching, answered or buffered holds (or will hold) up to a page of rows.
+        free = walk._concurrency - self._fetching - len(self._answers) - len(walk._buffer)
+        if free > 0:
+            for request in walk._planner.plan(free):
+                scope = anyio.CancelScope()
+                self._in_flight.append((request, scope))
+                self._fetching += 1
+                self._group.start_soon(self._fetch_into, request, scope)
+
+    def _place_ready(self) -> bool:
+        """Place the answers due, in plan order; whether any was placed."""
         walk, planner = self._walk, self._walk._planner
-        while self._in_flight and self._in_flight[0][0] in self._answers:
+        placed = False
+        # Placed one at a time, when the consumer needs a page: answers that arrive together
+        # would otherwise all be placed before it starts the first, and its slot (freed when
+        # the page is read) would be refilled that much later.
+        while self._in_flight and self._in_flight[0][0] in self._answers and not walk._buffer:
             request, _ = self._in_flight.popleft()
             answer = self._answers.pop(request)
             if isinstance(answer, Exception):
                 raise answer
             rows, keys, total = walk._keyed(answer)
             walk._place(request, rows, keys, total)
-            self._produced.set()
+            placed = True
             if planner.in_flight < len(self._in_flight):
                 # The plan changed under the pages still out: their answers would be ignored.
+                # (Those planned a moment ago are cancelled before they send anything.)
                 for _, scope in self._in_flight:
                     scope.cancel()
                 self._in_flight.clear()
                 self._answers.clear()
+        return placed
 
     async def _fetch_into(self, request: PageRequest, scope: anyio.CancelScope) -> None:
         answer: _Answer[RowT] | Exception

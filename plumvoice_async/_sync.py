@@ -27,6 +27,7 @@ from anyio.from_thread import BlockingPortal, start_blocking_portal
 
 from ._client import UNSET, Format, PlumClient, _Unset
 from ._clock import Clock
+from ._core.paging import ResumePoint
 from ._core.requests import DEFAULT_FUSE_URL, DEFAULT_VOICETRENDS_URL, QuotaGroup
 from ._credentials import VoiceTrendsLogin
 from ._endpoints.call_details import CallDetails
@@ -177,6 +178,11 @@ class SyncPageIterator(Generic[RowT, KeyT]):
     def last_key(self) -> KeyT | None:
         """The key of the last row yielded (see ``PageIterator.last_key``)."""
         return self._walk.last_key
+
+    @property
+    def checkpoint(self) -> ResumePoint[KeyT]:
+        """Where the walk is, to resume it with ``resume=`` (see ``PageIterator.checkpoint``)."""
+        return self._walk.checkpoint
 
     @property
     def total(self) -> int | None:

@@ -451,6 +451,7 @@ EXEMPT = {
             "LoggedRequest",
             "SimRequest",
             "SyncPageIterator",
+            "ResumePoint",  # a walk's checkpoint; ResumePoint.from_dict checks what it reads
             "Fault",
         ),
         "a record the library builds",

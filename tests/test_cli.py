@@ -22,6 +22,7 @@ from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 
 import anyio
+import attrs
 import httpx
 import pytest
 
@@ -368,6 +369,65 @@ def resume_all_the_way(
     assert min(offsets[resumed_at:]) >= killed.offset - 1
 
 
+def test_kill_9_after_churn_then_resume_writes_no_call_twice(tmp_path):
+    """Issue 12: 4 calls inserted and 4 deleted mid-export, SIGKILL after the next checkpoint,
+    --resume: a call the killed run wrote (and that inserts pushed past its place) was
+    written again, because the checkpoint named only the offset and the last call."""
+    simulator = PlumSimulator(limit=100_000)
+    start = first_day(simulator)
+    end = start + 1200
+    original = simulator.dataset.page(start, end, limit=10_000)
+    ids = [call.session_id for call in original]
+    assert len(ids) == 40
+    hold_from: list[int | None] = [8]
+    churned = threading.Event()
+
+    async def gate(offset: int, limit: int) -> None:
+        if offset == 5 and not churned.is_set():
+            churned.set()  # before this page is built: 4 new calls after the 5th, 4 deleted
+            at = original[4].start
+            simulator.dataset.insert_calls(
+                attrs.evolve(
+                    original[4],
+                    session_id=f"9;{n};1",
+                    start=at + timedelta(seconds=n + 1),
+                    end=at + timedelta(seconds=n + 6),
+                )
+                for n in range(4)
+            )
+            simulator.dataset.delete_calls(ids[6:10])
+        while hold_from[0] is not None and offset >= hold_from[0]:  # noqa: ASYNC110
+            await anyio.sleep(0.01)
+
+    simulator.on_page = gate
+    out = tmp_path / "calls.jsonl"
+    checkpoint = tmp_path / "calls.jsonl.checkpoint"
+    args = ["calls", str(start), str(end), "--page-size", "3", "--concurrency", "2"]
+    args += ["--out", str(out)]
+    with serve(simulator) as url:
+        env = plum_env(simulator, url)
+        try:
+            first = subprocess.Popen([str(PLUMVOICE), *args], env=env)
+            wait_for_checkpoint(checkpoint, 9, first)  # the pages from offset 8 are held
+            first.kill()
+            first.wait(timeout=30)
+            killed = read_checkpoint(checkpoint)
+            assert killed is not None
+            assert churned.is_set()
+            # Placed at an older call after the inserts: the killed run had written a call
+            # that is now past its last one; the checkpoint names it.
+            assert killed.last_key == "9;3;1"
+            assert killed.ahead == (ids[5],)
+        finally:
+            hold_from[0] = None
+        last = run([*args, "--resume"], env)
+    assert last.returncode == 0, last.stderr
+    written = [row["session_id"] for row in jsonl(out.read_bytes())]
+    assert len(written) == len(set(written)), "a call was written twice"
+    stable = [key for key in ids if key not in ids[6:10]]
+    assert [key for key in written if key in set(stable)] == stable
+
+
 # --- The demo --------------------------------------------------------------------------------
 
 
@@ -598,3 +658,27 @@ def test_plum_redis_url_without_the_redis_extra_exits_2_naming_it():
     assert "pip install 'plumvoice-async[redis]'" in result.stderr
     assert "Traceback" not in result.stderr
     assert result.stderr.count("\n") == 1
+
+
+def test_a_checkpoint_round_trips_its_resume_point_and_older_ones_still_read(tmp_path):
+    query = Query("calls", 0, 100, None, "jsonl")
+    path = tmp_path / "out.jsonl.checkpoint"
+    written = Checkpoint(query, offset=9, last_key="9;3;1", recent=("1;2;3", "4;5;6"))
+    written = attrs.evolve(written, ahead=("7;8;9",), since_start=True)
+    write_checkpoint(path, written)
+    read = read_checkpoint(path)
+    assert read == written
+    assert read.resume.to_dict() == {
+        "offset": 9,
+        "last_key": "9;3;1",
+        "recent": ["1;2;3", "4;5;6"],
+        "ahead": ["7;8;9"],
+        "since_start": True,
+    }
+    # Written before the walk's ids were kept: resumes from offset and last id, as then.
+    older = {"version": 1, "query": attrs.asdict(query), "offset": 9, "last_key": "9;3;1"}
+    path.write_text(json.dumps(older))
+    resumed = read_checkpoint(path)
+    assert resumed is not None
+    assert (resumed.resume.offset, resumed.resume.last_key) == (9, "9;3;1")
+    assert (resumed.recent, resumed.ahead, resumed.since_start) == ((), (), False)

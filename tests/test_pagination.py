@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import random
 from collections.abc import Awaitable, Callable, Sequence
@@ -17,7 +18,7 @@ from hypothesis import strategies as st
 
 from plumvoice_async import Call
 from plumvoice_async._errors import InvalidParameterError, TransportError
-from plumvoice_async._pagination import PageIterator
+from plumvoice_async._pagination import PageIterator, ResumePoint
 from plumvoice_async.testing import CallDataset, FakeClock, PlumSimulator
 
 pytestmark = pytest.mark.anyio
@@ -272,6 +273,56 @@ async def test_a_resume_from_the_offset_with_after_gives_exactly_the_rest() -> N
         iterate(server, page_size=9, concurrency=2, start_offset=offset, after=after)
     )
     assert seen + rest == ids(rows(80))
+
+
+@pytest.mark.parametrize("read_ahead", [False, True])
+async def test_a_resume_from_the_checkpoint_repeats_no_row_pushed_ahead_by_inserts(
+    read_ahead: bool,
+) -> None:
+    # Issue 12: at the request from offset 5, four rows land after c00004 and four after them
+    # leave. The walk finds its place at c00004 again and c00005, which it yielded, is ahead
+    # of it now. Stopped inside the next page, a resume from offset and last_key yielded c00005
+    # again; the checkpoint also names it.
+    server = FakeServer(rows(40))
+    data = server.data
+
+    def churn(server: FakeServer, offset: int) -> None:
+        if offset == 5 and data[5].session_id == "c00005":
+            del data[6:10]
+            data[5:5] = rows(4, prefix="n")
+
+    server.on_page = churn
+    first = iterate(server, page_size=3)  # one page at a time: the same on asyncio and trio
+    seen: list[str] = []
+    async for row in first:
+        seen.append(row.session_id)
+        if row.session_id == "n00002":
+            break
+    checkpoint = first.checkpoint
+    assert (checkpoint.offset, checkpoint.last_key) == (first.offset, first.last_key)
+    assert checkpoint.ahead == ("c00005",)
+    resume = ResumePoint.from_dict(json.loads(json.dumps(checkpoint.to_dict())))
+
+    rest: list[str] = []
+    await drain(
+        iterate(server, page_size=3, concurrency=2, resume=resume), rest, read_ahead=read_ahead
+    )
+    assert len(seen + rest) == len(set(seen + rest))
+    assert [key for key in seen + rest if key.startswith("c")] == [
+        key for key in ids(rows(40)) if key not in ids(rows(10))[6:10]
+    ]
+    old_style = iterate(
+        server, page_size=3, concurrency=2, start_offset=first.offset, after="n00002"
+    )
+    assert "c00005" in await collect(old_style)  # what the offset and last key alone gave
+
+
+async def test_resume_excludes_start_offset_and_after() -> None:
+    server = FakeServer(rows(5))
+    with pytest.raises(InvalidParameterError) as raised:
+        iterate(server, resume=ResumePoint(3, "c00002"), start_offset=3)
+    assert raised.value.parameter == "resume"
+    assert server.requests == []
 
 
 @pytest.mark.parametrize("concurrency", [2, 4])

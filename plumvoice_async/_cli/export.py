@@ -1,8 +1,9 @@
 """The bulk export behind ``plumvoice calls|details``: pages to bytes, and a checkpoint to resume.
 
 An export to ``--out FILE`` keeps ``FILE.checkpoint`` beside it, a small JSON document naming
-the query (command, start, end, number, output format), the walk's place (``offset`` and the
-last ``session_id``, what ``PageIterator`` resumes from), the rows written and the output's
+the query (command, start, end, number, output format), the walk's place (its
+``checkpoint``: ``offset``, the last ``session_id``, the ids of the rows written just before it,
+and of rows written that inserts pushed ahead of the place), the rows written and the output's
 byte length. The order of writes is the whole design:
 
 1. a page's rows are appended to the output, flushed and fsynced;
@@ -10,7 +11,8 @@ byte length. The order of writes is the whole design:
    ``os.replace``), so it never claims bytes that are not on disk;
 3. on ``--resume`` the output is first truncated to the checkpoint's length, which drops
    whatever a killed process appended after its last checkpoint (even half a row), and the
-   walk restarts at the checkpoint's offset, checked against its last ``session_id``.
+   walk restarts at the checkpoint's offset, checked against its last ``session_id`` (or one
+   of the ids before it, if that one was deleted meanwhile), skipping the rows it already wrote.
 
 So a SIGKILL at any instant loses at most the rows after the last checkpoint, and the resumed
 export writes each of those exactly once. Ctrl-C is gentler still: writing a page and its
@@ -24,7 +26,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol, TypeVar
@@ -32,7 +34,7 @@ from typing import Any, BinaryIO, Protocol, TypeVar
 import attrs
 
 from .._client import PlumClient
-from .._pagination import PageIterator
+from .._pagination import PageIterator, ResumePoint
 from .output import (
     CALL_COLUMNS,
     DETAILED_CALL_COLUMNS,
@@ -86,6 +88,10 @@ class Query:
         return f"{self.command} {self.start} {self.end}{number} --format {self.format}"
 
 
+def _keys(value: Iterable[str]) -> tuple[str, ...]:
+    return tuple(value)  # a JSON list read back
+
+
 @attrs.frozen
 class Checkpoint:
     """How far an export to a file got; ``size`` is the output's length covering ``rows``."""
@@ -96,6 +102,17 @@ class Checkpoint:
     size: int = 0
     rows: int = 0
     complete: bool = False
+    # ``ResumePoint.recent``, ``.ahead`` and ``.since_start`` (absent from older files)
+    recent: tuple[str, ...] = attrs.field(default=(), converter=_keys)
+    ahead: tuple[str, ...] = attrs.field(default=(), converter=_keys)
+    since_start: bool = False
+
+    @property
+    def resume(self) -> ResumePoint[str]:
+        """Where the walk goes on from."""
+        return ResumePoint(
+            self.offset, self.last_key, self.recent, self.ahead, since_start=self.since_start
+        )
 
 
 def checkpoint_path(out: Path) -> Path:
@@ -180,7 +197,7 @@ class Sink(Protocol):
     @property
     def rows(self) -> int: ...
 
-    def append(self, data: bytes, *, offset: int, last_key: str | None, rows: int) -> None: ...
+    def append(self, data: bytes, *, place: ResumePoint[str], rows: int) -> None: ...
 
     def complete(self) -> None: ...
 
@@ -193,7 +210,7 @@ class StreamSink:
         self._stream = stream
         stream.write(header)
 
-    def append(self, data: bytes, *, offset: int, last_key: str | None, rows: int) -> None:
+    def append(self, data: bytes, *, place: ResumePoint[str], rows: int) -> None:
         self._stream.write(data)
         self._stream.flush()
         self.rows += rows
@@ -237,18 +254,21 @@ class CheckpointedFile:
         file = self._file = self.out.open("ab+")
         file.truncate(checkpoint.size)
         if checkpoint.size == 0 and header:
-            self.append(header, offset=0, last_key=None, rows=0)
+            self.append(header, place=ResumePoint(), rows=0)
         return self
 
-    def append(self, data: bytes, *, offset: int, last_key: str | None, rows: int) -> None:
+    def append(self, data: bytes, *, place: ResumePoint[str], rows: int) -> None:
         assert self._file is not None, "open() first"
         self._file.write(data)
         self._file.flush()
         os.fsync(self._file.fileno())
         self.checkpoint = attrs.evolve(
             self.checkpoint,
-            offset=offset,
-            last_key=last_key,
+            offset=place.offset,
+            last_key=place.last_key,
+            recent=place.recent,
+            ahead=place.ahead,
+            since_start=place.since_start,
             size=self._file.tell(),
             rows=self.checkpoint.rows + rows,
         )
@@ -282,7 +302,7 @@ async def export_walk(
     async with walk:
         async for page in walk.pages():
             data = b"".join(encoder.row(to_row(row)) for row in page)
-            sink.append(data, offset=walk.offset, last_key=walk.last_key, rows=len(page))
+            sink.append(data, place=walk.checkpoint, rows=len(page))
             pages += 1
             progress.update(sink.rows, walk.total)
     sink.complete()
@@ -338,8 +358,7 @@ async def run_export(job: CallExport, client: PlumClient, progress: Progress) ->
         "number": job.number,
         "page_size": job.page_size,
         "concurrency": job.concurrency,
-        "start_offset": plan.offset,
-        "after": plan.last_key,
+        "resume": plan.resume,
     }
     if job.command == "details":
         walk = client.call_details.iterate(job.start, job.end, **walk_settings)

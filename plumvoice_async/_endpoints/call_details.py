@@ -6,7 +6,7 @@ from datetime import datetime
 
 from .._core.requests import call_details_request, call_log_request
 from .._models import CallEvent, DetailedCall, DetailedCallPage
-from .._pagination import PageIterator
+from .._pagination import PageIterator, ResumePoint
 from .._transport import Transport
 from .calls import session_id_of
 
@@ -52,6 +52,7 @@ class CallDetails:
         concurrency: int = 1,
         start_offset: int = 0,
         after: str | None = None,
+        resume: ResumePoint[str] | None = None,
     ) -> PageIterator[DetailedCall, str]:
         """Every detailed call between ``start`` and ``end``, each exactly once, in order.
 
@@ -78,6 +79,7 @@ class CallDetails:
             concurrency=concurrency,
             start_offset=start_offset,
             after=after,
+            resume=resume,
         )
 
     async def get(self, session_id: str) -> list[CallEvent]:

@@ -6,7 +6,7 @@ from datetime import datetime
 
 from .._core.requests import calls_request
 from .._models import Call, CallPage
-from .._pagination import PageIterator
+from .._pagination import PageIterator, ResumePoint
 from .._transport import Transport
 
 __all__ = ["Calls", "session_id_of"]
@@ -58,14 +58,18 @@ class Calls:
         concurrency: int = 1,
         start_offset: int = 0,
         after: str | None = None,
+        resume: ResumePoint[str] | None = None,
     ) -> PageIterator[Call, str]:
         """Every call between ``start`` and ``end``, each exactly once, in the server's order.
 
         Use ``async for call in client.calls.iterate(...)``. Pages of ``page_size`` (the
         endpoint's maximum by default: each page spends one request of the quota) are fetched
-        ``concurrency`` at a time. ``.offset`` is where to resume (``start_offset``, with
-        ``after=`` the last ``session_id`` yielded) and ``.total`` the latest ``total_calls``.
-        What "exactly once" guarantees while the data changes is written in ``PageIterator``.
+        ``concurrency`` at a time. ``.checkpoint`` is where to resume, with ``resume=`` (in
+        this process or another: ``.checkpoint.to_dict()`` is JSON-ready), and ``.total`` the
+        latest ``total_calls``. ``start_offset=`` (``.offset``) with ``after=`` (``.last_key``)
+        still works, but only ``resume=`` stays exactly once when calls were inserted behind
+        the walk's place. What "exactly once" guarantees while the data changes is written in
+        ``PageIterator``.
 
         Raises:
             InvalidParameterError: here, before any request, for a bad parameter.
@@ -83,4 +87,5 @@ class Calls:
             concurrency=concurrency,
             start_offset=start_offset,
             after=after,
+            resume=resume,
         )
