@@ -19,6 +19,7 @@ from ._errors import (
     AuthenticationError,
     BadRequestError,
     DecodeError,
+    ExportError,
     GovernorUnavailableError,
     InvalidParameterError,
     MethodNotAllowedError,
@@ -29,6 +30,7 @@ from ._errors import (
     ServerError,
     TransportError,
 )
+from ._export import ExportResult
 from ._governor import Governor, QuotaKey, Snapshot
 from ._local_governor import LocalGovernor
 from ._logging import configure_from_env as _configure_logging
@@ -95,6 +97,8 @@ __all__ = [
     "DetailedCallPage",
     "DiagnosticFlow",
     "EventReport",
+    "ExportError",
+    "ExportResult",
     "FlowNode",
     "GeographicProfile",
     "Governor",

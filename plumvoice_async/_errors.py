@@ -13,7 +13,8 @@ Every failure the public API raises for bad input or server-side trouble is a ``
     │   └── ServerError            5xx
     ├── DecodeError                a body that is not the documented shape
     ├── TransportError             the network failed, after the retries
-    ├── PagingError                a walk lost its place (its remembered rows all vanished)
+    ├── PagingError                a walk cannot go on exactly once (lost place, duplicate key)
+    ├── ExportError                an export to a file cannot start or resume safely
     └── GovernorUnavailableError   the shared quota store (Redis) could not be reached
 
 Messages never contain credentials: they are built from parameter names, statuses and the
@@ -33,6 +34,7 @@ __all__ = [
     "AuthenticationError",
     "BadRequestError",
     "DecodeError",
+    "ExportError",
     "GovernorUnavailableError",
     "InvalidParameterError",
     "MethodNotAllowedError",
@@ -152,6 +154,12 @@ class PagingError(PlumError):
     when pages keep bringing nothing new while ``total_calls`` promises more. Guessing would
     lose or repeat rows. Restart the walk, or resume from its last checkpoint.
     """
+
+
+class ExportError(PlumError):
+    """An export to a file cannot start or resume safely: its checkpoint is another export's,
+    an unfinished export would be overwritten, or the file changed behind the checkpoint's
+    back. Nothing was sent or written; the message says what to do instead."""
 
 
 class GovernorUnavailableError(PlumError):

@@ -139,7 +139,9 @@ class PageIterator(Generic[RowT, KeyT]):
             since_start=resume.since_start,
         )
         self._concurrency = validate_count("concurrency", concurrency, minimum=1)
-        self._fetch = fetch
+        self._fetch = self._counted(fetch)
+        self.requests = 0
+        """Page requests this walk has made (searches and repeats included): quota spent."""
         self._key = key
         self._buffer: deque[_Page[RowT, KeyT]] = deque()
         self._current: _Page[RowT, KeyT] | None = None  # buffer[0] while its rows are yielded
@@ -152,6 +154,13 @@ class PageIterator(Generic[RowT, KeyT]):
         # The tail holds every row yielded since offset 0 (so far: a short walk).
         self._whole = resume.since_start or (resume.offset == 0 and resume.last_key is None)
         self._read_ahead: _ReadAhead[RowT, KeyT] | None = None
+
+    def _counted(self, fetch: PageFetch[RowT]) -> PageFetch[RowT]:
+        async def counted(offset: int, limit: int) -> _Answer[RowT]:
+            self.requests += 1
+            return await fetch(offset, limit)
+
+        return counted
 
     @property
     def offset(self) -> int:

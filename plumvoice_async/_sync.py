@@ -230,6 +230,7 @@ class SyncCalls(_Facade[Calls]):
 
     page = _blocking(Calls.page)
     iterate = _walking(Calls.iterate)
+    export = _blocking(Calls.export)
 
 
 class SyncCallDetails(_Facade[CallDetails]):
@@ -237,6 +238,7 @@ class SyncCallDetails(_Facade[CallDetails]):
 
     page = _blocking(CallDetails.page)
     iterate = _walking(CallDetails.iterate)
+    export = _blocking(CallDetails.export)
     get = _blocking(CallDetails.get)
 
 

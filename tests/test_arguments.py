@@ -421,6 +421,7 @@ EXEMPT = {
             "MethodNotAllowedError",
             "NotFoundError",
             "PagingError",
+            "ExportError",
             "PlumError",
             "RateLimitError",
             "ServerError",
@@ -452,6 +453,7 @@ EXEMPT = {
             "SimRequest",
             "SyncPageIterator",
             "ResumePoint",  # a walk's checkpoint; ResumePoint.from_dict checks what it reads
+            "ExportResult",
             "Fault",
         ),
         "a record the library builds",

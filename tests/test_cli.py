@@ -29,22 +29,23 @@ import pytest
 from plumvoice_async import (
     AuthenticationError,
     EventReport,
+    ExportError,
     Period,
     RateLimitError,
     TransportError,
 )
 from plumvoice_async._cli.args import fuse_instant, report_day
-from plumvoice_async._cli.export import (
+from plumvoice_async._cli.output import render_progress, series_rows
+from plumvoice_async._encoding import CsvEncoder
+from plumvoice_async._export import (
     Checkpoint,
     CheckpointedFile,
-    ExportRefused,
     Query,
     checkpoint_path,
     plan_export,
     read_checkpoint,
     write_checkpoint,
 )
-from plumvoice_async._cli.output import CsvEncoder, render_progress, series_rows
 from plumvoice_async._governor import Snapshot
 from plumvoice_async.testing import PlumSimulator, Quota, serve
 
@@ -355,7 +356,7 @@ def resume_all_the_way(
         other = [*args[:2], str(int(args[2]) + 1), *args[3:], "--resume"]
         status, _, err = run_main(other, capsys)
         assert status == 2
-        assert "is for another query" in err
+        assert "is for another export" in err
         status, _, err = run_main(args, capsys)
         assert status == 2
         assert "unfinished export" in err
@@ -591,10 +592,10 @@ def test_progress_line_counts_down_to_the_next_window():
 def test_a_checkpoint_that_is_not_ours_is_refused(tmp_path):
     path = tmp_path / "out.jsonl.checkpoint"
     path.write_text('{"version": 1, "offset": 3}')
-    with pytest.raises(ExportRefused, match="not a valid checkpoint"):
+    with pytest.raises(ExportError, match="not a valid checkpoint"):
         read_checkpoint(path)
     path.write_text("[1, 2]")
-    with pytest.raises(ExportRefused, match="not a checkpoint of this version"):
+    with pytest.raises(ExportError, match="not a checkpoint of this version"):
         read_checkpoint(path)
 
 
@@ -603,7 +604,7 @@ def test_an_output_shorter_than_its_checkpoint_is_not_resumed(tmp_path):
     query = Query("calls", 0, 1, None, "jsonl")
     write_checkpoint(checkpoint_path(out), Checkpoint(query, offset=2, last_key="1;2;3", size=99))
     out.write_bytes(b"{}\n")
-    with pytest.raises(ExportRefused, match="has 3 bytes but its checkpoint covers 99"):
+    with pytest.raises(ExportError, match="has 3 bytes but its checkpoint covers 99"):
         CheckpointedFile(out, plan_export(out, query, resume=True)).open(b"")
     assert out.read_bytes() == b"{}\n"
 

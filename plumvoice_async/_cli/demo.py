@@ -11,6 +11,7 @@ server saw, not what the client believes it sent.
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib.util
 import math
 import sys
@@ -26,9 +27,9 @@ import attrs
 
 from .._client import PlumClient
 from .._core.requests import QuotaGroup
+from .._export import ExportResult, checkpoint_path
 from .._local_governor import LocalGovernor
 from ..testing import CallDataset, PlumSimulator, Quota, serve
-from .export import CallExport, ExportResult, checkpoint_path, run_export
 from .output import Progress, quota_probe, series_rows, shows_progress, write_table
 
 __all__ = ["DEMO_QUOTA", "run_demo"]
@@ -69,19 +70,27 @@ async def run_demo(args: argparse.Namespace) -> None:
     exports: dict[str, ExportResult] = {}
     with _client(simulator, governor, in_process=in_process) as (client, where):
         async with client:
-            for command in ("calls", "details"):
+            for command, resource in (("calls", client.calls), ("details", client.call_details)):
                 path = out / f"{command}.jsonl"
-                checkpoint_path(path).unlink(missing_ok=True)  # the demo always starts afresh
-                job = CallExport(
-                    command, start, end, page_size=_PAGE_SIZE, concurrency=_CONCURRENCY, out=path
-                )
+                # The demo always starts afresh.
+                await anyio.Path(checkpoint_path(path)).unlink(missing_ok=True)
                 progress = Progress(
                     command,
                     sys.stderr,
                     enabled=shows_progress(args),
                     quota=quota_probe(client, QuotaGroup.FUSE),
                 )
-                exports[command] = await run_export(job, client, progress)
+                exports[command] = await progress.run(
+                    functools.partial(
+                        resource.export,
+                        start,
+                        end,
+                        path,
+                        page_size=_PAGE_SIZE,
+                        concurrency=_CONCURRENCY,
+                        progress=progress.update,
+                    )
+                )
             first, last = _utc_day(start), _utc_day(end)
             report = await client.events.fetch(first, last, period="day", phone="ALL")
     columns, rows = series_rows(report)

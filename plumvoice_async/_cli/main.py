@@ -30,24 +30,33 @@ from .. import __version__
 from .._client import PlumClient
 from .._core.data import iso_utc
 from .._core.requests import QuotaGroup
+from .._encoding import (
+    CALL_COLUMNS,
+    DETAILED_CALL_COLUMNS,
+    Row,
+    call_row,
+    detailed_call_row,
+    encoder_for,
+)
 from .._errors import (
     AuthenticationError,
+    ExportError,
     GovernorUnavailableError,
     InvalidParameterError,
     PlumError,
     RateLimitError,
     TransportError,
 )
+from .._export import ProgressHook, StreamSink, export_walk
+from .._pagination import PageIterator
 from .args import (
     add_call_log_arguments,
     add_demo_arguments,
     add_report_arguments,
     add_simulator_arguments,
 )
-from .export import CallExport, ExportRefused, run_export
 from .output import (
     Progress,
-    Row,
     flow_rows,
     geographic_rows,
     quota_probe,
@@ -185,22 +194,48 @@ async def _run_call_log(args: argparse.Namespace) -> None:
             enabled=shows_progress(args),
             quota=quota_probe(client, QuotaGroup.FUSE),
         )
-        job = CallExport(
-            args.command,
-            args.start,
-            args.end,
-            number=args.number,
-            format=args.format,
-            page_size=args.page_size,
-            concurrency=args.concurrency,
-            out=None if args.out is None else Path(args.out),
-            resume=args.resume,
+        resource = client.call_details if args.command == "details" else client.calls
+        walk_settings = {
+            "number": args.number,
+            "page_size": args.page_size,
+            "concurrency": args.concurrency,
+        }
+
+        def shown(rows: int, total: int | None) -> None:
+            if total is None:  # before the first page: a resumed export's rows so far
+                progress.start(rows)
+            progress.update(rows, total)
+
+        if args.out is None:
+            walk = resource.iterate(args.start, args.end, **walk_settings)
+            await progress.run(lambda: _stream(args, walk, shown))
+            return
+        result = await progress.run(
+            lambda: resource.export(
+                args.start,
+                args.end,
+                args.out,
+                format=args.format,
+                resume=args.resume,
+                progress=shown,
+                **walk_settings,
+            )
         )
-        result = await run_export(job, client, progress)
     if result.already_complete and not args.quiet:
         print(
             f"{args.out}: already complete ({result.rows:,} rows), nothing to do", file=sys.stderr
         )
+
+
+async def _stream(
+    args: argparse.Namespace, walk: PageIterator[Any, str], progress: ProgressHook
+) -> int:
+    """Standard output: written and flushed page by page; no checkpoint, nothing to resume."""
+    detailed = args.command == "details"
+    encoder = encoder_for(args.format, DETAILED_CALL_COLUMNS if detailed else CALL_COLUMNS)
+    sink = StreamSink(sys.stdout.buffer, encoder.header())
+    to_row = detailed_call_row if detailed else call_row
+    return await export_walk(walk, to_row, encoder, sink, progress)
 
 
 async def _run_report(args: argparse.Namespace) -> None:
@@ -329,7 +364,7 @@ def failure(exc: Exception, subcommand: Subcommand) -> tuple[int, str]:
         case InvalidParameterError():
             option = _OPTION_NAMES.get(exc.parameter, exc.parameter)
             status, message = EXIT_USAGE, f"argument {option}: {exc}"
-        case ExportRefused():
+        case ExportError():
             status, message = EXIT_USAGE, str(exc)
         case AuthenticationError() if exc.response is None:
             status, message = EXIT_USAGE, f"no credentials configured: set {variables}"

@@ -1,20 +1,9 @@
-"""What the ``plumvoice`` command writes: rows, their JSON Lines or CSV bytes, and progress.
+"""What the ``plumvoice`` command writes besides call logs: report tables, and progress.
 
-Rows are plain ``dict``s of JSON-ready values, built the same way for every command, so an
-export reads the same whatever wrote it:
-
-- instants are ISO 8601 in UTC with a ``Z`` (``2023-11-11T00:00:12Z``);
-- a call's ``type`` is its text, so a type Plum adds later passes through unchanged;
-- a call is its ``to_dict()`` (the id first); a detailed call carries ``detail``, the list
-  of its log lines (``line``, ``data``, ``event_class``, ``timestamp``);
-- a period report is one row per period: ``period_start`` and then one column per series;
-  the diagnostic flow is one row per form item (``application`` first), the geographic
-  profile one row per place (``group``: ``us``, ``non_us`` or an unlisted group).
-
-Encoders turn a row into the exact bytes appended to the output, because the resumable
-export checkpoints byte lengths: a row is one line of JSON, or one CSV record in which
-nested values (``detail``) are compact JSON, ``None`` is empty and booleans are
-``true``/``false`` as in the JSON form.
+Rows are plain ``dict``s of JSON-ready values, encoded as the call logs are (``_encoding``):
+a period report is one row per period, ``period_start`` (ISO 8601 UTC with a ``Z``) and then
+one column per series; the diagnostic flow is one row per form item (``application`` first),
+the geographic profile one row per place (``group``: ``us``, ``non_us`` or an unlisted group).
 
 Progress goes to stderr as one line redrawn with ``\r``, only when stderr is a terminal, so
 standard output stays pure data and logs of unattended runs stay clean.
@@ -23,16 +12,13 @@ standard output stays pure data and logs of unattended runs stay clean.
 from __future__ import annotations
 
 import argparse
-import csv
-import io
-import json
 import os
 import sys
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal, Protocol, TextIO, TypeVar
+from typing import Any, TextIO, TypeVar
 
 import anyio
 import attrs
@@ -40,21 +26,12 @@ import attrs
 from .._client import PlumClient
 from .._core.data import iso_utc
 from .._core.requests import QuotaGroup
+from .._encoding import OutputFormat, Row, encoder_for
 from .._governor import Snapshot
-from .._models import Call, DetailedCall, DiagnosticFlow, FlowNode, GeographicProfile
+from .._models import DiagnosticFlow, FlowNode, GeographicProfile
 
 __all__ = [
-    "CALL_COLUMNS",
-    "DETAILED_CALL_COLUMNS",
-    "CsvEncoder",
-    "JsonLinesEncoder",
-    "OutputFormat",
     "Progress",
-    "Row",
-    "RowEncoder",
-    "call_row",
-    "detailed_call_row",
-    "encoder_for",
     "flow_rows",
     "geographic_rows",
     "quota_probe",
@@ -64,25 +41,9 @@ __all__ = [
     "write_table",
 ]
 
-OutputFormat = Literal["jsonl", "csv"]
-Row = dict[str, Any]
 T = TypeVar("T")
 
-CALL_COLUMNS = ("session_id", "dest", "src", "start", "end", "type", "log")
-DETAILED_CALL_COLUMNS = (*CALL_COLUMNS, "detail")
 PERIOD_COLUMN = "period_start"
-
-
-def call_row(call: Call) -> Row:
-    """A call as a row: its ``to_dict()``, in ``CALL_COLUMNS`` order (the id first)."""
-    data = call.to_dict()
-    return {column: data[column] for column in CALL_COLUMNS}
-
-
-def detailed_call_row(call: DetailedCall) -> Row:
-    """A detailed call as a row: its ``to_dict()``, in ``DETAILED_CALL_COLUMNS`` order."""
-    data = call.to_dict()
-    return {column: data[column] for column in DETAILED_CALL_COLUMNS}
 
 
 def series_rows(report: attrs.AttrsInstance) -> tuple[list[str], list[Row]]:
@@ -129,57 +90,6 @@ def geographic_rows(report: GeographicProfile) -> tuple[list[str], list[Row]]:
         for place, calls in counts.items()
     ]
     return ["group", "place", "calls"], rows
-
-
-class RowEncoder(Protocol):
-    """Bytes for an output: a header written once at the start, then one chunk per row."""
-
-    def header(self) -> bytes: ...
-
-    def row(self, row: Mapping[str, Any]) -> bytes: ...
-
-
-class JsonLinesEncoder:
-    """One JSON object per line, UTF-8; no header."""
-
-    def header(self) -> bytes:
-        return b""
-
-    def row(self, row: Mapping[str, Any]) -> bytes:
-        return (json.dumps(row, ensure_ascii=False) + "\n").encode()
-
-
-class CsvEncoder:
-    """RFC 4180 records (``\\n`` line ends), UTF-8, with a header of the column names."""
-
-    def __init__(self, columns: Sequence[str]) -> None:
-        self.columns = tuple(columns)
-
-    def header(self) -> bytes:
-        return self._record(self.columns)
-
-    def row(self, row: Mapping[str, Any]) -> bytes:
-        return self._record([_cell(row.get(column)) for column in self.columns])
-
-    @staticmethod
-    def _record(cells: Sequence[str]) -> bytes:
-        buffer = io.StringIO()
-        csv.writer(buffer, lineterminator="\n").writerow(cells)
-        return buffer.getvalue().encode()
-
-
-def _cell(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, dict | list):
-        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-    return str(value)
-
-
-def encoder_for(fmt: OutputFormat, columns: Sequence[str]) -> RowEncoder:
-    return CsvEncoder(columns) if fmt == "csv" else JsonLinesEncoder()
 
 
 def write_table(

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from datetime import datetime
 
 from .._core.requests import calls_request
+from .._encoding import OutputFormat
+from .._export import ExportResult, ProgressHook, export_call_logs
 from .._models import Call, CallPage
 from .._pagination import PageIterator, ResumePoint
 from .._transport import Transport
@@ -88,4 +91,49 @@ class Calls:
             start_offset=start_offset,
             after=after,
             resume=resume,
+        )
+
+    async def export(
+        self,
+        start: int | datetime,
+        end: int | datetime,
+        path: str | os.PathLike[str],
+        *,
+        format: OutputFormat = "jsonl",
+        resume: bool = False,
+        number: str | None = None,
+        page_size: int = 10_000,
+        concurrency: int = 1,
+        progress: ProgressHook | None = None,
+    ) -> ExportResult:
+        """Write every call between ``start`` and ``end`` to ``path``, exactly once.
+
+        JSON Lines (``format="jsonl"``) or CSV, one row per call as ``to_dict()`` writes it,
+        each page appended and fsynced before ``path.checkpoint`` records it. After a crash,
+        ``kill -9`` or a cancellation, the same call with ``resume=True`` drops any half-written
+        row and goes on: every call is written exactly once. A finished export's checkpoint
+        stays, marked complete, so resuming it again spends nothing. ``progress(rows, total)``
+        is called before the first page and after each one. The CLI's ``plumvoice calls --out``
+        is this call.
+
+        Raises:
+            InvalidParameterError: a parameter is invalid, or ``path``'s folder does not exist
+                (nothing sent, nothing written).
+            ExportError: ``path`` holds another export's checkpoint, or an unfinished export
+                and ``resume`` is false, or it changed behind its checkpoint.
+            APIError, DecodeError, TransportError, PagingError: the export stopped; the file
+                and its checkpoint stay resumable.
+        """
+        return await export_call_logs(
+            "calls",
+            self.iterate,
+            start,
+            end,
+            path,
+            format=format,
+            resume=resume,
+            number=number,
+            page_size=page_size,
+            concurrency=concurrency,
+            progress=progress,
         )

@@ -1,76 +1,83 @@
-"""The bulk export behind ``plumvoice calls|details``: pages to bytes, and a checkpoint to resume.
+"""Checkpointed, exactly-once export of call logs to a file: ``client.calls.export(...)``.
 
-An export to ``--out FILE`` keeps ``FILE.checkpoint`` beside it, a small JSON document naming
-the query (command, start, end, number, output format), the walk's place (its
-``checkpoint``: ``offset``, the last ``session_id``, the ids of the rows written just before it,
-and of rows written that inserts pushed ahead of the place), the rows written and the output's
-byte length. The order of writes is the whole design:
+An export to ``path`` keeps ``path.checkpoint`` beside it, a small JSON document naming the
+query (resource, start, end, number, output format), the walk's place (its ``checkpoint``:
+``offset``, the last ``session_id``, the ids of the rows written just before it, and of rows
+written that inserts pushed ahead of the place), the rows written and the output's byte
+length. The order of writes is the whole design:
 
 1. a page's rows are appended to the output, flushed and fsynced;
 2. only then the checkpoint is rewritten, atomically (a temporary file, fsynced, then
    ``os.replace``), so it never claims bytes that are not on disk;
-3. on ``--resume`` the output is first truncated to the checkpoint's length, which drops
+3. on ``resume=True`` the output is first truncated to the checkpoint's length, which drops
    whatever a killed process appended after its last checkpoint (even half a row), and the
-   walk restarts at the checkpoint's offset, checked against its last ``session_id`` (or one
-   of the ids before it, if that one was deleted meanwhile), skipping the rows it already wrote.
+   walk restarts at the checkpoint's place, skipping the rows it already wrote.
 
 So a SIGKILL at any instant loses at most the rows after the last checkpoint, and the resumed
-export writes each of those exactly once. Ctrl-C is gentler still: writing a page and its
-checkpoint has no ``await`` in it, so the cancellation lands between pages. A finished export
-marks its checkpoint complete rather than deleting it: ``--resume`` then has nothing to do and
-spends no quota, which makes "run with ``--resume`` until it exits 0" a safe retry loop.
+export writes each of those exactly once. A cancellation lands between pages. A finished
+export marks its checkpoint complete rather than deleting it: resuming it then has nothing to
+do and spends no quota, which makes "call it with ``resume=True`` until it returns" a safe
+retry loop. The file work runs in worker threads, never on the event loop.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
-import sys
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable
+from datetime import datetime
 from pathlib import Path
-from typing import Any, BinaryIO, Protocol, TypeVar
+from typing import Any, BinaryIO, Literal, Protocol, TypeVar
 
+import anyio
+import anyio.to_thread
 import attrs
 
-from .._client import PlumClient
-from .._pagination import PageIterator, ResumePoint
-from .output import (
+from ._core import arguments, params
+from ._core.paging import ResumePoint
+from ._encoding import (
     CALL_COLUMNS,
     DETAILED_CALL_COLUMNS,
+    OUTPUT_FORMATS,
     OutputFormat,
-    Progress,
     Row,
     RowEncoder,
     call_row,
     detailed_call_row,
     encoder_for,
 )
+from ._errors import ExportError, InvalidParameterError
+from ._pagination import PageIterator
 
 __all__ = [
-    "CallExport",
+    "CallLogKind",
     "Checkpoint",
     "CheckpointedFile",
-    "ExportRefused",
     "ExportResult",
+    "ProgressHook",
     "Query",
     "Sink",
     "StreamSink",
     "checkpoint_path",
+    "export_call_logs",
+    "export_to_file",
     "export_walk",
     "plan_export",
     "read_checkpoint",
-    "run_export",
     "write_checkpoint",
 ]
 
 RowT = TypeVar("RowT")
 
+ProgressHook = Callable[[int, int | None], object]
+"""Called with (rows written so far, the walk's latest total) before the first page and after
+each one; a resumed export's first call counts the rows written before it."""
+
+CallLogKind = Literal["calls", "details"]
+"""Which call logs an export walks (the checkpoint's ``command``, as the CLI names them)."""
+
 _VERSION = 1
-
-
-class ExportRefused(Exception):
-    """An export that cannot start or resume safely; the message says what to do instead."""
 
 
 @attrs.frozen
@@ -81,7 +88,7 @@ class Query:
     start: int
     end: int
     number: str | None
-    format: str
+    format: OutputFormat
 
     def describe(self) -> str:
         number = "" if self.number is None else f" --number {self.number}"
@@ -123,20 +130,20 @@ def read_checkpoint(path: Path) -> Checkpoint | None:
     """The checkpoint at ``path``, ``None`` if there is none.
 
     Raises:
-        ExportRefused: the file is not a checkpoint this version wrote.
+        ExportError: the file is not a checkpoint this version wrote.
     """
     try:
         document = json.loads(path.read_bytes())
     except FileNotFoundError:
         return None
     except (OSError, ValueError) as exc:
-        raise ExportRefused(f"cannot read the checkpoint {path}: {exc}") from None
+        raise ExportError(f"cannot read the checkpoint {path}: {exc}") from None
     if not isinstance(document, dict) or document.pop("version", None) != _VERSION:
-        raise ExportRefused(f"{path} is not a checkpoint of this version of plumvoice")
+        raise ExportError(f"{path} is not a checkpoint of this version of plumvoice")
     try:
         return Checkpoint(query=Query(**document.pop("query")), **document)
     except (KeyError, TypeError) as exc:
-        raise ExportRefused(f"{path} is not a valid checkpoint ({exc})") from None
+        raise ExportError(f"{path} is not a valid checkpoint ({exc})") from None
 
 
 def write_checkpoint(path: Path, checkpoint: Checkpoint) -> None:
@@ -168,7 +175,7 @@ def plan_export(out: Path, query: Query, *, resume: bool) -> Checkpoint:
     is waiting: overwriting it would throw its quota away, so that is refused.
 
     Raises:
-        ExportRefused: the checkpoint is of another query, or an unfinished export would be
+        ExportError: the checkpoint is of another query, or an unfinished export would be
             overwritten, or the checkpoint is unreadable.
     """
     path = checkpoint_path(out)
@@ -177,16 +184,16 @@ def plan_export(out: Path, query: Query, *, resume: bool) -> Checkpoint:
         return Checkpoint(query)
     if resume:
         if existing.query != query:
-            raise ExportRefused(
-                f"--resume: {path} is for another query ({existing.query.describe()}), "
-                f"not this one ({query.describe()}); repeat that query to resume it, or delete "
+            raise ExportError(
+                f"cannot resume: {path} is for another export ({existing.query.describe()}), "
+                f"not this one ({query.describe()}); repeat that export to resume it, or delete "
                 "the checkpoint to start over"
             )
         return existing
     if not existing.complete:
-        raise ExportRefused(
-            f"{out} holds an unfinished export ({existing.rows:,} rows, {path}): pass --resume "
-            "to continue it, or delete the checkpoint to start over"
+        raise ExportError(
+            f"{out} holds an unfinished export ({existing.rows:,} rows, {path}): resume it "
+            "(resume=True, or --resume), or delete the checkpoint to start over"
         )
     return Checkpoint(query)
 
@@ -226,7 +233,7 @@ class CheckpointedFile:
     the header when the output is empty.
 
     Raises:
-        ExportRefused: (``open``) the output is shorter than its checkpoint says: it was
+        ExportError: (``open``) the output is shorter than its checkpoint says: it was
             changed by something else, so resuming would leave a gap.
     """
 
@@ -244,7 +251,7 @@ class CheckpointedFile:
         checkpoint = self.checkpoint
         length = self.out.stat().st_size if self.out.exists() else 0
         if length < checkpoint.size:
-            raise ExportRefused(
+            raise ExportError(
                 f"{self.out} has {length:,} bytes but its checkpoint covers {checkpoint.size:,}: "
                 "it was changed since, so it cannot be resumed; delete both to start over"
             )
@@ -291,115 +298,121 @@ async def export_walk(
     to_row: Callable[[RowT], Row],
     encoder: RowEncoder,
     sink: Sink,
-    progress: Progress,
+    progress: ProgressHook | None = None,
 ) -> int:
     """Write every row of ``walk`` to ``sink``, page by page; return the pages written.
 
     The walk reads ahead (``async with``): the next pages are in flight while this one is
-    encoded and written. Each page is appended, with its checkpoint, in one step.
+    encoded and written. Each page is appended, with its checkpoint, in one step, in a worker
+    thread (the disk's ``fsync`` must not stall the event loop) that a cancellation waits for:
+    a page and its checkpoint are written whole or not at all.
     """
     pages = 0
+    if progress is not None:
+        progress(sink.rows, None)
     async with walk:
         async for page in walk.pages():
             data = b"".join(encoder.row(to_row(row)) for row in page)
-            sink.append(data, place=walk.checkpoint, rows=len(page))
+            place = walk.checkpoint
+            await anyio.to_thread.run_sync(
+                functools.partial(sink.append, data, place=place, rows=len(page))
+            )
             pages += 1
-            progress.update(sink.rows, walk.total)
-    sink.complete()
+            if progress is not None:
+                progress(sink.rows, walk.total)
+    await anyio.to_thread.run_sync(sink.complete)
     return pages
 
 
 @attrs.frozen
-class CallExport:
-    """One ``calls`` or ``details`` export: the query, how to walk it, where to write it."""
-
-    command: str
-    start: int
-    end: int
-    number: str | None = None
-    format: OutputFormat = "jsonl"
-    page_size: int = 10_000
-    concurrency: int = 2
-    out: Path | None = None
-    resume: bool = False
-
-    @property
-    def query(self) -> Query:
-        return Query(self.command, self.start, self.end, self.number, self.format)
-
-
-@attrs.frozen
 class ExportResult:
-    """What an export wrote: all its rows (a resumed one's included) and this run's pages."""
+    """What an export wrote.
+
+    ``rows``: all rows in the file (a resumed export's earlier ones included); ``pages`` and
+    ``requests``: the pages written and the page requests spent by this call (a walk may ask
+    for a page again when the data moved); ``path``: the file; ``already_complete``: the
+    checkpoint said the export was finished, so nothing was asked or written.
+    """
 
     rows: int
     pages: int
+    requests: int
+    path: Path
     already_complete: bool = False
 
 
-async def run_export(job: CallExport, client: PlumClient, progress: Progress) -> ExportResult:
-    """Run ``job`` with ``client``, showing ``progress``.
-
-    Everything that may be refused (the checkpoint, every parameter) is checked before the
-    output is touched.
-
-    Raises:
-        ExportRefused: see ``plan_export`` and ``CheckpointedFile``.
-        InvalidParameterError: a parameter is invalid (nothing sent, nothing written).
-        PlumError: the API failed; the output and its checkpoint stay resumable.
-    """
-    if job.out is not None:
-        plan = plan_export(job.out, job.query, resume=job.resume)
-    else:
-        plan = Checkpoint(job.query)
-    if plan.complete:
-        return ExportResult(plan.rows, 0, already_complete=True)
-    walk_settings: dict[str, Any] = {
-        "number": job.number,
-        "page_size": job.page_size,
-        "concurrency": job.concurrency,
-        "resume": plan.resume,
-    }
-    if job.command == "details":
-        walk = client.call_details.iterate(job.start, job.end, **walk_settings)
-        return await _write(
-            job,
-            plan,
-            walk=walk,
-            to_row=detailed_call_row,
-            columns=DETAILED_CALL_COLUMNS,
-            progress=progress,
-        )
-    return await _write(
-        job,
-        plan,
-        walk=client.calls.iterate(job.start, job.end, **walk_settings),
-        to_row=call_row,
-        columns=CALL_COLUMNS,
-        progress=progress,
-    )
-
-
-async def _write(
-    job: CallExport,
-    plan: Checkpoint,
+async def export_to_file(
+    walk_from: Callable[[ResumePoint[str]], PageIterator[RowT, str]],
+    query: Query,
+    path: Path,
     *,
-    walk: PageIterator[RowT, str],
     to_row: Callable[[RowT], Row],
     columns: tuple[str, ...],
-    progress: Progress,
+    resume: bool,
+    progress: ProgressHook | None = None,
 ) -> ExportResult:
-    encoder = encoder_for(job.format, columns)
-    with _sink(job.out, plan, encoder.header()) as sink:
-        progress.start(sink.rows)
-        pages = await progress.run(lambda: export_walk(walk, to_row, encoder, sink, progress))
-        return ExportResult(sink.rows, pages)
+    """Export the walk ``walk_from(place)`` makes to ``path``, checkpointed (module docstring).
+
+    Everything that may be refused (the checkpoint, the output's folder) is checked before the
+    output is touched and before any request.
+
+    Raises:
+        ExportError: see ``plan_export`` and ``CheckpointedFile``.
+        InvalidParameterError: ``path``'s folder does not exist, or a walk parameter is bad.
+        PlumError: the API failed; the output and its checkpoint stay resumable.
+    """
+    if not await anyio.Path(path).parent.is_dir():
+        raise InvalidParameterError("path", str(path), "its folder does not exist")
+    plan = await anyio.to_thread.run_sync(
+        functools.partial(plan_export, path, query, resume=resume)
+    )
+    if plan.complete:
+        return ExportResult(plan.rows, 0, 0, path, already_complete=True)
+    walk = walk_from(plan.resume)
+    encoder = encoder_for(query.format, columns)
+    with CheckpointedFile(path, plan) as file:
+        await anyio.to_thread.run_sync(file.open, encoder.header())
+        pages = await export_walk(walk, to_row, encoder, file, progress)
+        return ExportResult(file.rows, pages, walk.requests, path)
 
 
-@contextmanager
-def _sink(out: Path | None, plan: Checkpoint, header: bytes) -> Iterator[Sink]:
-    if out is None:
-        yield StreamSink(sys.stdout.buffer, header)
-        return
-    with CheckpointedFile(out, plan) as file:
-        yield file.open(header)
+async def export_call_logs(
+    kind: CallLogKind,
+    iterate: Callable[..., PageIterator[Any, str]],
+    start: int | datetime,
+    end: int | datetime,
+    path: str | os.PathLike[str],
+    *,
+    format: OutputFormat,
+    resume: bool,
+    number: str | None,
+    page_size: int,
+    concurrency: int,
+    progress: ProgressHook | None,
+) -> ExportResult:
+    """``calls.export`` and ``call_details.export``: check, then ``export_to_file``."""
+    first, last = params.fuse_range(start, end)
+    fmt = arguments.one_of(format, name="format", choices=OUTPUT_FORMATS)
+    resume = arguments.one_of(resume, name="resume", choices=(False, True))
+    if not isinstance(path, str | os.PathLike):
+        raise InvalidParameterError("path", path, "expected a file path (str or os.PathLike)")
+    if progress is not None and not callable(progress):
+        raise InvalidParameterError("progress", progress, "expected a callable or None")
+    # Built once here, before any file is read: its parameters are checked now.
+    iterate(first, last, number=number, page_size=page_size, concurrency=concurrency)
+
+    def walk_from(place: ResumePoint[str]) -> PageIterator[Any, str]:
+        return iterate(
+            first, last, number=number, page_size=page_size, concurrency=concurrency, resume=place
+        )
+
+    detailed = kind == "details"
+    return await export_to_file(
+        walk_from,
+        Query(kind, first, last, number, fmt),
+        Path(path),
+        to_row=detailed_call_row if detailed else call_row,
+        columns=DETAILED_CALL_COLUMNS if detailed else CALL_COLUMNS,
+        resume=resume,
+        progress=progress,
+    )

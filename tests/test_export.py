@@ -1,0 +1,197 @@
+"""``client.calls.export`` and ``call_details.export``: exactly once, through kills and cancels.
+
+The library-level tests of the checkpointed export: a real process running the export is
+killed with SIGKILL at random moments and the export resumed each time; a cancellation lands
+between pages; refusals come before anything is sent or written. (``tests/test_cli.py`` runs
+the same through the ``plumvoice`` command once, end to end.)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import anyio
+import pytest
+
+from plumvoice_async import ExportError, ExportResult, InvalidParameterError
+from plumvoice_async._export import read_checkpoint
+from plumvoice_async.testing import CallDataset, PlumSimulator, serve
+
+from .cli_support import plum_env
+
+DAY = 86_400
+
+
+def recent(size: int) -> CallDataset:
+    """Calls from four days before today's UTC midnight: inside the 5 days of detailed logs."""
+    return CallDataset(size=size, start=(int(time.time()) // DAY - 4) * DAY)
+
+
+def session_ids(path: Path) -> list[str]:
+    return [json.loads(line)["session_id"] for line in path.read_bytes().splitlines()]
+
+
+def expected_ids(simulator: PlumSimulator, start: int, end: int) -> list[str]:
+    return [call.session_id for call in simulator.dataset.page(start, end, limit=10_000)]
+
+
+@pytest.mark.anyio
+async def test_an_export_writes_every_call_once_and_says_what_it_spent(tmp_path: Path):
+    simulator = PlumSimulator(recent(1_000))
+    start, end = simulator.dataset.start, simulator.dataset.start + 4 * DAY
+    out = tmp_path / "calls.jsonl"
+    seen: list[tuple[int, int | None]] = []
+    async with simulator.client() as client:
+        result = await client.calls.export(
+            start, end, out, page_size=300, progress=lambda rows, total: seen.append((rows, total))
+        )
+        again = await client.calls.export(start, end, out, page_size=300, resume=True)
+    assert session_ids(out) == expected_ids(simulator, start, end)
+    assert result == ExportResult(rows=1_000, pages=4, requests=4, path=out)
+    assert seen[0] == (0, None)
+    assert seen[-1] == (1_000, 1_000)
+    # Complete: resuming spends nothing and writes nothing.
+    assert again == ExportResult(rows=1_000, pages=0, requests=0, path=out, already_complete=True)
+    assert len(simulator.requests) == 4
+
+
+@pytest.mark.anyio
+async def test_detailed_calls_export_as_csv(tmp_path: Path):
+    simulator = PlumSimulator(recent(40))
+    start, end = simulator.dataset.start, simulator.dataset.start + 4 * DAY
+    out = tmp_path / "details.csv"
+    async with simulator.client() as client:
+        result = await client.call_details.export(start, end, out, format="csv", page_size=15)
+    lines = out.read_text().splitlines()
+    assert lines[0] == "session_id,dest,src,start,end,type,log,detail"
+    assert len(lines) == 1 + result.rows == 41
+
+
+@pytest.mark.anyio
+async def test_a_cancelled_export_resumes_exactly_once(tmp_path: Path):
+    simulator = PlumSimulator(recent(2_000))
+    start, end = simulator.dataset.start, simulator.dataset.start + 4 * DAY
+    out = tmp_path / "calls.jsonl"
+    async with simulator.client() as client:
+        with anyio.CancelScope() as scope:
+
+            def cancel_after_two_pages(rows: int, total: int | None) -> None:
+                if rows >= 2 * 250:
+                    scope.cancel()
+
+            await client.calls.export(
+                start, end, out, page_size=250, concurrency=3, progress=cancel_after_two_pages
+            )
+        assert scope.cancelled_caught
+        stopped = read_checkpoint(out.with_name("calls.jsonl.checkpoint"))
+        assert stopped is not None
+        assert not stopped.complete
+        assert stopped.rows == len(session_ids(out)) < 2_000
+        result = await client.calls.export(start, end, out, page_size=250, resume=True)
+    assert session_ids(out) == expected_ids(simulator, start, end)
+    assert result.rows == 2_000
+
+
+@pytest.mark.anyio
+async def test_refusals_come_before_anything_is_sent_or_written(tmp_path: Path):
+    simulator = PlumSimulator(recent(100))
+    start, end = simulator.dataset.start, simulator.dataset.start + DAY
+    out = tmp_path / "calls.jsonl"
+    async with simulator.client() as client:
+        with pytest.raises(InvalidParameterError, match="format"):
+            await client.calls.export(start, end, out, format="xml")  # type: ignore[arg-type]
+        with pytest.raises(InvalidParameterError, match="page_size"):
+            await client.calls.export(start, end, out, page_size=0)
+        with pytest.raises(InvalidParameterError, match="path"):
+            await client.calls.export(start, end, tmp_path / "missing" / "calls.jsonl")
+        with pytest.raises(InvalidParameterError, match="end"):
+            await client.calls.export(end, start, out)
+        assert simulator.requests == []
+        assert not out.exists()
+        # An unfinished export is not overwritten, and is resumed only by the same query.
+        await client.calls.export(start, end, out, page_size=10)
+        checkpoint = out.with_name("calls.jsonl.checkpoint")
+        state = json.loads(checkpoint.read_text())
+        checkpoint.write_text(json.dumps({**state, "complete": False}))
+        sent = len(simulator.requests)
+        with pytest.raises(ExportError, match="unfinished export"):
+            await client.calls.export(start, end, out, page_size=10)
+        with pytest.raises(ExportError, match="another export"):
+            await client.calls.export(start, end + 1, out, page_size=10, resume=True)
+        assert len(simulator.requests) == sent
+
+
+EXPORT_SCRIPT = """
+import sys, anyio
+from plumvoice_async import PlumClient
+
+async def main():
+    start, end, out = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+    async with PlumClient.from_env() as client:
+        await client.calls.export(start, end, out, page_size=100, concurrency=2, resume=True)
+
+anyio.run(main)
+"""
+
+
+def test_sigkill_at_random_moments_then_resume_loses_and_doubles_nothing(tmp_path: Path):
+    simulator = PlumSimulator(recent(3_000), limit=100_000)
+    simulator.faults.latency(0.02)  # every page takes a moment, so kills land mid-export
+    start, end = simulator.dataset.start, simulator.dataset.start + 4 * DAY
+    out = tmp_path / "calls.jsonl"
+    script = tmp_path / "export.py"
+    script.write_text(EXPORT_SCRIPT)
+    rng = random.Random(20261201)
+    kills = 0
+    with serve(simulator) as url:
+        env = plum_env(simulator, url)
+        for _ in range(8):
+            process = subprocess.Popen(
+                [sys.executable, str(script), str(start), str(end), str(out)],
+                env=env,
+                stderr=subprocess.PIPE,
+            )
+            time.sleep(rng.uniform(0.3, 1.2))  # a real process, killed at a random moment
+            if process.poll() is None:
+                process.send_signal(signal.SIGKILL)
+                kills += 1
+            process.communicate(timeout=60)
+            if process.returncode == 0:
+                break
+        else:  # still not done: one last run to the end
+            final = subprocess.run(
+                [sys.executable, str(script), str(start), str(end), str(out)],
+                env=env,
+                capture_output=True,
+                timeout=120,
+                check=False,
+            )
+            assert final.returncode == 0, final.stderr
+    assert kills >= 1
+    assert session_ids(out) == expected_ids(simulator, start, end)
+    state = read_checkpoint(out.with_name("calls.jsonl.checkpoint"))
+    assert state is not None
+    assert state.complete
+    assert state.size == os.path.getsize(out)
+
+
+def test_the_sync_client_exports_too(tmp_path: Path):
+    from plumvoice_async import SyncPlumClient
+
+    simulator = PlumSimulator(recent(500))
+    start, end = simulator.dataset.start, simulator.dataset.start + 4 * DAY
+    out = tmp_path / "calls.jsonl"
+    with (
+        serve(simulator) as url,
+        SyncPlumClient(fuse_auth=simulator.fuse_auth, fuse_url=url) as client,
+    ):
+        result = client.calls.export(start, end, out, page_size=200)
+    assert result.rows == 500
+    assert session_ids(out) == expected_ids(simulator, start, end)
