@@ -31,6 +31,7 @@ from ._endpoints.reports import (
     RangeReport,
     geographic_location,
 )
+from ._errors import InvalidParameterError
 from ._governor import Governor, QuotaKey
 from ._local_governor import LocalGovernor
 from ._models import (
@@ -43,9 +44,12 @@ from ._models import (
 from ._redis import RedisGovernor
 from ._transport import Transport
 
-__all__ = ["PlumClient"]
+__all__ = ["DEFAULT_MAX_RESPONSE_BYTES", "PlumClient"]
 
 Format = Literal["json", "xml"]
+
+DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024 * 1024
+"""64 MiB: a 10,000-call page of ``all_logs`` with long logs stays far below it."""
 
 
 class PlumClient:
@@ -78,6 +82,9 @@ class PlumClient:
             The docs say ``"profile"`` (``profile/{start}/{end}/{phone}``, the caller
             profile's prefix with one segment fewer: plum-api.md quirk 4), which may be a
             documentation error; one or more ``/``-separated segments move it.
+        max_response_bytes: the largest body accepted, counted after decompression (64 MiB
+            by default); a larger one raises ``DecodeError`` naming the cap, having read no
+            more than the cap and one slice past it (a gzip bomb stops there).
 
     Raises:
         ValueError: a setting is invalid (a plain-http URL to a non-loopback host, an unknown
@@ -108,6 +115,7 @@ class PlumClient:
         max_wait: float | None = None,
         clock: Clock | None = None,
         geographic_resource: str = DEFAULT_GEOGRAPHIC_RESOURCE,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
     ) -> None:
         if format not in ("json", "xml"):
             raise ValueError(f"format must be 'json' or 'xml', got {format!r}")
@@ -117,6 +125,10 @@ class PlumClient:
             raise ValueError(f"max_retries must be an int >= 0, got {max_retries!r}")
         if max_wait is not None and (not _is_number(max_wait) or max_wait < 0):
             raise ValueError(f"max_wait must be None or seconds >= 0, got {max_wait!r}")
+        if not _is_int(max_response_bytes) or max_response_bytes < 1:
+            raise InvalidParameterError(
+                "max_response_bytes", max_response_bytes, "must be a positive int (bytes)"
+            )
         self.fuse_url = normalise_base_url(fuse_url, name="fuse_url")
         self.voicetrends_url = normalise_base_url(voicetrends_url, name="voicetrends_url")
         self.format: Format = format
@@ -141,6 +153,7 @@ class PlumClient:
             max_retries=max_retries,
             max_wait=max_wait,
             clock=self.clock,
+            max_response_bytes=max_response_bytes,
         )
         vt_url = self.voicetrends_url
         self.events = Events(transport, vt_url)

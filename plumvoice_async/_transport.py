@@ -14,11 +14,12 @@ the loop once more with the new pair; a second 401 is final.
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import TypeVar
 
 import anyio
 import anyio.lowlevel
+import anyio.to_thread
 import httpx
 
 from ._clock import Clock
@@ -27,7 +28,7 @@ from ._core.ratelimit import RateLimit
 from ._core.requests import Api, RequestSpec
 from ._core.retry import backoff_delay, should_retry
 from ._credentials import Credentials, CredentialsProvider
-from ._errors import APIError, AuthenticationError, TransportError
+from ._errors import APIError, AuthenticationError, DecodeError, TransportError
 from ._governor import Governor, Permit, QuotaKey
 from ._logging import logger
 
@@ -36,6 +37,13 @@ __all__ = ["Credentials", "Transport"]
 T = TypeVar("T")
 
 _ACCEPT = {"json": "application/json", "xml": "application/xml"}
+# Only encodings whose expansion is bounded per input byte (deflate: about 1,032 to 1), so
+# that decompressing one slice of the raw body can never allocate much more than the cap.
+_ACCEPT_ENCODING = "gzip, deflate"
+_BOUNDED_ENCODINGS = frozenset({"gzip", "x-gzip", "deflate"})
+_RAW_SLICE_BYTES = 8 * 1024  # decompresses to at most ~8.3 MiB
+_DECODE_ON_LOOP_BYTES = 64 * 1024
+"""Larger bodies are decoded in a worker thread (XML decodes at a few MiB/s: README)."""
 
 
 class Transport:
@@ -52,6 +60,7 @@ class Transport:
         max_retries: int,
         max_wait: float | None,
         clock: Clock,
+        max_response_bytes: int,
     ) -> None:
         self._http = http
         self.governor = governor
@@ -60,6 +69,7 @@ class Transport:
         self._timeout = timeout
         self._max_retries = max_retries
         self._max_wait = max_wait
+        self._max_response_bytes = max_response_bytes
         self.clock = clock
         self._jitter = random.Random()  # noqa: S311 - backoff jitter, not cryptography
 
@@ -107,7 +117,7 @@ class Transport:
             spec.url,
             params=list(spec.query),
             data=dict(spec.form) if spec.form else None,
-            headers={"Accept": self._accept},
+            headers={"Accept": self._accept, "Accept-Encoding": _ACCEPT_ENCODING},
             timeout=self._timeout,
         )
         auth = (
@@ -143,7 +153,7 @@ class Transport:
                     f"{request.method} {request.url.host}{request.url.path} failed "
                     f"after {attempt + 1} attempts: {type(outcome).__name__}"
                 ) from outcome
-            return self._decode(outcome, model)
+            return await self._decode(outcome, model)
 
     async def _attempt(
         self,
@@ -162,7 +172,7 @@ class Transport:
                 await self.governor.release(permit)
             raise
         try:
-            response = await self._http.send(request, auth=auth, follow_redirects=False)
+            response = await self._send(request, auth)
         except httpx.TransportError as exc:
             # The request may or may not have reached the server: count it as spent.
             logger.debug("%s %s: %s", request.method, request.url.path, type(exc).__name__)
@@ -188,9 +198,85 @@ class Transport:
         with anyio.CancelScope(shield=True):
             await self.governor.settle(permit, status=status, rate_limit=rate_limit)
 
-    def _decode(self, response: httpx.Response, model: type[T]) -> T:
+    async def _send(self, request: httpx.Request, auth: httpx.BasicAuth | None) -> httpx.Response:
+        """Send, then read the body: at most ``max_response_bytes`` of it once decompressed.
+
+        The body is streamed and counted as it is decompressed, so a gzip bomb stops at the
+        cap instead of filling the memory. The response is returned read (``.content`` set).
+
+        Raises:
+            DecodeError: the body is larger than the cap, or compressed by an encoding that
+                is not in ``_BOUNDED_ENCODINGS``.
+        """
+        response = await self._http.send(request, auth=auth, follow_redirects=False, stream=True)
         try:
-            return decode_response(response.status_code, response.headers, response.content, model)
+            body = await _read_capped(response, self._max_response_bytes)
+        finally:
+            await response.aclose()
+        # What ``Response.aread`` does with the body it read; ours stopped at the cap.
+        response._content = body
+        return response
+
+    async def _decode(self, response: httpx.Response, model: type[T]) -> T:
+        body = response.content
+        try:
+            if len(body) <= _DECODE_ON_LOOP_BYTES:
+                return decode_response(response.status_code, response.headers, body, model)
+            # Decoding holds the GIL, but the event loop still gets it every switch interval
+            # (5 ms) instead of waiting for the whole body.
+            return await anyio.to_thread.run_sync(
+                decode_response, response.status_code, response.headers, body, model
+            )
         except APIError as exc:
             exc.response = response
             raise
+
+
+class _SlicedStream(httpx.AsyncByteStream):
+    """A raw response stream re-cut into slices of at most ``_RAW_SLICE_BYTES``.
+
+    httpx decompresses each raw chunk it gets in one call, and a transport may hand over the
+    whole body as one chunk: cutting it first bounds what one call can allocate.
+    """
+
+    def __init__(self, raw: httpx.AsyncByteStream) -> None:
+        self._raw = raw
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        async for chunk in self._raw:
+            for start in range(0, len(chunk), _RAW_SLICE_BYTES):
+                yield chunk[start : start + _RAW_SLICE_BYTES]
+
+    async def aclose(self) -> None:
+        await self._raw.aclose()
+
+
+async def _read_capped(response: httpx.Response, cap: int) -> bytes:
+    encodings = [
+        name
+        for value in response.headers.get_list("content-encoding", split_commas=True)
+        if (name := value.strip().lower()) not in ("", "identity")
+    ]
+    if len(encodings) > 1 or not _BOUNDED_ENCODINGS.issuperset(encodings):
+        raise _body_error(response, b"", f"unsupported Content-Encoding {', '.join(encodings)!r}")
+    if not isinstance(response.stream, httpx.AsyncByteStream):  # pragma: no cover - httpx's own
+        raise TypeError("an AsyncClient's response has an async stream")
+    response.stream = _SlicedStream(response.stream)
+    parts: list[bytes] = []
+    size = 0
+    async for part in response.aiter_bytes():
+        size += len(part)
+        if size > cap:
+            reason = f"the body exceeds max_response_bytes={cap:,} once decompressed"
+            raise _body_error(response, parts[0] if parts else part, reason)
+        parts.append(part)
+    return b"".join(parts)
+
+
+def _body_error(response: httpx.Response, start: bytes, reason: str) -> DecodeError:
+    return DecodeError(
+        reason,
+        status_code=response.status_code,
+        content_type=response.headers.get("content-type", ""),
+        excerpt=start[:200].decode("utf-8", errors="replace"),
+    )
