@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import gc
 import json
 import statistics
@@ -158,15 +159,16 @@ def main() -> None:
     null_rows = b'{"calls": [' + b",".join([b"null"] * 1_000_000) + b'], "total_calls": 1}'
     item_rows = b"<result><calls>" + b"<item/>" * 1_000_000 + b"</calls></result>"
     bad_runs = max(3, runs // 10)
-    for label, body, headers, parse in (
+    malformed: list[tuple[str, bytes, dict[str, str], Callable[[bytes], object]]] = [
         ("100,000 {} rows, JSON", empty_rows, JSON, json.loads),
         ("1,000,000 null rows, JSON", null_rows, JSON, json.loads),
         ("1,000,000 <item/> rows, XML", item_rows, XML, xmltodict.parse),
-    ):
+    ]
+    for label, body, headers, parse in malformed:
         compare(
             f"{label} ({len(body) / MIB:.1f} MiB)",
-            lambda body=body, headers=headers: decode_response(200, headers, body, CallPage),
-            lambda body=body, parse=parse: parse(body),  # type: ignore[misc]
+            functools.partial(decode_response, 200, headers, body, CallPage),
+            functools.partial(parse, body),
             bad_runs,
         )
 

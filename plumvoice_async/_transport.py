@@ -14,7 +14,8 @@ the loop once more with the new pair; a second 401 is final.
 from __future__ import annotations
 
 import random
-from collections.abc import AsyncIterator, Mapping
+import zlib
+from collections.abc import Iterator, Mapping
 from typing import TypeVar
 
 import anyio
@@ -37,11 +38,11 @@ __all__ = ["Credentials", "Transport"]
 T = TypeVar("T")
 
 _ACCEPT = {"json": "application/json", "xml": "application/xml"}
-# Only encodings whose expansion is bounded per input byte (deflate: about 1,032 to 1), so
-# that decompressing one slice of the raw body can never allocate much more than the cap.
+# The encodings this module decompresses itself, piece by piece (``_Inflater``); brotli and
+# zstd would be decompressed by httpx in one call per chunk, whatever it expands to.
 _ACCEPT_ENCODING = "gzip, deflate"
 _BOUNDED_ENCODINGS = frozenset({"gzip", "x-gzip", "deflate"})
-_RAW_SLICE_BYTES = 8 * 1024  # decompresses to at most ~8.3 MiB
+_PIECE_BYTES = 1024 * 1024  # the most one decompression step may produce
 _DECODE_ON_LOOP_BYTES = 64 * 1024
 """Larger bodies are decoded in a worker thread (XML decodes at a few MiB/s: README)."""
 
@@ -201,8 +202,8 @@ class Transport:
     async def _send(self, request: httpx.Request, auth: httpx.BasicAuth | None) -> httpx.Response:
         """Send, then read the body: at most ``max_response_bytes`` of it once decompressed.
 
-        The body is streamed and counted as it is decompressed, so a gzip bomb stops at the
-        cap instead of filling the memory. The response is returned read (``.content`` set).
+        The body is streamed, decompressed here and counted, so a gzip bomb stops at the cap
+        instead of filling the memory. The response is returned read (``.content`` set).
 
         Raises:
             DecodeError: the body is larger than the cap, or compressed by an encoding that
@@ -232,26 +233,40 @@ class Transport:
             raise
 
 
-class _SlicedStream(httpx.AsyncByteStream):
-    """A raw response stream re-cut into slices of at most ``_RAW_SLICE_BYTES``.
+class _Inflater:
+    """Decompresses a body piece by piece, never more than ``_PIECE_BYTES`` per call.
 
-    httpx decompresses each raw chunk it gets in one call, and a transport may hand over the
-    whole body as one chunk: cutting it first bounds what one call can allocate.
+    zlib's ``max_length`` bounds each piece whatever one raw chunk expands to (a transport
+    may hand over the whole body as one chunk), so a gzip bomb is stopped by the caller's
+    count after at most one piece past the cap. ``deflate`` is tried as zlib data first, then
+    as a raw stream, as httpx does (servers send both).
     """
 
-    def __init__(self, raw: httpx.AsyncByteStream) -> None:
-        self._raw = raw
+    def __init__(self, encoding: str | None) -> None:
+        self._encoding = encoding
+        gzip = encoding in ("gzip", "x-gzip")
+        self._zlib = zlib.decompressobj(zlib.MAX_WBITS | 16 if gzip else zlib.MAX_WBITS)
+        self._first = encoding == "deflate"
 
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        async for chunk in self._raw:
-            for start in range(0, len(chunk), _RAW_SLICE_BYTES):
-                yield chunk[start : start + _RAW_SLICE_BYTES]
-
-    async def aclose(self) -> None:
-        await self._raw.aclose()
+    def pieces(self, data: bytes) -> Iterator[bytes]:
+        if self._encoding is None:
+            yield data
+            return
+        while data:
+            try:
+                piece = self._zlib.decompress(data, _PIECE_BYTES)
+            except zlib.error:
+                if not self._first:
+                    raise
+                self._zlib = zlib.decompressobj(-zlib.MAX_WBITS)
+                piece = self._zlib.decompress(data, _PIECE_BYTES)
+            self._first = False
+            data = self._zlib.unconsumed_tail
+            yield piece
 
 
 async def _read_capped(response: httpx.Response, cap: int) -> bytes:
+    """The decompressed body, or ``DecodeError`` past ``cap`` bytes or for a bad encoding."""
     encodings = [
         name
         for value in response.headers.get_list("content-encoding", split_commas=True)
@@ -259,17 +274,28 @@ async def _read_capped(response: httpx.Response, cap: int) -> bytes:
     ]
     if len(encodings) > 1 or not _BOUNDED_ENCODINGS.issuperset(encodings):
         raise _body_error(response, b"", f"unsupported Content-Encoding {', '.join(encodings)!r}")
+    inflater = _Inflater(encodings[0] if encodings else None)
     if not isinstance(response.stream, httpx.AsyncByteStream):  # pragma: no cover - httpx's own
         raise TypeError("an AsyncClient's response has an async stream")
-    response.stream = _SlicedStream(response.stream)
     parts: list[bytes] = []
     size = 0
-    async for part in response.aiter_bytes():
-        size += len(part)
-        if size > cap:
-            reason = f"the body exceeds max_response_bytes={cap:,} once decompressed"
-            raise _body_error(response, parts[0] if parts else part, reason)
-        parts.append(part)
+    chunks = response.stream.__aiter__()
+    try:
+        async for chunk in chunks:
+            for part in inflater.pieces(chunk):
+                size += len(part)
+                if size > cap:
+                    reason = f"the body exceeds max_response_bytes={cap:,} once decompressed"
+                    raise _body_error(response, parts[0] if parts else part, reason)
+                parts.append(part)
+    except zlib.error as exc:
+        start = parts[0] if parts else b""
+        raise _body_error(response, start, f"not valid {encodings[0]} data: {exc}") from exc
+    finally:
+        # Leaving early must close the stream's generator now, not in a finalizer.
+        aclose = getattr(chunks, "aclose", None)
+        if aclose is not None:
+            await aclose()
     return b"".join(parts)
 
 
