@@ -208,6 +208,8 @@ def _structure_data(value: object, _: object = None) -> dict[str, Any]:
         return {}
     if not isinstance(value, Mapping):
         raise WireValueError(f"expected an object, got {_type_name(value)}")
+    if set(map(type, value)) <= {str}:  # always so from JSON and XML: copied in one C call
+        return dict(value)
     return {_structure_str(key): item for key, item in value.items()}
 
 
@@ -543,9 +545,11 @@ def _instances(model: type, count: int) -> list[Any]:
 def _structure_calls(rows: list[Any], model: type) -> tuple[list[Any], list[Any]]:
     """``Call``s or ``DetailedCall``s (their ``detail`` still unset) and their wire rows."""
     rows = _mappings(rows)
+    # Every column is read and checked before any instance exists: a bad page fails first.
+    columns = [convert(list(map(itemgetter(key), rows))) for key, convert in _CALL_COLUMNS]
     calls = _instances(model, len(rows))
-    for (key, convert), setter in zip(_CALL_COLUMNS, _CALL_SETTERS, strict=True):
-        _consume(map(setter, calls, convert(list(map(itemgetter(key), rows)))))
+    for setter, column in zip(_CALL_SETTERS, columns, strict=True):
+        _consume(map(setter, calls, column))
     return calls, rows
 
 
