@@ -34,7 +34,7 @@ from __future__ import annotations
 import math
 import re
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from itertools import chain, islice, repeat
 from operator import itemgetter, methodcaller
@@ -486,7 +486,7 @@ _get_data = methodcaller("get", "data")
 Column = Callable[[list[Any]], list[Any]]
 
 
-def _all_of(kind: type, values: list[Any]) -> bool:
+def _all_of(kind: type, values: Iterable[Any]) -> bool:
     return set(map(type, values)) <= {kind}
 
 
@@ -510,6 +510,8 @@ def _call_type_column(values: list[Any]) -> list[Any]:
 
 
 def _data_column(values: list[Any]) -> list[Any]:
+    if _all_of(dict, values) and _all_of(str, chain.from_iterable(values)):
+        return list(map(dict, values))  # what _structure_data does for each, in one C loop
     return list(map(_structure_data, values))
 
 
