@@ -48,9 +48,12 @@ from ._transport import Transport
 if TYPE_CHECKING:  # imported when PLUM_REDIS_URL asks for it: most processes never need it
     from ._redis import RedisGovernor
 
-__all__ = ["PlumClient"]
+__all__ = ["DEFAULT_MAX_RESPONSE_BYTES", "PlumClient"]
 
 Format = Literal["json", "xml"]
+
+DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024 * 1024
+"""64 MiB: a 10,000-call page of ``all_logs`` with long logs stays far below it."""
 
 
 class _Unset:
@@ -96,6 +99,9 @@ class PlumClient:
             The docs say ``"profile"`` (``profile/{start}/{end}/{phone}``, the caller
             profile's prefix with one segment fewer: plum-api.md quirk 4), which may be a
             documentation error; one or more ``/``-separated segments move it.
+        max_response_bytes: the largest body accepted, counted after decompression (64 MiB
+            by default); a larger one raises ``DecodeError`` naming the cap, having read no
+            more than the cap and one slice past it (a gzip bomb stops there).
 
     Raises:
         InvalidParameterError: a setting is invalid, named in the error (a ``ValueError``
@@ -128,6 +134,7 @@ class PlumClient:
         max_wait: float | None = None,
         clock: Clock | None = None,
         geographic_resource: str = DEFAULT_GEOGRAPHIC_RESOURCE,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
     ) -> None:
         format = arguments.one_of(format, name="format", choices=("json", "xml"))
         timeout, max_retries, max_wait = _request_settings(timeout, max_retries, max_wait)
@@ -137,6 +144,9 @@ class PlumClient:
         clock = arguments.clock(clock, name="clock")
         self.fuse_url = arguments.base_url(fuse_url, name="fuse_url")
         self.voicetrends_url = arguments.base_url(voicetrends_url, name="voicetrends_url")
+        max_response_bytes = arguments.count(
+            max_response_bytes, name="max_response_bytes", minimum=1
+        )
         self.format: Format = format
         self.clock: Clock = clock if clock is not None else SystemClock()
         self.governor: Governor = (
@@ -168,6 +178,7 @@ class PlumClient:
                 max_retries=max_retries,
                 max_wait=max_wait,
                 clock=self.clock,
+                max_response_bytes=max_response_bytes,
             )
         )
 

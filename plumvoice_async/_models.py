@@ -144,10 +144,14 @@ class DetailedCall(Call):
 
 @attrs.frozen
 class DetailedCallPage(_Data):
-    """One page of ``all_logs``."""
+    """One page of ``all_logs``.
+
+    ``total_calls`` is ``None`` when the server leaves it out: plum-api.md 2.3 cannot confirm
+    that ``all_logs`` sends it. A walk without a total pages until a short page.
+    """
 
     calls: list[DetailedCall]
-    total_calls: int
+    total_calls: int | None = None
 
 
 @attrs.frozen

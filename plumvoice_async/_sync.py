@@ -25,7 +25,7 @@ from typing import Any, Concatenate, Generic, ParamSpec, Self, TypeVar, overload
 import httpx
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
-from ._client import UNSET, Format, PlumClient, _Unset
+from ._client import DEFAULT_MAX_RESPONSE_BYTES, UNSET, Format, PlumClient, _Unset
 from ._clock import Clock
 from ._core.paging import ResumePoint
 from ._core.requests import DEFAULT_FUSE_URL, DEFAULT_VOICETRENDS_URL, QuotaGroup
@@ -299,6 +299,7 @@ class SyncPlumClient:
         max_wait: float | None = None,
         clock: Clock | None = None,
         geographic_resource: str = DEFAULT_GEOGRAPHIC_RESOURCE,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
     ) -> None:
         build = functools.partial(
             PlumClient,
@@ -315,6 +316,7 @@ class SyncPlumClient:
             max_wait=max_wait,
             clock=clock,
             geographic_resource=geographic_resource,
+            max_response_bytes=max_response_bytes,
         )
         self._start(build)
 

@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import copy
 import random
-from collections.abc import Mapping
+import zlib
+from collections.abc import Iterator, Mapping
 from typing import TypeVar
 
 import anyio
 import anyio.lowlevel
+import anyio.to_thread
 import httpx
 
 from ._clock import Clock
@@ -28,7 +30,7 @@ from ._core.ratelimit import RateLimit
 from ._core.requests import Api, RequestSpec
 from ._core.retry import backoff_delay, should_retry
 from ._credentials import Credentials, CredentialsProvider
-from ._errors import APIError, AuthenticationError, TransportError
+from ._errors import APIError, AuthenticationError, DecodeError, TransportError
 from ._governor import Governor, Permit, QuotaKey
 from ._logging import logger
 
@@ -37,6 +39,13 @@ __all__ = ["Credentials", "Lifetime", "Transport"]
 T = TypeVar("T")
 
 _ACCEPT = {"json": "application/json", "xml": "application/xml"}
+# The encodings this module decompresses itself, piece by piece (``_Inflater``); brotli and
+# zstd would be decompressed by httpx in one call per chunk, whatever it expands to.
+_ACCEPT_ENCODING = "gzip, deflate"
+_BOUNDED_ENCODINGS = frozenset({"gzip", "x-gzip", "deflate"})
+_PIECE_BYTES = 1024 * 1024  # the most one decompression step may produce
+_DECODE_ON_LOOP_BYTES = 64 * 1024
+"""Larger bodies are decoded in a worker thread (XML decodes at a few MiB/s: README)."""
 
 
 class Lifetime:
@@ -74,6 +83,7 @@ class Transport:
         max_retries: int,
         max_wait: float | None,
         clock: Clock,
+        max_response_bytes: int,
     ) -> None:
         self._http = http
         self.governor = governor
@@ -82,6 +92,7 @@ class Transport:
         self._timeout = timeout
         self._max_retries = max_retries
         self._max_wait = max_wait
+        self._max_response_bytes = max_response_bytes
         self.clock = clock
         self._jitter = random.Random()  # noqa: S311 - backoff jitter, not cryptography
         self.lifetime = Lifetime()
@@ -155,7 +166,7 @@ class Transport:
             spec.url,
             params=list(spec.query),
             data=dict(spec.form) if spec.form else None,
-            headers={"Accept": self._accept},
+            headers={"Accept": self._accept, "Accept-Encoding": _ACCEPT_ENCODING},
             timeout=self._timeout,
         )
         auth = (
@@ -191,7 +202,7 @@ class Transport:
                     f"{request.method} {request.url.host}{request.url.path} failed "
                     f"after {attempt + 1} attempts: {type(outcome).__name__}"
                 ) from outcome
-            return self._decode(outcome, model)
+            return await self._decode(outcome, model)
 
     async def _attempt(
         self,
@@ -210,7 +221,7 @@ class Transport:
                 await self.governor.release(permit)
             raise
         try:
-            response = await self._http.send(request, auth=auth, follow_redirects=False)
+            response = await self._send(request, auth)
         except httpx.TransportError as exc:
             # The request may or may not have reached the server: count it as spent.
             logger.debug("%s %s: %s", request.method, request.url.path, type(exc).__name__)
@@ -236,9 +247,110 @@ class Transport:
         with anyio.CancelScope(shield=True):
             await self.governor.settle(permit, status=status, rate_limit=rate_limit)
 
-    def _decode(self, response: httpx.Response, model: type[T]) -> T:
+    async def _send(self, request: httpx.Request, auth: httpx.BasicAuth | None) -> httpx.Response:
+        """Send, then read the body: at most ``max_response_bytes`` of it once decompressed.
+
+        The body is streamed, decompressed here and counted, so a gzip bomb stops at the cap
+        instead of filling the memory. The response is returned read (``.content`` set).
+
+        Raises:
+            DecodeError: the body is larger than the cap, or compressed by an encoding that
+                is not in ``_BOUNDED_ENCODINGS``.
+        """
+        response = await self._http.send(request, auth=auth, follow_redirects=False, stream=True)
         try:
-            return decode_response(response.status_code, response.headers, response.content, model)
+            body = await _read_capped(response, self._max_response_bytes)
+        finally:
+            await response.aclose()
+        # What ``Response.aread`` does with the body it read; ours stopped at the cap.
+        response._content = body
+        return response
+
+    async def _decode(self, response: httpx.Response, model: type[T]) -> T:
+        body = response.content
+        try:
+            if len(body) <= _DECODE_ON_LOOP_BYTES:
+                return decode_response(response.status_code, response.headers, body, model)
+            # Decoding holds the GIL, but the event loop still gets it every switch interval
+            # (5 ms) instead of waiting for the whole body.
+            return await anyio.to_thread.run_sync(
+                decode_response, response.status_code, response.headers, body, model
+            )
         except APIError as exc:
             exc.response = response
             raise
+
+
+class _Inflater:
+    """Decompresses a body piece by piece, never more than ``_PIECE_BYTES`` per call.
+
+    zlib's ``max_length`` bounds each piece whatever one raw chunk expands to (a transport
+    may hand over the whole body as one chunk), so a gzip bomb is stopped by the caller's
+    count after at most one piece past the cap. ``deflate`` is tried as zlib data first, then
+    as a raw stream, as httpx does (servers send both).
+    """
+
+    def __init__(self, encoding: str | None) -> None:
+        self._encoding = encoding
+        gzip = encoding in ("gzip", "x-gzip")
+        self._zlib = zlib.decompressobj(zlib.MAX_WBITS | 16 if gzip else zlib.MAX_WBITS)
+        self._first = encoding == "deflate"
+
+    def pieces(self, data: bytes) -> Iterator[bytes]:
+        if self._encoding is None:
+            yield data
+            return
+        while data:
+            try:
+                piece = self._zlib.decompress(data, _PIECE_BYTES)
+            except zlib.error:
+                if not self._first:
+                    raise
+                self._zlib = zlib.decompressobj(-zlib.MAX_WBITS)
+                piece = self._zlib.decompress(data, _PIECE_BYTES)
+            self._first = False
+            data = self._zlib.unconsumed_tail
+            yield piece
+
+
+async def _read_capped(response: httpx.Response, cap: int) -> bytes:
+    """The decompressed body, or ``DecodeError`` past ``cap`` bytes or for a bad encoding."""
+    encodings = [
+        name
+        for value in response.headers.get_list("content-encoding", split_commas=True)
+        if (name := value.strip().lower()) not in ("", "identity")
+    ]
+    if len(encodings) > 1 or not _BOUNDED_ENCODINGS.issuperset(encodings):
+        raise _body_error(response, b"", f"unsupported Content-Encoding {', '.join(encodings)!r}")
+    inflater = _Inflater(encodings[0] if encodings else None)
+    if not isinstance(response.stream, httpx.AsyncByteStream):  # pragma: no cover - httpx's own
+        raise TypeError("an AsyncClient's response has an async stream")
+    parts: list[bytes] = []
+    size = 0
+    chunks = response.stream.__aiter__()
+    try:
+        async for chunk in chunks:
+            for part in inflater.pieces(chunk):
+                size += len(part)
+                if size > cap:
+                    reason = f"the body exceeds max_response_bytes={cap:,} once decompressed"
+                    raise _body_error(response, parts[0] if parts else part, reason)
+                parts.append(part)
+    except zlib.error as exc:
+        start = parts[0] if parts else b""
+        raise _body_error(response, start, f"not valid {encodings[0]} data: {exc}") from exc
+    finally:
+        # Leaving early must close the stream's generator now, not in a finalizer.
+        aclose = getattr(chunks, "aclose", None)
+        if aclose is not None:
+            await aclose()
+    return b"".join(parts)
+
+
+def _body_error(response: httpx.Response, start: bytes, reason: str) -> DecodeError:
+    return DecodeError(
+        reason,
+        status_code=response.status_code,
+        content_type=response.headers.get("content-type", ""),
+        excerpt=start[:200].decode("utf-8", errors="replace"),
+    )

@@ -215,6 +215,7 @@ PLUM_CLIENT_ARGS = {
     "max_retries": Arg((0, 3, 100), COUNT_BAD),
     "max_wait": Arg((None, 0, 0.5, 3600), NON_NEGATIVE_SECONDS_BAD),
     "clock": Arg((None, FakeClock()), (*CLOCK_BAD, LocalGovernor())),
+    "max_response_bytes": Arg((1, 64 * 2**20), POSITIVE_COUNT_BAD),
     "geographic_resource": Arg(
         ("profile", "geographic", "geo/graphic"),
         ("", "a b", "..", "../x", "profile/", "/profile", b"profile", 5, None),

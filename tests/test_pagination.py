@@ -541,3 +541,22 @@ async def test_the_client_walk_resumes_from_a_checkpoint_against_the_simulator()
 
     await with_fake_time(clock, walk)
     assert seen == expected
+
+
+@pytest.mark.parametrize(
+    ("size", "cap", "page_size"),
+    [(2_500, 1_000, 10_000), (2_500, 10_000, 1_000), (2_000, 10_000, 1_000), (0, 10, 10)],
+)
+async def test_without_a_total_a_capped_server_is_walked_to_its_end(size, cap, page_size):
+    """all_logs may leave ``total_calls`` out (plum-api.md 2.3): a page the server cut short
+    is not the end; only a page with nothing new is."""
+    rows = [f"{i};0;0" for i in range(size)]
+    asked: list[int] = []
+
+    async def fetch(offset: int, limit: int) -> tuple[list[str], None]:
+        asked.append(offset)
+        return rows[offset : offset + min(limit, cap)], None
+
+    walk = PageIterator(fetch, key=lambda row: row, page_size=page_size)
+    assert [row async for row in walk] == rows
+    assert walk.requests == len(asked) <= -(-size // min(cap, page_size)) + 2

@@ -172,6 +172,7 @@ def test_script_blocks_run_against_the_simulator(code: str, tmp_path: Path, redi
         result = subprocess.run(
             [sys.executable, str(script)],
             env=env,
+            cwd=tmp_path,  # what a block writes lands in the test's folder
             capture_output=True,
             text=True,
             timeout=120,

@@ -3,6 +3,15 @@
 from __future__ import annotations
 
 import base64
+import functools
+import gzip
+import json
+import struct
+import threading
+import time
+import tracemalloc
+import zlib
+from typing import Any
 
 import anyio
 import httpx
@@ -14,11 +23,14 @@ from plumvoice_async import (
     AuthenticationError,
     BadRequestError,
     DecodeError,
+    InvalidParameterError,
     NotFoundError,
     PlumClient,
     ServerError,
     TransportError,
 )
+from plumvoice_async import _transport as transport_module
+from plumvoice_async._core.decode import decode_response
 from plumvoice_async._core.ratelimit import RateLimit
 from plumvoice_async._core.retry import backoff_delay
 from plumvoice_async._governor import account_hash
@@ -250,3 +262,187 @@ async def test_cancelled_before_sending_returns_the_permit():
             await client.calls.page(1, 2)
     assert seen == []
     assert governor.verbs() == ["acquire", "release"]
+
+
+# --- the body cap (issue 12, item 2) -------------------------------------------------------------
+
+MIB = 2**20
+
+
+@functools.cache
+def gzip_bomb(prefix: bytes, mib: int) -> bytes:
+    """A valid gzip body of ``prefix`` and ``mib`` MiB of zeros: about 1 KiB per MiB.
+
+    Each MiB is compressed once and its block repeated (a full flush makes the blocks alike),
+    so the bomb is built in a fraction of a second instead of compressing a gibibyte.
+    """
+    zeros = bytes(MIB)
+    compressor = zlib.compressobj(9, zlib.DEFLATED, 31)
+    head = compressor.compress(prefix) + compressor.flush(zlib.Z_FULL_FLUSH)
+    block = compressor.compress(zeros) + compressor.flush(zlib.Z_FULL_FLUSH)
+    final_block = compressor.flush()[:-8]  # without the trailer of what it compressed
+    crc = zlib.crc32(prefix)
+    for _ in range(mib):
+        crc = zlib.crc32(zeros, crc)
+    size = (len(prefix) + mib * MIB) & 0xFFFFFFFF
+    return head + block * mib + final_block + struct.pack("<II", crc, size)
+
+
+class OneChunk(httpx.AsyncByteStream):
+    """The whole raw body in one chunk: what a transport may hand over (the worst case).
+
+    An iterator object rather than an async generator, so that a read stopped early leaves
+    no generator for trio to finalize.
+    """
+
+    def __init__(self, body: bytes) -> None:
+        self.chunks = [body]
+
+    def __aiter__(self) -> OneChunk:  # type: ignore[override]
+        return self
+
+    async def __anext__(self) -> bytes:
+        if not self.chunks:
+            raise StopAsyncIteration
+        return self.chunks.pop()
+
+
+def raw_response(status: int, body: bytes, **headers: str) -> httpx.Response:
+    # httpx.Response(content=...) would decompress in its constructor: hand over the raw stream.
+    return httpx.Response(status, headers=headers, stream=OneChunk(body))
+
+
+@pytest.mark.parametrize(
+    ("format", "content_type", "prefix"),
+    [
+        ("json", "application/json", b'{"calls": [{"dest": "'),
+        ("xml", "application/xml", b"<result><calls><item><dest>"),
+    ],
+)
+async def test_a_gzip_bomb_stops_at_the_cap(format: str, content_type: str, prefix: bytes) -> None:
+    bomb = gzip_bomb(prefix, 1100)  # 1.1 MB on the wire, 1.07 GiB decompressed
+    assert len(bomb) < 1.2e6
+    governor = RecordingGovernor()
+    transport, seen = scripted(
+        raw_response(200, bomb, **{"Content-Encoding": "gzip", "Content-Type": content_type})
+    )
+    async with make_client(transport, governor=governor, format=format) as client:
+        started = time.process_time()
+        tracemalloc.start()
+        try:
+            with pytest.raises(DecodeError) as caught:
+                await client.calls.page(1, 2)
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        elapsed = time.process_time() - started
+    assert "the body exceeds max_response_bytes=67,108,864 once decompressed" in str(caught.value)
+    assert caught.value.excerpt.startswith(prefix.decode())
+    assert caught.value.content_type == content_type
+    assert elapsed < 1.0
+    assert peak < 64 * MIB + 32 * MIB  # the cap, one slice past it, and change: not 1 GiB
+    assert len(seen) == 1  # not retried
+    assert governor.verbs() == ["acquire", "settle"]
+
+
+@pytest.mark.parametrize("encoding", ["", "gzip", "deflate"])
+async def test_a_body_at_the_cap_is_read_and_one_byte_more_is_refused(encoding: str) -> None:
+    page = json.dumps(PAGE).encode()
+    cap = len(page) + 100
+
+    def encoded(body: bytes) -> bytes:
+        if encoding == "gzip":
+            return gzip.compress(body)
+        return zlib.compress(body) if encoding == "deflate" else body
+
+    headers = {"Content-Encoding": encoding} if encoding else {}
+    transport, _ = scripted(
+        raw_response(200, encoded(page + b" " * 100), **headers),
+        raw_response(200, encoded(page + b" " * 101), **headers),
+    )
+    async with make_client(transport, max_response_bytes=cap) as client:
+        assert (await client.calls.page(1, 2)).total_calls == 0
+        with pytest.raises(DecodeError, match=f"max_response_bytes={cap:,}"):
+            await client.calls.page(1, 2)
+
+
+async def test_only_bounded_encodings_are_asked_for() -> None:
+    transport, seen = scripted(json_response(200, PAGE))
+    async with make_client(transport) as client:
+        await client.calls.page(1, 2)
+    assert seen[0].headers["Accept-Encoding"] == "gzip, deflate"
+
+
+@pytest.mark.parametrize("encoding", ["br", "zstd", "gzip, gzip", "gzip, deflate", "compress"])
+async def test_other_encodings_are_refused_before_decompressing(encoding: str) -> None:
+    # A brotli or zstd bomb, or gzip inside gzip, expands without a bound per input byte.
+    transport, _ = scripted(raw_response(200, b"\x00" * 64, **{"Content-Encoding": encoding}))
+    async with make_client(transport) as client:
+        with pytest.raises(DecodeError, match="unsupported Content-Encoding"):
+            await client.calls.page(1, 2)
+
+
+async def test_an_error_answer_keeps_its_decompressed_body() -> None:
+    body = json.dumps({"error": "call log not found"}).encode()
+    transport, _ = scripted(raw_response(404, gzip.compress(body), **{"Content-Encoding": "gzip"}))
+    async with make_client(transport) as client:
+        with pytest.raises(NotFoundError) as caught:
+            await client.calls.page(1, 2)
+    assert caught.value.message == "call log not found"
+    assert caught.value.response is not None
+    assert caught.value.response.content == body
+    assert caught.value.response.json() == {"error": "call log not found"}
+
+
+async def test_a_large_body_is_decoded_off_the_event_loop(monkeypatch: pytest.MonkeyPatch) -> None:
+    threads: list[int] = []
+
+    def recording_decode(*args: Any) -> Any:
+        threads.append(threading.get_ident())
+        return decode_response(*args)
+
+    monkeypatch.setattr(transport_module, "decode_response", recording_decode)
+    call = {
+        "dest": "8009957586",
+        "src": "2125551234",
+        "start": 1529552691,
+        "end": 1529552697,
+        "session_id": "300060;001;1529552581",
+        "type": "inbound",
+        "log": True,
+    }
+    small = {"calls": [call], "total_calls": 1}
+    large = {"calls": [call] * 1000, "total_calls": 1000}  # 160 KB
+    transport, _ = scripted(json_response(200, small), json_response(200, large))
+    async with make_client(transport) as client:
+        assert len((await client.calls.page(1, 2)).calls) == 1
+        assert len((await client.calls.page(1, 2)).calls) == 1000
+    loop_thread = threading.get_ident()
+    assert threads[0] == loop_thread
+    assert threads[1] != loop_thread
+
+
+@pytest.mark.parametrize("value", [0, -1, 1.5, float("nan"), True, "1024", None, 2**20 + 0.0])
+def test_max_response_bytes_must_be_a_positive_int(value: object) -> None:
+    with pytest.raises(InvalidParameterError) as caught:
+        PlumClient(fuse_auth=FUSE, max_response_bytes=value)  # type: ignore[arg-type]
+    assert caught.value.parameter == "max_response_bytes"
+
+
+async def test_a_raw_deflate_body_is_read_like_a_zlib_one() -> None:
+    # Servers send "deflate" both ways; httpx reads both, and so does the capped reader.
+    compressor = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
+    raw = compressor.compress(json.dumps(PAGE).encode()) + compressor.flush()
+    transport, _ = scripted(raw_response(200, raw, **{"Content-Encoding": "deflate"}))
+    async with make_client(transport) as client:
+        assert (await client.calls.page(1, 2)).total_calls == 0
+
+
+async def test_a_corrupt_gzip_body_is_a_decode_error() -> None:
+    # httpx raised its own DecodingError here, which escaped the public API unwrapped.
+    body = b"this is not gzip at all"
+    transport, seen = scripted(raw_response(200, body, **{"Content-Encoding": "gzip"}))
+    async with make_client(transport) as client:
+        with pytest.raises(DecodeError, match="not valid gzip data"):
+            await client.calls.page(1, 2)
+    assert len(seen) == 1

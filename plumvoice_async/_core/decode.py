@@ -73,13 +73,12 @@ from xml.parsers import expat
 import xmltodict
 
 from .._errors import APIError, DecodeError, api_error_for_status
-from .convert import describe_structure_error, make_converter
+from .convert import WireValueError, structure_wire
 
 __all__ = ["decode_response", "error_from_response"]
 
 T = TypeVar("T")
 
-_CONVERTER = make_converter()
 _EXCERPT_CHARS = 200
 _BOM = b"\xef\xbb\xbf"
 _WHITESPACE = b" \t\r\n"
@@ -136,12 +135,10 @@ def decode_response(status: int, headers: Mapping[str, str], body: bytes, model:
         reason = f"a success status with an error body: {tree['error']!r}"
         raise _decode_error(reason, status, content_type, body)
     try:
-        return _CONVERTER.structure(tree, model)
-    except Exception as exc:
-        # cattrs reports structuring failures as exception groups with per-field notes (or the
-        # hook's own ValueError); a malformed body must surface as one DecodeError.
-        reason = f"not a {_model_name(model)}: {describe_structure_error(exc)}"
-        raise _decode_error(reason, status, content_type, body) from exc
+        return structure_wire(tree, model)
+    except WireValueError as exc:
+        reason = f"not a {_model_name(model)}: {exc}"
+        raise _decode_error(reason, status, content_type, body) from exc.__cause__
 
 
 def error_from_response(status: int, headers: Mapping[str, str], body: bytes) -> APIError:
@@ -236,34 +233,38 @@ def _parse_xml(body: bytes) -> Any:
 def _element_value(node: Any) -> Any:
     """One element as xmltodict gives it (``None``, its text, or a dict of attributes, text and
     children), in the shape of its JSON twin (module docstring)."""
-    if not isinstance(node, dict):
-        return node if node is None or node.strip() else None
+    if type(node) is not dict:
+        return _text_value(node)
     children = {name: value for name, value in node.items() if name[0] not in "@#"}
     if not children:
-        return _element_value(node.get("#text"))  # an <item>'s text beside its key
+        return _text_value(node.get("#text"))  # an <item>'s text beside its key
     if children.keys() == {"item"}:
         items = children["item"]
-        return _items_value(items if isinstance(items, list) else [items])
+        return _items_value(items if type(items) is list else [items])
     return {
-        name: [_element_value(v) for v in value]
-        if isinstance(value, list)
-        else _element_value(value)
+        name: list(map(_element_value, value)) if type(value) is list else _element_value(value)
         for name, value in children.items()
     }
 
 
-def _attribute(node: Any, name: str) -> str | None:
-    return node.get(f"@{name}") if isinstance(node, dict) else None
+def _text_value(text: str | None) -> str | None:
+    return text if text is None or text.strip() else None
 
 
 def _items_value(items: list[Any]) -> list[Any] | dict[str, Any]:
+    if dict not in set(map(type, items)):
+        # Text or empty items only (the common list of values, and 1,000,000 <item/>): no
+        # attribute to look for, one C loop when they are all empty.
+        return items if items.count(None) == len(items) else list(map(_text_value, items))
     attribute = next(
         (name for name in _KEY_ATTRIBUTES if _attribute(items[0], name) is not None), None
     )
     if attribute is None:
-        if any(_attribute(item, name) is not None for item in items for name in _KEY_ATTRIBUTES):
+        if any(
+            f"@{name}" in item for item in items if type(item) is dict for name in _KEY_ATTRIBUTES
+        ):
             raise _UnreadableBody("keyed and unkeyed <item> elements mixed")
-        return [_element_value(item) for item in items]
+        return list(map(_element_value, items))
     # A VoiceTrends map in XML: <item timestamp="1517461200">0</item> (seed 000), or keyed by
     # ``key`` or ``url`` (module docstring).
     keyed: dict[str, Any] = {}
@@ -275,3 +276,7 @@ def _items_value(items: list[Any]) -> list[Any] | dict[str, Any]:
             )
         keyed[key] = _element_value(item)
     return keyed
+
+
+def _attribute(node: Any, name: str) -> str | None:
+    return node.get(f"@{name}") if type(node) is dict else None

@@ -613,7 +613,7 @@ class PagePlanner(Generic[K]):
             self._empty_pages = 0
         elif not advanced and not request.probe and not self._at_end():
             self._count_empty(request)  # nothing past the place: an empty page
-        self._check_end(request, len(keys))
+        self._check_end(request, len(keys), new=len(keys) - (found + 1))
         return found + 1
 
     def _note_found(self, request: PageRequest, keys: Sequence[K], found: int) -> None:
@@ -666,10 +666,13 @@ class PagePlanner(Generic[K]):
     def _at_end(self) -> bool:
         return self._total is not None and self._position >= self._total
 
-    def _check_end(self, request: PageRequest, count: int) -> None:
+    def _check_end(self, request: PageRequest, count: int, *, new: int) -> None:
         short = count < request.expected
         if self._total is None:
-            self._done = short  # no total to go by: a short page is the end
+            # No total to go by (all_logs may leave it out, plum-api.md 2.3): a short page may
+            # be the server's own cap, so only a page with nothing new ends the walk. It costs
+            # one request more than a total would; ending at a capped page would lose rows.
+            self._done = new == 0
         else:
             # The total of the same answer, not the first one: a growing total extends the
             # walk, a shrinking one ends it sooner.

@@ -69,7 +69,7 @@ class CallDetails:
         started_at = self._transport.clock.time()
         call_details_request(self._base_url, start=start, end=end, number=number, now=started_at)
 
-        async def fetch(offset: int, limit: int) -> tuple[list[DetailedCall], int]:
+        async def fetch(offset: int, limit: int) -> tuple[list[DetailedCall], int | None]:
             page = await self._page(
                 start, end, number=number, limit=limit, offset=offset, now=started_at
             )
