@@ -49,6 +49,7 @@ from .output import (
     series_rows,
     write_table,
 )
+from .sync import add_sync_arguments, run_sync_command
 
 __all__ = [
     "EXIT_STATUSES",
@@ -256,6 +257,13 @@ SUBCOMMANDS = (
         VOICETRENDS_VARIABLES,
     ),
     Subcommand(
+        "sync",
+        "keep a database (SQLite or PostgreSQL) up to date with every call and detailed log",
+        add_sync_arguments,
+        run_sync_command,
+        FUSE_VARIABLES,
+    ),
+    Subcommand(
         "demo",
         "run a bulk export against a built-in simulator (no credentials, no network)",
         add_demo_arguments,
@@ -266,6 +274,7 @@ SUBCOMMANDS = (
 _EPILOG = """\
 credentials (environment variables only, never flags):
   calls, details   PLUM_FUSE_EMAIL, PLUM_FUSE_DEVELOPER_KEY
+  sync             the same; a PostgreSQL password in PGPASSWORD rather than in --db
   events, report   PLUM_VOICETRENDS_LOGIN, PLUM_VOICETRENDS_PASSWORD, or to mint them:
                    PLUM_VOICETRENDS_TOOL, PLUM_VOICETRENDS_ACCOUNT_LOGIN,
                    PLUM_VOICETRENDS_ACCOUNT_PASSWORD
