@@ -41,23 +41,27 @@ class PostgresServer:
     port: int
     password: str
 
-    def url(self, database: str = "postgres", *, user: str = "postgres", password: str | None = None) -> str:
+    def url(
+        self, database: str = "postgres", *, user: str = "postgres", password: str | None = None
+    ) -> str:
         secret = self.password if password is None else password
         return f"postgresql://{user}:{secret}@127.0.0.1:{self.port}/{database}"
 
     def execute(self, *statements: str, database: str = "postgres") -> None:
-        """Run ``statements`` as the superuser, each in autocommit (``CREATE DATABASE`` needs it)."""
+        """Run ``statements`` as the superuser, each in autocommit."""
         import psycopg
 
         with psycopg.connect(self.url(database), autocommit=True) as connection:
             for statement in statements:
                 connection.execute(statement)  # type: ignore[arg-type]
 
-    def new_database(self) -> str:
-        """A fresh, empty database; its URL."""
+    def new_database(self, *, user: str = "postgres", password: str | None = None) -> str:
+        """A fresh, empty schema of the ``postgres`` database, as the URL of a database whose
+        tables go there (its ``search_path``): milliseconds, where ``CREATE DATABASE`` takes
+        a second. ``user``/``password``: log in as that role instead of the superuser."""
         name = f"archive_{secrets.token_hex(6)}"
-        self.execute(f"CREATE DATABASE {name}")
-        return self.url(name)
+        self.execute(f"CREATE SCHEMA {name}")
+        return f"{self.url(user=user, password=password)}?options=-csearch_path%3D{name}"
 
 
 def _bin_dir() -> Path:

@@ -8,7 +8,8 @@ too; the archive works under both, so it drives psycopg's blocking connection fr
 thread (``anyio.to_thread``), as it does ``sqlite3``: the event loop never waits on it.
 
 Errors are told apart by SQLSTATE where the server sent one: class 28 (login refused) and
-3D (no such database) and 42501 (insufficient privilege) are the user's to fix; a failure to
+3D (no such database), 3F000 (no schema to create in) and 42501 (insufficient
+privilege) are the user's to fix; a failure to
 connect or a connection lost is ``ArchiveUnavailableError``.
 """
 
@@ -38,6 +39,11 @@ def _translate(exc: BaseException) -> ArchiveError | None:
     text = _first_line(exc)
     if state == "42501":
         return ArchiveError(f"no permission in the PostgreSQL database ({text})")
+    if state == "3F000":
+        return ArchiveError(
+            f"no schema to create the archive's tables in: check the search_path and the "
+            f"role's privileges ({text})"
+        )
     if state.startswith(("28", "3D")):
         return ArchiveError(f"PostgreSQL refused the connection ({text})")
     if isinstance(exc, psycopg.OperationalError) and not state:
