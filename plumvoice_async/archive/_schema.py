@@ -69,7 +69,7 @@ _CREATE = (
         PRIMARY KEY (account, session_id)
     )""",
     # The planner's query: an account's pending logs, oldest first.
-    "CREATE INDEX plum_calls_details ON plum_calls (account, details_status, start, session_id)",
+    "CREATE INDEX plum_calls_details ON plum_calls (details_status, account, start, session_id)",
     """CREATE TABLE plum_call_events (
         account TEXT NOT NULL,
         session_id TEXT NOT NULL,
