@@ -293,3 +293,28 @@ async def test_bad_arguments_are_refused_before_any_request(database):
                 await archive.sync(client, **{argument: value})
     assert sim.requests == []
     assert database.count("plum_calls") == 0
+
+
+async def test_a_page_whose_checkpoint_fails_is_rolled_back_with_it(database: Database):
+    """Rows and checkpoint are one transaction: when writing the third page's checkpoint
+    fails (NULL in a NOT NULL column), that page's rows are not stored either."""
+    sim = simulator()
+    async with sim.client() as client, Archive.open(database.url) as archive:
+        store = archive._store
+        assert store is not None
+        real = store.store_calls
+        pages = 0
+
+        def third_checkpoint_fails(account, calls, key, value):
+            nonlocal pages
+            pages += 1
+            return real(account, calls, key, None if pages == 3 else value)
+
+        store.store_calls = third_checkpoint_fails  # type: ignore[method-assign]
+        with pytest.raises(ArchiveError):
+            await archive.sync(client, page_size=50, details=False)
+        assert database.count("plum_calls") == 100
+        store.store_calls = real  # type: ignore[method-assign]
+        result = await archive.sync(client, page_size=50, details=False)
+    assert result.new_calls == SIZE - 100
+    assert database.calls() == {c.session_id: call_row(c, "pending") for c in served(sim)}
