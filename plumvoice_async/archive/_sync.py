@@ -19,6 +19,7 @@ from .._client import PlumClient
 from .._core.archive_plan import (
     Coverage,
     PendingLog,
+    ReadRange,
     Walk,
     expires_at,
     finish_walk,
@@ -27,6 +28,7 @@ from .._core.archive_plan import (
 )
 from .._core.params import DETAILS_RETENTION_SECONDS
 from .._endpoints.calls import session_id_of
+from .._errors import PagingError
 from .._models import Call, DetailedCall
 from .._pagination import PageIterator
 from ._store import SqlStore
@@ -91,51 +93,45 @@ def _decode(value: str | None) -> Coverage:
     return Coverage(data.get("low"), data.get("high"), None if walk is None else Walk(**walk))
 
 
-class _Counts:
-    """Strictly private: the running totals of one sync."""
+class _Sync:
+    """Strictly private: one sync's collaborators and running totals."""
 
-    def __init__(self) -> None:
+    def __init__(self, client: PlumClient, store: SqlStore, run: Runner, job: SyncJob) -> None:
+        self.client, self.store, self.run, self.job = client, store, run, job
         self.new_calls = self.updated_calls = self.new_events = 0
         self.expired = self.requests = self.archived = 0
 
+    def now(self) -> int:
+        return int(self.client.clock.time())
 
-async def run_sync(client: PlumClient, store: SqlStore, run: Runner, job: SyncJob) -> SyncResult:
-    """Bring the archive up to date for ``job``; see ``Archive.sync``."""
-    counts = _Counts()
-    await _sync_calls(client, store, run, job, counts)
-    if job.details:
-        await _sync_details(client, store, run, job, counts)
-    now = int(client.clock.time())
-    # Logs expiring in (now, now + 1 h]: started in (expires_at^-1(now), ... + 1 h].
-    first = now - expires_at(0)
-    soon = await run(store.count_pending, job.account, job.number, first, first + 3_600)
-    return SyncResult(
-        new_calls=counts.new_calls,
-        updated_calls=counts.updated_calls,
-        new_events=counts.new_events,
-        expired_details=counts.expired,
-        requests=counts.requests,
-        archived_details=counts.archived,
-        expiring_soon=soon,
-    )
+    async def calls(self) -> None:
+        job = self.job
+        coverage = _decode(await self.run(self.store.state, job.state_key))
+        now = self.now()
+        since = job.since
+        if since is None and coverage == Coverage():
+            since = now - DETAILS_RETENTION_SECONDS  # a first run: what still has its logs
+        for read in plan_reads(coverage, since=since, now=now, overlap=job.overlap):
+            try:
+                await self.walk_calls(coverage, read)
+            except PagingError:
+                if read.offset == 0:
+                    raise
+                # The resumed walk's last stored call is gone from the server, so its place
+                # cannot be verified: read the range again from its start (upserts make the
+                # repeated rows harmless).
+                await self.walk_calls(coverage, ReadRange(read.start, read.end))
+            coverage = finish_walk(coverage, read.walk)
+            await self.run(self.store.put_state, job.state_key, _encode(coverage))
 
+    async def walk_calls(self, coverage: Coverage, read: ReadRange) -> None:
+        """Walk one range of calls, each page stored with the checkpoint of the walk so far."""
+        job = self.job
 
-async def _sync_calls(
-    client: PlumClient, store: SqlStore, run: Runner, job: SyncJob, counts: _Counts
-) -> None:
-    coverage = _decode(await run(store.state, job.state_key))
-    now = int(client.clock.time())
-    since = job.since
-    if since is None and coverage == Coverage():
-        since = now - DETAILS_RETENTION_SECONDS  # a first run: what still has its logs
-    for read in plan_reads(coverage, since=since, now=now, overlap=job.overlap):
-
-        async def fetch(
-            offset: int, limit: int, read_start: int = read.start, read_end: int = read.end
-        ) -> tuple[list[Call], int]:
-            counts.requests += 1
-            page = await client.calls.page(
-                read_start, read_end, number=job.number, limit=limit, offset=offset
+        async def fetch(offset: int, limit: int) -> tuple[list[Call], int]:
+            self.requests += 1
+            page = await self.client.calls.page(
+                read.start, read.end, number=job.number, limit=limit, offset=offset
             )
             return page.calls, page.total_calls
 
@@ -149,45 +145,64 @@ async def _sync_calls(
         async for calls in walk.pages():
             checkpoint = Walk(read.start, read.end, walk.offset, walk.last_key)
             progress = attrs.evolve(coverage, walk=checkpoint)
-            new, updated = await run(
-                store.store_calls, job.account, calls, job.state_key, _encode(progress)
+            new, updated = await self.run(
+                self.store.store_calls, job.account, calls, job.state_key, _encode(progress)
             )
-            counts.new_calls += new
-            counts.updated_calls += updated
-        coverage = finish_walk(coverage, read.walk)
-        await run(store.put_state, job.state_key, _encode(coverage))
+            self.new_calls += new
+            self.updated_calls += updated
 
+    async def details(self) -> None:
+        job = self.job
+        after: PendingLog | None = None
+        while True:
+            pending: Sequence[PendingLog] = await self.run(
+                self.store.pending, job.account, job.number, after, _PENDING_BATCH
+            )
+            if not pending:
+                return
+            plan = plan_details(pending, now=self.now(), max_gap=job.max_gap)
+            self.expired += await self.run(self.store.expire, job.account, plan.expired)
+            for start, end in plan.ranges:
+                await self.walk_details(start, end)
+            if len(pending) < _PENDING_BATCH:
+                return
+            after = pending[-1]
 
-async def _sync_details(
-    client: PlumClient, store: SqlStore, run: Runner, job: SyncJob, counts: _Counts
-) -> None:
-    after: PendingLog | None = None
-    while True:
-        pending: Sequence[PendingLog] = await run(
-            store.pending, job.account, job.number, after, _PENDING_BATCH
+    async def walk_details(self, start: int, end: int) -> None:
+        """Walk one ``all_logs`` range; each page's logs commit with their calls' status."""
+        job = self.job
+
+        async def fetch(offset: int, limit: int) -> tuple[list[DetailedCall], int]:
+            self.requests += 1
+            page = await self.client.call_details.page(
+                start, end, number=job.number, limit=limit, offset=offset
+            )
+            return page.calls, page.total_calls
+
+        walk: PageIterator[DetailedCall, str] = PageIterator(
+            fetch, key=session_id_of, page_size=job.page_size
         )
-        if not pending:
-            return
-        plan = plan_details(pending, now=int(client.clock.time()), max_gap=job.max_gap)
-        counts.expired += await run(store.expire, job.account, plan.expired)
-        for start, end in plan.ranges:
+        async for calls in walk.pages():
+            archived, events = await self.run(self.store.store_details, job.account, calls)
+            self.archived += archived
+            self.new_events += events
 
-            async def fetch(
-                offset: int, limit: int, range_start: int = start, range_end: int = end
-            ) -> tuple[list[DetailedCall], int]:
-                counts.requests += 1
-                page = await client.call_details.page(
-                    range_start, range_end, number=job.number, limit=limit, offset=offset
-                )
-                return page.calls, page.total_calls
 
-            walk: PageIterator[DetailedCall, str] = PageIterator(
-                fetch, key=session_id_of, page_size=job.page_size
-            )
-            async for calls in walk.pages():
-                archived, events = await run(store.store_details, job.account, calls)
-                counts.archived += archived
-                counts.new_events += events
-        if len(pending) < _PENDING_BATCH:
-            return
-        after = pending[-1]
+async def run_sync(client: PlumClient, store: SqlStore, run: Runner, job: SyncJob) -> SyncResult:
+    """Bring the archive up to date for ``job``; see ``Archive.sync``."""
+    sync = _Sync(client, store, run, job)
+    await sync.calls()
+    if job.details:
+        await sync.details()
+    # Logs expiring in (now, now + 1 h] started in (now - (5 days - safety), ... + 1 h].
+    first = sync.now() - expires_at(0)
+    soon = await run(store.count_pending, job.account, job.number, first, first + 3_600)
+    return SyncResult(
+        new_calls=sync.new_calls,
+        updated_calls=sync.updated_calls,
+        new_events=sync.new_events,
+        expired_details=sync.expired,
+        requests=sync.requests,
+        archived_details=sync.archived,
+        expiring_soon=soon,
+    )

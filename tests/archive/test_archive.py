@@ -318,3 +318,34 @@ async def test_a_page_whose_checkpoint_fails_is_rolled_back_with_it(database: Da
         result = await archive.sync(client, page_size=50, details=False)
     assert result.new_calls == SIZE - 100
     assert database.calls() == {c.session_id: call_row(c, "pending") for c in served(sim)}
+
+
+async def test_a_resumed_walk_whose_last_call_is_gone_reads_its_range_again(database: Database):
+    """The checkpoint's last call was deleted at Plum, so the walk cannot verify its place
+    (``PagingError``): the range is read again from its start, and nothing is lost."""
+    sim = simulator()
+    async with sim.client() as client, Archive.open(database.url) as archive:
+        store = archive._store
+        assert store is not None
+        real = store.store_calls
+
+        def fail_third(account, calls, key, value):
+            fail_third.pages += 1  # type: ignore[attr-defined]
+            return real(account, calls, key, None if fail_third.pages == 3 else value)  # type: ignore[attr-defined]
+
+        fail_third.pages = 0  # type: ignore[attr-defined]
+        store.store_calls = fail_third  # type: ignore[method-assign]
+        with pytest.raises(ArchiveError):
+            await archive.sync(client, page_size=50, details=False)
+        store.store_calls = real  # type: ignore[method-assign]
+    (state,) = database.query("SELECT value FROM plum_sync_state WHERE key <> ?", "schema_version")
+    gone = json.loads(state[0])["walk"]["after"]
+    before = database.calls()
+    sim.dataset.delete_call(gone)
+    async with sim.client() as client, Archive.open(database.url) as archive:
+        result = await archive.sync(client, page_size=50, details=False)
+    assert result.new_calls == SIZE - 100
+    assert database.calls() == {
+        **{c.session_id: call_row(c, "pending") for c in served(sim)},
+        gone: before[gone],
+    }
