@@ -101,7 +101,12 @@ def running_postgres_server() -> Iterator[PostgresServer]:
     try:
         (folder / "password").write_text(password)
         if as_root:
-            owner = pwd.getpwnam("postgres")
+            try:
+                owner = pwd.getpwnam("postgres")
+            except KeyError:
+                raise PostgresMissing(
+                    f"no 'postgres' system user to run PostgreSQL as ({_INSTALL} creates it)"
+                ) from None
             for path in (folder, folder / "password"):
                 os.chown(path, owner.pw_uid, owner.pw_gid)
 
