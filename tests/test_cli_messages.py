@@ -16,7 +16,8 @@ from typing import Any
 import attrs
 import pytest
 
-from plumvoice_async._cli.main import EXIT_STATUSES, build_parser
+from plumvoice_async._cli.exits import EXIT_STATUSES
+from plumvoice_async._cli.main import build_parser
 from plumvoice_async.testing import PlumSimulator, Quota, serve
 
 from .cli_support import plum_env, run_main

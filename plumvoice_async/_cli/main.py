@@ -27,7 +27,6 @@ import anyio
 import attrs
 
 from .. import __version__
-from .._client import PlumClient
 from .._core.data import iso_utc
 from .._core.requests import QuotaGroup
 from .._encoding import (
@@ -55,6 +54,18 @@ from .args import (
     add_report_arguments,
     add_simulator_arguments,
 )
+from .exits import (
+    EXIT_API,
+    EXIT_BROKEN_PIPE,
+    EXIT_INTERRUPTED,
+    EXIT_NETWORK,
+    EXIT_OK,
+    EXIT_QUOTA,
+    EXIT_STATUSES,
+    EXIT_USAGE,
+    CliError,
+    make_client,
+)
 from .output import (
     Progress,
     flow_rows,
@@ -64,35 +75,18 @@ from .output import (
     shows_progress,
     write_table,
 )
+from .sync import add_sync_arguments, run_sync_command
 
 __all__ = [
-    "EXIT_STATUSES",
     "REPORTS",
     "SUBCOMMANDS",
-    "CliError",
     "ReportKind",
     "Subcommand",
     "build_parser",
     "failure",
     "main",
-    "make_client",
 ]
 
-EXIT_OK, EXIT_API, EXIT_USAGE, EXIT_QUOTA, EXIT_NETWORK = 0, 1, 2, 3, 4
-EXIT_BROKEN_PIPE, EXIT_INTERRUPTED = 141, 130
-EXIT_STATUSES = {
-    EXIT_OK: "success",
-    EXIT_API: "the API answered with an error (a refused login names the variables to check, "
-    "never their values), or a file could not be read or written",
-    EXIT_USAGE: "bad arguments or configuration (the message names the argument or variable), "
-    "a missing optional part, a refused --resume",
-    EXIT_QUOTA: "quota exhausted: the wait would exceed --max-wait; the message gives the reset "
-    "time",
-    EXIT_NETWORK: "network failure after the retries, or Redis unreachable (PLUM_REDIS_URL)",
-    EXIT_INTERRUPTED: "interrupted (Ctrl-C); an export to --out continues with --resume",
-    EXIT_BROKEN_PIPE: "standard output was closed (as a tool killed by SIGPIPE)",
-}
-"""The one table of exit statuses: ``--help`` prints it and a test holds the README's to it."""
 
 FUSE_LOGIN = "PLUM_FUSE_EMAIL"
 FUSE_VARIABLES = f"{FUSE_LOGIN} and PLUM_FUSE_DEVELOPER_KEY"
@@ -133,14 +127,6 @@ REPORTS = {
 }
 
 
-class CliError(Exception):
-    """An expected failure: ``message`` goes to stderr and ``status`` is the exit status."""
-
-    def __init__(self, message: str, status: int) -> None:
-        super().__init__(message)
-        self.status = status
-
-
 @attrs.frozen
 class Subcommand:
     """One ``plumvoice`` subcommand; ``credentials`` names the variables to check on a 401."""
@@ -153,22 +139,6 @@ class Subcommand:
 
 
 # --- Running ---------------------------------------------------------------------------------
-
-
-def make_client(args: argparse.Namespace) -> PlumClient:
-    """A client from the environment, with the connection flags on top."""
-    overrides: dict[str, Any] = {"max_wait": args.max_wait, "max_retries": args.max_retries}
-    for flag, setting in (
-        ("fuse_url", "fuse_url"),
-        ("voicetrends_url", "voicetrends_url"),
-        ("wire_format", "format"),
-    ):
-        if getattr(args, flag, None) is not None:  # each command offers its API's URL only
-            overrides[setting] = getattr(args, flag)
-    try:
-        return PlumClient.from_env(**overrides)
-    except ValueError as exc:  # the library's messages name variables, never their values
-        raise CliError(f"configuration: {exc}", EXIT_USAGE) from None
 
 
 async def _check_output(args: argparse.Namespace) -> None:
@@ -305,6 +275,13 @@ SUBCOMMANDS = (
         VOICETRENDS_VARIABLES,
     ),
     Subcommand(
+        "sync",
+        "keep a database (SQLite or PostgreSQL) up to date with every call and detailed log",
+        add_sync_arguments,
+        run_sync_command,
+        FUSE_VARIABLES,
+    ),
+    Subcommand(
         "demo",
         "run a bulk export against a built-in simulator (no credentials, no network)",
         add_demo_arguments,
@@ -321,6 +298,7 @@ SUBCOMMANDS = (
 _EPILOG = """\
 credentials (environment variables only, never flags):
   calls, details   PLUM_FUSE_EMAIL, PLUM_FUSE_DEVELOPER_KEY
+  sync             the same; a PostgreSQL password in PGPASSWORD rather than in --db
   events, report   PLUM_VOICETRENDS_LOGIN, PLUM_VOICETRENDS_PASSWORD, or to mint them:
                    PLUM_VOICETRENDS_TOOL, PLUM_VOICETRENDS_ACCOUNT_LOGIN,
                    PLUM_VOICETRENDS_ACCOUNT_PASSWORD

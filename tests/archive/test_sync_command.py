@@ -1,0 +1,178 @@
+"""``plumvoice sync`` end to end: a real process, the simulator on loopback, SQLite and a real
+PostgreSQL; ``kill -9`` at random moments and a rerun lose and double nothing."""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from plumvoice_async.testing import CallDataset, PlumSimulator, serve
+
+from ..cli_support import plum_env
+from .databases import Database, call_row, event_rows
+
+pytestmark = pytest.mark.slow
+
+DAY = 86_400
+SYNC = [sys.executable, "-m", "plumvoice_async._cli", "sync"]
+CALLS = 2_000
+PAGE = 100  # 20 pages of calls, 20 of logs: 40 transactions to be killed in
+
+
+@pytest.fixture(scope="module")
+def simulator() -> PlumSimulator:
+    today = math.floor(time.time() / DAY) * DAY
+    dataset = CallDataset(size=CALLS, start=today - 3 * DAY, spacing=120)
+    return PlumSimulator(dataset, limit=100_000)
+
+
+@pytest.fixture(scope="module")
+def base_url(simulator: PlumSimulator) -> Iterator[str]:
+    with serve(simulator) as url:
+        yield url
+
+
+def secrets_of(database: Database) -> list[str]:
+    password = database.url.partition("://")[2].partition("@")[0].partition(":")[2]
+    return [*PlumSimulator.FUSE_AUTH, *([password] if password else [])]
+
+
+def sync(database: Database, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run(
+        [*SYNC, "--db", database.url, *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    for secret in secrets_of(database):
+        assert secret not in done.stdout + done.stderr
+    assert "Traceback" not in done.stderr
+    return done
+
+
+def test_kill_9_at_random_moments_then_a_rerun_loses_and_doubles_nothing(
+    database: Database, simulator: PlumSimulator, base_url: str
+):
+    """Each attempt is killed when the server sees its k-th page request (k random), after a
+    random few milliseconds more, so the kill lands between or inside transactions."""
+    env = plum_env(simulator, base_url)
+    seed = random.randrange(2**32)
+    rng = random.Random(seed)
+    pages_per_run = 2 * CALLS // PAGE
+    process: subprocess.Popen[bytes] | None = None
+    seen = 0
+    kill_at = 0
+    lock = threading.Lock()
+
+    def kill(victim: subprocess.Popen[bytes]) -> None:
+        if victim.poll() is None:
+            os.kill(victim.pid, signal.SIGKILL)
+
+    def on_page(offset: int, limit: int) -> None:
+        nonlocal seen
+        with lock:
+            seen += 1
+            if process is not None and seen == kill_at:
+                threading.Timer(rng.uniform(0, 0.05), kill, (process,)).start()
+
+    simulator.on_page = on_page
+    killed = 0
+    try:
+        for _ in range(3):
+            with lock:
+                seen, kill_at = 0, rng.randint(1, pages_per_run)
+            process = subprocess.Popen(
+                [*SYNC, "--db", database.url, "--page-size", str(PAGE)],
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            status = process.wait(timeout=120)
+            killed += status == -signal.SIGKILL
+    finally:
+        simulator.on_page = None
+        process = None
+    assert killed >= 1, f"no attempt was killed (seed {seed})"
+    final = sync(database, env, "--page-size", str(PAGE))
+    assert final.returncode == 0, final.stderr
+    calls = simulator.dataset.page(0, 2**40, offset=0, limit=CALLS)
+    assert database.calls() == {c.session_id: call_row(c, "archived") for c in calls}, seed
+    expected = {
+        c.session_id: event_rows(simulator.dataset.details(c.session_id) or []) for c in calls
+    }
+    assert database.events() == {key: rows for key, rows in expected.items() if rows}, seed
+
+
+def test_follow_says_how_many_logs_expire_within_the_hour(tmp_path):
+    now = int(time.time())
+    # Twenty calls 10 to 30 minutes past the 5-day limit: each expires within the hour.
+    sim = PlumSimulator(CallDataset(size=20, start=now - 5 * DAY + 600, spacing=60))
+    database = Database(f"sqlite:///{tmp_path / 'archive.db'}")
+    with serve(sim) as url:
+        process = subprocess.Popen(
+            [*SYNC, "--db", database.url, "--no-details", "--follow", "--every", "0.1"],
+            env=plum_env(sim, url),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        watchdog = threading.Timer(60, process.kill)
+        watchdog.start()
+        try:
+            assert process.stdout is not None
+            first, second = process.stdout.readline(), process.stdout.readline()
+        finally:
+            watchdog.cancel()
+            process.kill()
+            process.communicate()
+    assert first.startswith("20 new calls"), first
+    assert first.rstrip().endswith("; 20 logs expire within the hour"), first
+    assert second.startswith("0 new calls"), second
+    assert second.rstrip().endswith("; 20 logs expire within the hour"), second
+
+
+def test_an_unknown_scheme_exits_2_without_the_password(tmp_path, simulator, base_url):
+    database = Database("mysql://me:hunter2@db.example.com/plum")
+    done = sync(database, plum_env(simulator, base_url))
+    assert done.returncode == 2
+    assert "unknown database URL 'mysql://me:***@db.example.com/plum'" in done.stderr
+
+
+def test_an_unreachable_postgres_exits_4_before_any_request(simulator, base_url):
+    before = len(simulator.requests)
+    done = sync(Database("postgresql://me:hunter2@127.0.0.1:1/plum"), plum_env(simulator, base_url))
+    assert done.returncode == 4
+    assert "cannot reach PostgreSQL" in done.stderr
+    assert len(simulator.requests) == before
+
+
+def test_a_newer_schema_exits_2_and_nothing_is_written(tmp_path, simulator, base_url):
+    database = Database(f"sqlite:///{tmp_path / 'archive.db'}")
+    assert sync(database, plum_env(simulator, base_url), "--since", "2099-01-01").returncode == 0
+    database.execute("UPDATE plum_sync_state SET value = '7' WHERE key = 'schema_version'")
+    before = database.query("SELECT key, value FROM plum_sync_state ORDER BY key")
+    done = sync(database, plum_env(simulator, base_url))
+    assert done.returncode == 2
+    assert "schema is version 7, newer than this plumvoice-async knows" in done.stderr
+    assert database.query("SELECT key, value FROM plum_sync_state ORDER BY key") == before
+
+
+def test_a_postgres_role_without_permission_exits_2(postgres_server, simulator, base_url):
+    role = f"noperm_{random.randrange(10**9)}"
+    postgres_server.execute(f"CREATE ROLE {role} LOGIN PASSWORD 'noperm-secret'")
+    url = postgres_server.new_database(user=role, password="noperm-secret")
+    postgres_server.execute(f"GRANT USAGE ON SCHEMA {url.rpartition('%3D')[2]} TO {role}")
+    done = sync(Database(url), plum_env(simulator, base_url))
+    assert done.returncode == 2, done.stderr
+    assert "no permission" in done.stderr
