@@ -7,12 +7,16 @@ The one timer is the head of the queue: it alone sleeps until the bucket's next 
 dispatches for everybody; when the head changes (served, cancelled, overtaken by a re-queued
 429) the role passes to the new head. Bookkeeping on cancellation is synchronous (no await),
 so it runs to completion even inside a cancelled scope.
+
+Buckets that have gone idle (``Bucket.idle``: nothing in flight, nobody waiting, their window
+over) are dropped, a few per ``acquire`` (``_SWEEP_STEP``), so a backend holding many accounts
+does not keep every bucket it ever made: each pass over the buckets costs O(1) per acquire.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 
 import anyio
@@ -31,6 +35,11 @@ DEFAULT_AUTH_QUOTA = (15, 900.0)
 """VoiceTrends authentication: 15 attempts per 15 minutes (plum-api.md 1.3)."""
 
 _GRANTED = object()
+
+_SWEEP_STEP = 4
+"""Buckets examined for idleness per ``acquire``: a full pass every ``len(buckets) / 4``."""
+
+_LATEST = datetime.max.replace(tzinfo=UTC)
 
 
 class _Waiter:
@@ -94,7 +103,16 @@ class LocalGovernor:
         clock: the clock to read and sleep on (``SystemClock`` by default).
     """
 
-    __slots__ = ("_clock", "_lanes", "_quotas", "limit", "margin", "window")
+    __slots__ = (
+        "_clock",
+        "_lanes",
+        "_lanes_peak",
+        "_quotas",
+        "_sweep",
+        "limit",
+        "margin",
+        "window",
+    )
 
     def __init__(
         self,
@@ -120,6 +138,8 @@ class LocalGovernor:
             quotas[group] = (group_limit, float(group_window))
         self._quotas = quotas
         self._lanes: dict[QuotaKey, _Lane] = {}
+        self._lanes_peak = 0  # the most lanes since the dict was last rebuilt
+        self._sweep: Iterator[QuotaKey] = iter(())
 
     # -- the four verbs -----------------------------------------------------------------------
 
@@ -133,11 +153,12 @@ class LocalGovernor:
                 request exceeds ``max_wait`` (also while waiting, as soon as an answer shows
                 the forecast grew past it); ``reset_at`` says when its turn would have come.
         """
+        clock = self._clock
+        now, wall = clock.monotonic(), clock.time()
+        self._drop_idle(now, wall)
         lane = self._lane(key)
         bucket = lane.bucket
-        clock = self._clock
-        now = clock.monotonic()
-        ticket = bucket.try_admit(now, clock.time())
+        ticket = bucket.try_admit(now, wall)
         if ticket is not None:
             return Permit(key, ticket)
         ticket = bucket.enqueue(now, front=retry, max_wait=max_wait)
@@ -168,16 +189,40 @@ class LocalGovernor:
         return Permit(key, ticket)
 
     async def settle(
-        self, permit: Permit, *, status: int | None, rate_limit: RateLimit | None
+        self,
+        permit: Permit,
+        *,
+        status: int | None,
+        rate_limit: RateLimit | None,
+        retry_after: float | None = None,
     ) -> None:
-        """Reconcile the bucket with the answer (``status=None``: sent, no answer). Never waits."""
+        """Reconcile the bucket with the answer (``status=None``: sent, no answer). Never waits.
+
+        ``retry_after`` (seconds from receipt) closes the bucket that long after a 429 without
+        ``X-RateLimit-*`` headers. Implausible header values are ignored, logged at DEBUG.
+        """
         lane = self._lanes.get(permit.key)
         if lane is None or not isinstance(permit.token, int):
             return
         clock = self._clock
-        sync = lane.bucket.settle(
-            permit.token, clock.monotonic(), clock.time(), status=status, rate_limit=rate_limit
+        bucket = lane.bucket
+        ignored = bucket.ignored_headers
+        sync = bucket.settle(
+            permit.token,
+            clock.monotonic(),
+            clock.time(),
+            status=status,
+            rate_limit=rate_limit,
+            retry_after=retry_after,
         )
+        if bucket.ignored_headers != ignored:
+            logger.debug(
+                "quota %s: status %s: implausible quota headers ignored (%r, retry_after=%r)",
+                lane.key,
+                status,
+                rate_limit,
+                retry_after,
+            )
         if logger.isEnabledFor(logging.DEBUG):
             self._log_sync(lane, status, sync)
         if lane.waiters:
@@ -258,16 +303,41 @@ class LocalGovernor:
     # -- helpers ------------------------------------------------------------------------------
 
     def _lane(self, key: QuotaKey) -> _Lane:
-        lane = self._lanes.get(key)
+        lanes = self._lanes
+        lane = lanes.get(key)
         if lane is None:
             limit, window = self._quotas.get(key.group, (self.limit, self.window))
-            lane = self._lanes[key] = _Lane(key, Bucket(limit, window, margin=self.margin))
+            lane = lanes[key] = _Lane(key, Bucket(limit, window, margin=self.margin))
+            self._lanes_peak = max(self._lanes_peak, len(lanes))
         return lane
 
+    def _drop_idle(self, now: float, wall: float) -> None:
+        """Examine the next few buckets of the current pass and drop those that are idle."""
+        lanes = self._lanes
+        for _ in range(_SWEEP_STEP):
+            key = next(self._sweep, None)
+            if key is None:
+                # A pass ended: start the next. A dict never shrinks by itself, so rebuild it
+                # once most of its entries have gone (O(n), once per O(n) acquires).
+                if len(lanes) < self._lanes_peak // 4:
+                    self._lanes = lanes = dict(lanes)
+                    self._lanes_peak = len(lanes)
+                self._sweep = iter(list(lanes))
+                return
+            lane = lanes.get(key)
+            if lane is not None and not lane.waiters and lane.bucket.idle(now, wall):
+                del lanes[key]
+
     def _wall(self, monotonic: float) -> datetime:
-        """A local monotonic instant as a UTC datetime, by the local wall clock."""
+        """A local monotonic instant as a UTC datetime, by the local wall clock.
+
+        Never raises: an instant beyond what ``datetime`` can hold reads as its latest.
+        """
         clock = self._clock
-        return datetime.fromtimestamp(clock.time() + (monotonic - clock.monotonic()), tz=UTC)
+        try:
+            return datetime.fromtimestamp(clock.time() + (monotonic - clock.monotonic()), tz=UTC)
+        except (OverflowError, OSError, ValueError):
+            return _LATEST
 
     def _refusal_error(
         self, key: QuotaKey, refusal: Refusal, max_wait: float | None

@@ -9,7 +9,7 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
-from plumvoice_async._core.bucket import NO_DATE_MARGIN, Bucket, Phase, Sync
+from plumvoice_async._core.bucket import NO_DATE_MARGIN, NO_HEADER_PROOF, Bucket, Phase, Sync
 from plumvoice_async._core.ratelimit import RateLimit
 
 LIMIT, WINDOW, MARGIN = 10, 60.0, 1.0
@@ -295,16 +295,46 @@ def test_a_probe_without_an_answer_lets_another_probe_go():
     assert b.try_admit(NOW, DATE) is not None
 
 
-def test_a_probe_answered_without_headers_starts_local_counting_on_epoch_aligned_windows():
+def test_probes_answered_without_headers_keep_the_slow_start_until_they_prove_a_pattern():
+    # Issue 11, case 2: a proxy's 502 on the probe used to open a LOCAL window with the full
+    # limit at once, while the server had one token left.
+    wall = 1_700_000_017.0
+    b = bucket()
+    probes = 0
+    while True:
+        ticket = admit(b, wall=wall)
+        assert b.try_admit(NOW, wall) is None, "more than one request out while probing"
+        probes += 1
+        sync = b.settle(ticket, NOW, wall, status=502, rate_limit=None)
+        if sync is Sync.LOCAL_WINDOW:
+            break
+        assert b.phase is Phase.PROBING
+    assert probes == NO_HEADER_PROOF
+
+
+def test_an_answer_with_headers_resets_the_count_of_header_less_probes():
+    wall = 1_700_000_017.0
+    b = bucket()
+    b.settle(admit(b, wall=wall), NOW, wall, status=502, rate_limit=None)
+    b.settle(admit(b, wall=wall), NOW, wall, status=502, rate_limit=None)
+    # An answer with headers (its window ends a second later): the server does speak them.
+    ending = RateLimit(LIMIT, 5, RESET - WINDOW, DATE)
+    assert (
+        b.settle(admit(b, wall=wall), NOW, wall, status=200, rate_limit=ending) is Sync.NEW_WINDOW
+    )
+    b.settle(admit(b, wall=wall), NOW + 40, wall + 40, status=502, rate_limit=None)
+    assert b.view(NOW + 40, wall + 40).phase is Phase.PROBING
+
+
+def test_a_server_proven_header_less_is_counted_locally_on_epoch_aligned_windows():
     wall = 1_700_000_017.0  # 37 s into an epoch-aligned 60 s window
     b = bucket()
+    for _ in range(NO_HEADER_PROOF - 1):
+        b.settle(admit(b, wall=wall), NOW, wall, status=200, rate_limit=None)
     sync = b.settle(admit(b, wall=wall), NOW, wall, status=200, rate_limit=None)
-    assert (sync, b.remaining, b.window_end) == (
-        Sync.LOCAL_WINDOW,
-        LIMIT - 1,
-        NOW + 23,
-    )
-    tickets = [admit(b, wall=wall) for _ in range(LIMIT - 1)]
+    # The probes' spends stay charged to this window: 10 - 3.
+    assert (sync, b.remaining, b.window_end) == (Sync.LOCAL_WINDOW, LIMIT - 3, NOW + 23)
+    tickets = [admit(b, wall=wall) for _ in range(LIMIT - 3)]
     assert b.try_admit(NOW, wall) is None
     for ticket in tickets:
         b.settle(ticket, NOW, wall, status=200, rate_limit=None)
@@ -315,15 +345,17 @@ def test_a_probe_answered_without_headers_starts_local_counting_on_epoch_aligned
 
 def test_local_windows_follow_the_last_server_windows_boundaries():
     b = synced(remaining=0)  # server window ends at NOW + 31 (margin included)
-    probe = admit(b, NOW + 100, 0.0)
-    b.settle(probe, NOW + 100, 0.0, status=502, rate_limit=None)
-    assert b.window_end == NOW + 31 + 2 * WINDOW
+    for _ in range(NO_HEADER_PROOF):
+        b.settle(admit(b, NOW + 100, 0.0), NOW + 100, 0.0, status=502, rate_limit=None)
+    assert (b.phase, b.window_end) == (Phase.LOCAL, NOW + 31 + 2 * WINDOW)
 
 
 def test_headers_again_after_local_counting_take_over():
     wall = 1_700_000_017.0
     b = bucket()
-    b.settle(admit(b, wall=wall), NOW, wall, status=200, rate_limit=None)
+    for _ in range(NO_HEADER_PROOF):
+        b.settle(admit(b, wall=wall), NOW, wall, status=200, rate_limit=None)
+    assert b.phase is Phase.LOCAL
     sync = b.settle(admit(b, wall=wall), NOW, wall, status=200, rate_limit=answer(4))
     assert (sync, b.view(NOW, wall).phase, b.grantable()) == (
         Sync.NEW_WINDOW,
@@ -429,13 +461,43 @@ def test_the_forecast_is_optimistic_while_the_window_is_unknown():
 
 
 def test_a_forecast_that_grows_refuses_a_waiter_at_the_next_dispatch():
-    b = synced(remaining=3)
-    tokens = [admit(b) for _ in range(3)]
+    b = bucket()
+    probe = admit(b)
     waiter = b.enqueue(NOW, max_wait=5.0)
-    assert b.dispatch(NOW, DATE).refused == ()  # in-flight answers might give tokens back
-    b.settle(tokens[0], NOW + 1, DATE, status=200, rate_limit=answer(0, date=DATE + 1))
+    assert b.dispatch(NOW, DATE).refused == ()  # the unknown window may end any moment
+    b.settle(probe, NOW + 1, DATE, status=429, rate_limit=answer(0, date=DATE + 1))
     refused = b.dispatch(NOW + 1, DATE + 1).refused
-    assert [r.ticket for r in refused] == [waiter]
+    assert [(r.ticket, r.ready_at) for r in refused] == [(waiter, NOW + 1 + 29 + MARGIN)]
+
+
+def test_the_forecast_subtracts_unreported_spends_and_requests_in_flight_as_grantable_does():
+    # Issue 11, case 3: Remaining=9, then nine 502s without headers. The forecast counted the
+    # nine as tokens, so max_wait=5 was granted after 51 s instead of refused at once.
+    b = synced(remaining=9)
+    for _ in range(9):
+        b.settle(admit(b), NOW, DATE, status=502, rate_limit=None)
+    waiter = b.enqueue(NOW, max_wait=5.0)
+    outcome = b.dispatch(NOW, DATE)
+    assert [(r.ticket, r.ready_at) for r in outcome.refused] == [(waiter, NOW + 31)]
+    # The same with the nine still in flight: nothing is grantable, so nothing is promised.
+    b = synced(remaining=9)
+    for _ in range(9):
+        admit(b)
+    waiter = b.enqueue(NOW, max_wait=5.0)
+    assert [r.ticket for r in b.dispatch(NOW, DATE).refused] == [waiter]
+
+
+def test_a_waiters_own_deadline_is_a_wake_up_and_it_is_refused_by_then():
+    b = Bucket(LIMIT, WINDOW, margin=MARGIN, lease=1000.0)
+    admit(b)  # the probe: never answered (its lease is long)
+    waiters = [b.enqueue(NOW) for _ in range(LIMIT - 1)]
+    hurried = b.enqueue(NOW, max_wait=5.0)  # may go with the probe's answer: not refused yet
+    assert b.dispatch(NOW, DATE).refused == ()
+    assert b.next_deadline() == NOW + 5.0
+    refused = b.dispatch(NOW + 5.0, DATE + 5).refused
+    assert [(r.ticket, r.ready_at) for r in refused] == [(hurried, NOW + 5.0)]
+    assert b.next_deadline() == NOW + 1000.0
+    assert b.waiting == len(waiters)
 
 
 @pytest.mark.parametrize(
