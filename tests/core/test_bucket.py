@@ -234,6 +234,125 @@ def test_a_429_without_headers_closes_until_the_window_we_know_ends():
     assert (sync, b.grantable(), b.window_end) == (Sync.CLOSED, 0, NOW + 31)
 
 
+def closed_until(b: Bucket, now: float) -> float:
+    """Step time in 0.1 s until the bucket admits again; that instant (at most 10 windows on)."""
+    t = now
+    while b.try_admit(t, t) is None:
+        t = round(t + 0.1, 6)
+        assert t < now + 10 * WINDOW, "never reopened"
+    return t
+
+
+STALE_429S = [
+    # (what, the 429's Reset, its Date (server clock), how long its own end is from receipt)
+    ("the window the bucket just left, from a server 5 s behind", RESET, RESET - 5, 5 + MARGIN),
+    ("an earlier window still", RESET - WINDOW, RESET - 5, MARGIN),
+    ("the same window, from a server whose clock is 5 s behind", RESET + WINDOW, RESET + 25, 36),
+]
+
+
+@pytest.mark.parametrize(("what", "reset", "date", "closed_for"), STALE_429S)
+def test_a_429_closes_the_gate_until_its_own_end_whatever_window_the_bucket_believes(
+    what, reset, date, closed_for
+):
+    # Issue 11, case 1: a 429 whose Reset names a window the bucket has left was ignored as
+    # stale, and the re-queued retry went straight back out: a retry storm.
+    b = bucket()
+    now = NOW
+    probe = admit(b, now)  # the bucket learns window RESET + WINDOW, 5 left, 30 s to go
+    new = RESET + WINDOW
+    b.settle(probe, now, 0.0, status=200, rate_limit=answer(5, reset=new, date=RESET + 30))
+    sync = b.settle(
+        admit(b, now), now, 0.0, status=429, rate_limit=answer(0, reset=reset, date=date)
+    )
+    assert (sync, b.grantable()) == (Sync.CLOSED, 0), what
+    retry = b.enqueue(now, front=True)
+    assert b.dispatch(now, 0.0).granted == ()
+    assert b.next_deadline() == pytest.approx(now + closed_for)
+    assert b.dispatch(now + closed_for - 0.01, 0.0).granted == ()
+    # At its end, one probe, and only one, until it is answered.
+    assert b.dispatch(now + closed_for, 0.0).granted == (retry,)
+    assert b.try_admit(now + closed_for, 0.0) is None
+    # Its answer, naming a later window than the 429's, is adopted normally.
+    later = max(new, reset + WINDOW)
+    b.settle(
+        retry, now + closed_for, 0.0, status=200, rate_limit=answer(3, reset=later, date=later - 20)
+    )
+    assert (b.phase, b.grantable()) == (Phase.SERVER, 3)
+
+
+def test_a_later_windows_count_arriving_while_closed_reopens_without_another_probe():
+    b = synced(remaining=5)
+    straggler = admit(b)
+    b.settle(admit(b), NOW, DATE, status=429, rate_limit=answer(0, reset=RESET, date=RESET - 5))
+    new = RESET + WINDOW
+    sync = b.settle(
+        straggler, NOW + 1, DATE, status=200, rate_limit=answer(7, reset=new, date=RESET)
+    )
+    assert (sync, b.grantable()) == (Sync.NEW_WINDOW, 0)  # still closed until NOW + 5 + margin
+    view = b.view(NOW + 6, DATE)
+    assert (view.phase, view.grantable) == (Phase.SERVER, 7)
+
+
+def test_a_429_with_retry_after_and_no_headers_closes_for_that_long_then_one_probe():
+    # Issue 11, case 6: it waited for the next aligned window (770 s at 900 s) instead.
+    b = synced(remaining=8)
+    sync = b.settle(admit(b), NOW, DATE, status=429, rate_limit=None, retry_after=1.0)
+    assert (sync, b.phase, b.grantable(), b.window_end) == (
+        Sync.CLOSED,
+        Phase.CLOSED,
+        0,
+        NOW + 1 + MARGIN,
+    )
+    assert b.try_admit(NOW + 1 + MARGIN, DATE) is not None
+    assert b.try_admit(NOW + 1 + MARGIN, DATE) is None  # a probe: one at a time
+    assert b.phase is Phase.PROBING
+
+
+@pytest.mark.parametrize("retry_after", [-1.0, math.nan, math.inf, 4 * WINDOW + 1])
+def test_a_retry_after_that_is_absurd_is_ignored(retry_after):
+    b = synced(remaining=8)
+    b.settle(admit(b), NOW, DATE, status=429, rate_limit=None, retry_after=retry_after)
+    assert (b.grantable(), b.window_end, b.ignored_headers) == (0, NOW + 31, 1)
+
+
+def test_retry_after_is_ignored_when_the_429_has_headers():
+    b = synced(remaining=8)
+    b.settle(admit(b), NOW, DATE, status=429, rate_limit=answer(0), retry_after=1.0)
+    assert b.window_end == NOW + 31
+
+
+ABSURD = [
+    ("Reset nan", RateLimit(LIMIT, 5, math.nan, DATE)),
+    ("Reset inf", RateLimit(LIMIT, 0, math.inf, DATE)),
+    ("Reset in year 33658", RateLimit(LIMIT, 0, 1_000_000_000_000.0, DATE)),
+    ("Reset 1e30", RateLimit(LIMIT, 0, 1e30, DATE)),
+    ("Reset 1e30 without Date", RateLimit(LIMIT, 0, 1e30, None)),
+    ("Reset more than four windows away", RateLimit(LIMIT, 0, DATE + 4 * WINDOW + 1, DATE)),
+    ("a delta Reset of five windows", RateLimit(LIMIT, 0, 5 * WINDOW, DATE)),
+    ("a negative Reset", RateLimit(LIMIT, 0, -5.0, DATE)),
+    ("Limit 0", RateLimit(0, 0, RESET, DATE)),
+    ("Limit above a million", RateLimit(10**7, 10**7, RESET, DATE)),
+    ("Remaining above a million", RateLimit(LIMIT, 10**7, RESET, DATE)),
+    ("Remaining negative", RateLimit(LIMIT, -3, RESET, DATE)),
+]
+
+
+@pytest.mark.parametrize("status", [200, 429])
+@pytest.mark.parametrize(("what", "rate_limit"), ABSURD, ids=[what for what, _ in ABSURD])
+def test_absurd_header_values_are_read_as_absent_and_never_poison_the_bucket(
+    what, rate_limit, status
+):
+    # Issue 11, case 4: nan kept a bucket probing for good, inf never reopened it.
+    b = synced(remaining=8)
+    b.settle(admit(b), NOW, DATE, status=status, rate_limit=rate_limit)
+    view = b.view(NOW, DATE)
+    assert view.window_end == NOW + 31, what  # the window the bucket knew stands
+    assert view.remaining == (0 if status == 429 else 7)
+    assert closed_until(b, NOW) <= NOW + 31
+    assert b.ignored_headers == 1  # the shell logs it
+
+
 def test_an_answer_without_headers_counts_as_spent():
     b = synced(remaining=8)
     for status in (502, None):
