@@ -9,13 +9,16 @@ dispatches for everybody; when the head changes (served, cancelled, overtaken by
 so it runs to completion even inside a cancelled scope.
 
 Buckets that have gone idle (``Bucket.idle``: nothing in flight, nobody waiting, their window
-over) are dropped, a few per ``acquire`` (``_SWEEP_STEP``), so a backend holding many accounts
-does not keep every bucket it ever made: each pass over the buckets costs O(1) per acquire.
+over) are dropped, so a backend holding many accounts does not keep every bucket it ever made.
+At most one pass over the buckets starts per (shortest) window, since buckets only go idle as
+windows end, and it proceeds ``_SWEEP_STEP`` buckets per ``acquire``: O(1) per acquire, and
+nothing at all between passes.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 
@@ -36,8 +39,8 @@ DEFAULT_AUTH_QUOTA = (15, 900.0)
 
 _GRANTED = object()
 
-_SWEEP_STEP = 4
-"""Buckets examined for idleness per ``acquire``: a full pass every ``len(buckets) / 4``."""
+_SWEEP_STEP = 2
+"""Buckets examined for idleness per ``acquire`` while a pass is under way."""
 
 _LATEST = datetime.max.replace(tzinfo=UTC)
 
@@ -107,6 +110,7 @@ class LocalGovernor:
         "_clock",
         "_lanes",
         "_lanes_peak",
+        "_next_pass",
         "_quotas",
         "_sweep",
         "limit",
@@ -139,7 +143,8 @@ class LocalGovernor:
         self._quotas = quotas
         self._lanes: dict[QuotaKey, _Lane] = {}
         self._lanes_peak = 0  # the most lanes since the dict was last rebuilt
-        self._sweep: Iterator[QuotaKey] = iter(())
+        self._sweep: Iterator[QuotaKey] | None = None  # the pass under way
+        self._next_pass = -math.inf  # when the next pass may start (monotonic)
 
     # -- the four verbs -----------------------------------------------------------------------
 
@@ -312,17 +317,23 @@ class LocalGovernor:
         return lane
 
     def _drop_idle(self, now: float, wall: float) -> None:
-        """Examine the next few buckets of the current pass and drop those that are idle."""
+        """Go on with the pass over the buckets (or start one, once per window): drop the idle."""
         lanes = self._lanes
+        sweep = self._sweep
+        if sweep is None:
+            if now < self._next_pass:
+                return
+            self._next_pass = now + min(window for _, window in self._quotas.values())
+            sweep = self._sweep = iter(list(lanes))
         for _ in range(_SWEEP_STEP):
-            key = next(self._sweep, None)
+            key = next(sweep, None)
             if key is None:
-                # A pass ended: start the next. A dict never shrinks by itself, so rebuild it
-                # once most of its entries have gone (O(n), once per O(n) acquires).
+                self._sweep = None
+                # A dict never shrinks by itself: rebuild it once most of its entries have
+                # gone (O(n), at most once per pass of n / _SWEEP_STEP acquires).
                 if len(lanes) < self._lanes_peak // 4:
-                    self._lanes = lanes = dict(lanes)
+                    self._lanes = dict(lanes)
                     self._lanes_peak = len(lanes)
-                self._sweep = iter(list(lanes))
                 return
             lane = lanes.get(key)
             if lane is not None and not lane.waiters and lane.bucket.idle(now, wall):

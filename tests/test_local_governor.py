@@ -13,7 +13,7 @@ from plumvoice_async._core.ratelimit import RateLimit
 from plumvoice_async._core.requests import QuotaGroup
 from plumvoice_async._errors import RateLimitError
 from plumvoice_async._governor import Governor, Permit, QuotaKey, Snapshot, account_hash
-from plumvoice_async._local_governor import LocalGovernor
+from plumvoice_async._local_governor import _SWEEP_STEP, LocalGovernor
 from plumvoice_async.testing import FakeClock
 
 from .governor_scenarios import SCENARIOS, Scenario, check, run
@@ -376,7 +376,7 @@ async def test_idle_buckets_are_dropped_lazily_and_busy_ones_kept():
     assert len(gov._lanes) == 200
     await clock.advance(WINDOW)  # every window is over
     hot = keys[1]
-    for _ in range(200 // 4 + 2):  # a full pass of the sweep, a few buckets per acquire
+    for _ in range(200 // _SWEEP_STEP + 2):  # a full pass of the sweep, a few per acquire
         await gov.release(await gov.acquire(hot))
     assert set(gov._lanes) == {busy, hot}
     await gov.settle(held, status=200, rate_limit=answer(clock, 9))
