@@ -7,7 +7,7 @@ import math
 import pytest
 from hypothesis import settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
 from plumvoice_async._core.bucket import NO_DATE_MARGIN, NO_HEADER_PROOF, Bucket, Phase, Sync
 from plumvoice_async._core.ratelimit import RateLimit
@@ -800,3 +800,166 @@ class BucketAgainstServer(RuleBasedStateMachine):
 
 TestBucketAgainstServer = BucketAgainstServer.TestCase
 TestBucketAgainstServer.settings = settings(max_examples=150, stateful_step_count=60, deadline=None)
+
+
+class BucketAgainstHostileServer(RuleBasedStateMachine):
+    """Like ``BucketAgainstServer``, but the server behind the host lies and disagrees.
+
+    Up to three servers answer, their clocks up to 5 s apart: each counts in the window its
+    own clock names and stamps ``Reset`` and ``Date`` by it, so 429s come labelled with earlier
+    and later windows than the bucket's. Answers may lose their headers (a proxy's 502, or a
+    429 stripped of them, maybe with a ``Retry-After``), carry absurd values, or be lost.
+    429s are now expected; what must hold instead:
+
+    - no overshoot: once every answer is in, the bucket never believes a window has more left
+      than the server that labelled it counted;
+    - nothing is admitted before any settled 429's own end, and while probing, one request at
+      a time;
+    - a ``max_wait`` is refused only when its forecast is past its deadline or the deadline
+      has come, never after it, and never with a ``ready_at`` before now.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.limit, self.window, self.margin = 4, 60.0, 1.0
+        self.bucket = Bucket(self.limit, self.window, margin=self.margin, lease=1e9)
+        self.now = 1_000.0
+        self.base = 1_700_000_017.0 - self.now
+        self.skews: list[float] = [0.0]
+        self.counts: dict[float, int] = {}  # per window end (Reset) as its server labelled it
+        self.waiting: list[int] = []
+        self.deadlines: dict[int, float] = {}
+        self.in_flight: list[tuple[int, bool]] = []  # (ticket, admitted as a probe)
+        self.answers: list[tuple[int, int, RateLimit | None, float | None]] = []
+        self.closed_until = -math.inf
+        self.probe_out: int | None = None
+
+    @initialize(skews=st.lists(st.floats(0, 5), min_size=1, max_size=3))
+    def servers(self, skews):
+        self.skews = skews
+
+    def _dispatch(self) -> None:
+        probing = self.bucket.view(self.now, self.now).phase is Phase.PROBING
+        deadline = self.bucket.next_deadline()
+        if self.deadlines and deadline is not None:
+            assert deadline <= min(self.deadlines.values()), "a waiter's deadline is no wake-up"
+        outcome = self.bucket.dispatch(self.now, self.now)
+        for refusal in outcome.refused:
+            limit = self.deadlines.pop(refusal.ticket)
+            assert refusal.ready_at >= self.now, "reset_at in the past"
+            assert refusal.ready_at > limit or self.now >= limit, "refused though in time"
+            self.waiting.remove(refusal.ticket)
+        if outcome.granted:
+            assert self.now >= self.closed_until, "admitted before a 429's own end"
+        if probing:
+            assert len(outcome.granted) <= 1, "more than one probe at once"
+            assert not outcome.granted or self.probe_out is None, "a second probe went out"
+        for ticket in outcome.granted:
+            self.waiting.remove(ticket)
+            self.deadlines.pop(ticket, None)
+            self.in_flight.append((ticket, probing))
+            if probing:
+                self.probe_out = ticket
+        for ticket, deadline in self.deadlines.items():
+            assert deadline > self.now, f"waiter {ticket} still waits after its max_wait"
+
+    @rule(front=st.booleans(), max_wait=st.none() | st.floats(0, 120))
+    def arrive(self, front, max_wait):
+        ticket = self.bucket.enqueue(self.now, front=front, max_wait=max_wait)
+        self.waiting.insert(0, ticket) if front else self.waiting.append(ticket)
+        if max_wait is not None:
+            self.deadlines[ticket] = self.now + max_wait
+        self._dispatch()
+
+    @rule(seconds=st.floats(0.01, 3) | st.floats(3, 90))
+    def time_passes(self, seconds):
+        self.now += seconds
+        self._dispatch()
+
+    @rule(data=st.data())
+    def reach_a_server(self, data):
+        if not self.in_flight:
+            return
+        ticket, _ = entry = data.draw(st.sampled_from(self.in_flight))
+        self.in_flight.remove(entry)
+        skew = data.draw(st.sampled_from(self.skews))
+        clock = self.now + self.base + skew
+        reset = (math.floor(clock / self.window) + 1) * self.window
+        used = self.counts.get(reset, 0)
+        status = 200 if used < self.limit else 429
+        self.counts[reset] = min(self.limit, used + 1)
+        remaining = max(0, self.limit - used - 1)
+        kind = data.draw(st.sampled_from(["plain", "plain", "no headers", "absurd", "lost"]))
+        rate_limit: RateLimit | None = RateLimit(self.limit, remaining, reset, math.floor(clock))
+        retry_after = None
+        if kind == "no headers":
+            rate_limit = None
+            status = 502 if status == 200 else 429
+            retry_after = data.draw(st.none() | st.floats(0, 10)) if status == 429 else None
+        elif kind == "absurd":
+            value = data.draw(st.sampled_from([math.nan, math.inf, 1e30, 1e12, -1.0]))
+            rate_limit = RateLimit(self.limit, remaining, value, math.floor(clock))
+        elif kind == "lost":
+            status, rate_limit = -1, None
+        self.answers.append((ticket, status, rate_limit, retry_after))
+
+    @rule(data=st.data())
+    def answer_arrives(self, data):
+        if not self.answers:
+            return
+        answer = data.draw(st.sampled_from(self.answers))
+        self.answers.remove(answer)
+        ticket, status, rate_limit, retry_after = answer
+        self.bucket.settle(
+            ticket,
+            self.now,
+            self.now,
+            status=None if status == -1 else status,
+            rate_limit=rate_limit,
+            retry_after=retry_after,
+        )
+        if ticket == self.probe_out:
+            self.probe_out = None
+        if status == 429:
+            date = None if rate_limit is None else rate_limit.server_date
+            if rate_limit is not None and date is not None and rate_limit.plausible(60.0, 0.0):
+                own = self.now + max(0.0, rate_limit.reset - date)
+                self.closed_until = max(self.closed_until, own + self.margin)
+            elif retry_after is not None:
+                self.closed_until = max(self.closed_until, self.now + retry_after + self.margin)
+            retry = self.bucket.enqueue(self.now, front=True)
+            self.waiting.insert(0, retry)
+        self._dispatch()
+
+    @rule(data=st.data())
+    def cancel(self, data):
+        if self.waiting:
+            ticket = data.draw(st.sampled_from(self.waiting))
+            assert self.bucket.release(ticket)
+            self.waiting.remove(ticket)
+            self.deadlines.pop(ticket, None)
+            self._dispatch()
+
+    @invariant()
+    def no_overshoot_of_what_the_labelling_server_counted(self):
+        view = self.bucket.view(self.now, self.now)
+        if self.in_flight or self.answers or view.remaining is None or view.reset is None:
+            return
+        assert view.remaining <= self.limit - self.counts.get(view.reset, 0)
+
+    @invariant()
+    def nobody_waits_while_a_token_is_grantable(self):
+        assert not self.bucket.waiting or self.bucket.grantable() == 0
+
+    @invariant()
+    def whoever_waits_has_a_deadline_to_wake_at(self):
+        if self.bucket.waiting:
+            deadline = self.bucket.next_deadline()
+            assert deadline is not None
+            assert deadline > self.now
+
+
+TestBucketAgainstHostileServer = BucketAgainstHostileServer.TestCase
+TestBucketAgainstHostileServer.settings = settings(
+    max_examples=200, stateful_step_count=60, deadline=None
+)
