@@ -20,6 +20,8 @@ Each size runs ``--repeat`` times, interleaved with the others; the run with the
 counts. Printed per size: microseconds per pair and its ratio to the 10-account run, buckets
 held, RSS live and after idling, and the idle RSS as a ratio to the 10-account run's. Targets:
 cost ratio <= 1.2 at 100,000 accounts; idle RSS within 10% of the 10-account figure (issue 11).
+The last column, the interpreter's allocated blocks after idling as a ratio to the 10-account
+run's, tells objects still held (a leak) from memory the allocators keep after freeing (RSS).
 """
 
 from __future__ import annotations
@@ -91,6 +93,7 @@ async def child(accounts: int, ops: int) -> dict[str, float]:
         "rss_live": live,
         "held_idle": len(gov._lanes),
         "rss_idle": rss_mib(),
+        "blocks_idle": sys.getallocatedblocks(),
     }
 
 
@@ -106,14 +109,15 @@ def main(arguments: argparse.Namespace) -> None:
     base = rows[0]
     print(
         f"{'accounts':>9} {'us/pair':>8} {'cost x':>7} {'held':>7} {'RSS live':>9} "
-        f"{'held idle':>9} {'RSS idle':>9} {'idle RSS x':>10}"
+        f"{'held idle':>9} {'RSS idle':>9} {'idle RSS x':>10} {'idle blocks x':>13}"
     )
     for row in rows:
         print(
             f"{row['accounts']:>9,} {row['us_per_pair']:>8.2f} "
             f"{row['us_per_pair'] / base['us_per_pair']:>7.2f} {row['held_live']:>7,} "
             f"{row['rss_live']:>8.1f}M {row['held_idle']:>9,} {row['rss_idle']:>8.1f}M "
-            f"{row['rss_idle'] / base['rss_idle']:>10.3f}"
+            f"{row['rss_idle'] / base['rss_idle']:>10.3f} "
+            f"{row['blocks_idle'] / base['blocks_idle']:>13.4f}"
         )
     print(
         f"(ratios to the {base['accounts']:,}-account run; targets: cost x <= 1.2, "

@@ -145,7 +145,6 @@ Invariants (checked by tests/core/test_bucket.py, including a Hypothesis state m
 from __future__ import annotations
 
 import heapq
-import itertools
 import math
 from enum import StrEnum
 
@@ -300,6 +299,20 @@ class BucketView:
 _NOTHING = Dispatch()
 
 
+class _Queue:
+    """Strictly private: a bucket's waiters, made only once somebody waits."""
+
+    __slots__ = ("deadline_heap", "deadlines", "retries", "waiters")
+
+    def __init__(self) -> None:
+        # Two FIFO queues as ordered sets: re-queued 429s go before first attempts.
+        self.retries: dict[int, None] = {}
+        self.waiters: dict[int, None] = {}
+        # max_wait deadlines: ticket -> deadline, and a heap of them (stale entries skipped).
+        self.deadlines: dict[int, float] = {}
+        self.deadline_heap: list[tuple[float, int]] = []
+
+
 class Bucket:
     """The quota state of one (group, account): see the module docstring for the rules.
 
@@ -318,21 +331,18 @@ class Bucket:
 
     __slots__ = (
         "_admissions",
-        "_deadline_heap",
-        "_deadlines",
         "_headerless_probes",
         "_in_flight",
         "_known_while_closed",
+        "_last_ticket",
         "_limit",
         "_probe",
+        "_queue",
         "_remaining",
-        "_retries",
         "_server_end",
         "_server_offset",
         "_server_reset",
-        "_tickets",
         "_unreported",
-        "_waiters",
         "_window_end",
         "expired",
         "ignored_headers",
@@ -381,13 +391,8 @@ class Bucket:
         # Spent, not yet in any Remaining (rule 5): ticket -> (when it joined, the number of
         # admissions then: a report from any later admission includes it).
         self._unreported: dict[int, tuple[float, int]] = {}
-        # Two FIFO queues as ordered sets: re-queued 429s go before first attempts.
-        self._retries: dict[int, None] = {}
-        self._waiters: dict[int, None] = {}
-        # max_wait deadlines: ticket -> deadline, and a heap of them (stale entries skipped).
-        self._deadlines: dict[int, float] = {}
-        self._deadline_heap: list[tuple[float, int]] = []
-        self._tickets = itertools.count(1)
+        self._queue: _Queue | None = None  # made by the first enqueue: most buckets never wait
+        self._last_ticket = 0
 
     # -- reading ------------------------------------------------------------------------------
 
@@ -401,7 +406,8 @@ class Bucket:
 
     @property
     def waiting(self) -> int:
-        return len(self._retries) + len(self._waiters)
+        queue = self._queue
+        return 0 if queue is None else len(queue.retries) + len(queue.waiters)
 
     @property
     def remaining(self) -> int | None:
@@ -418,9 +424,11 @@ class Bucket:
     @property
     def head(self) -> int | None:
         """The ticket first in line, or ``None`` when nobody waits."""
-        for queue in (self._retries, self._waiters):
-            for ticket in queue:
-                return ticket
+        queue = self._queue
+        if queue is not None:
+            for line in (queue.retries, queue.waiters):
+                for ticket in line:
+                    return ticket
         return None
 
     def grantable(self) -> int:
@@ -454,7 +462,7 @@ class Bucket:
         Nothing in flight or unreported, nobody waiting, and no server window or closure in
         force (a ``LOCAL`` window with nothing spent in it counts as over).
         """
-        if self._in_flight or self._unreported or self._retries or self._waiters:
+        if self._in_flight or self._unreported or self.waiting:
             return False
         self._advance(now, wall)
         return self.phase is Phase.PROBING or self.phase is Phase.LOCAL
@@ -468,7 +476,7 @@ class Bucket:
         the latest). Always later than the ``now`` of the last ``dispatch``, which already
         handled everything due.
         """
-        if not (self._retries or self._waiters):
+        if not self.waiting:
             return None
         deadlines = []
         if self.phase is not Phase.PROBING and self._window_end is not None:
@@ -511,23 +519,26 @@ class Bucket:
 
     def try_admit(self, now: float, wall: float) -> int | None:
         """Admit at once when nobody waits and a token is grantable: the fast path."""
-        if self._retries or self._waiters:
+        if self._queue is not None and self.waiting:
             return None
         self._advance(now, wall)
         if self.grantable() <= 0:
             return None
-        ticket = next(self._tickets)
+        self._last_ticket = ticket = self._last_ticket + 1
         self._admit(ticket, now)
         return ticket
 
     def enqueue(self, now: float, *, front: bool = False, max_wait: float | None = None) -> int:
         """Join the queue; ``front`` for a request re-queued after its 429 (rule 4)."""
-        ticket = next(self._tickets)
-        (self._retries if front else self._waiters)[ticket] = None
+        queue = self._queue
+        if queue is None:
+            queue = self._queue = _Queue()
+        self._last_ticket = ticket = self._last_ticket + 1
+        (queue.retries if front else queue.waiters)[ticket] = None
         if max_wait is not None:
             deadline = now + max_wait
-            self._deadlines[ticket] = deadline
-            heapq.heappush(self._deadline_heap, (deadline, ticket))
+            queue.deadlines[ticket] = deadline
+            heapq.heappush(queue.deadline_heap, (deadline, ticket))
         return ticket
 
     def dispatch(self, now: float, wall: float) -> Dispatch:
@@ -536,22 +547,24 @@ class Bucket:
         A waiter with a ``max_wait`` is refused when its forecast turn is past its deadline, or
         when the deadline has come and it still has no token.
         """
-        if not (self._retries or self._waiters):
+        queue = self._queue
+        if queue is None or not (queue.retries or queue.waiters):
             return _NOTHING
         self._advance(now, wall)
         granted: list[int] = []
+        deadlines = queue.deadlines
         while self.grantable() > 0:
             ticket = self._pop_head()
             if ticket is None:
                 break
-            self._deadlines.pop(ticket, None)
+            deadlines.pop(ticket, None)
             self._admit(ticket, now)
             granted.append(ticket)
         refused: list[Refusal] = []
-        if self._deadlines:
+        if deadlines:
             position = 0
-            for ticket in [*self._retries, *self._waiters]:
-                deadline = self._deadlines.get(ticket)
+            for ticket in [*queue.retries, *queue.waiters]:
+                deadline = deadlines.get(ticket)
                 if deadline is not None:
                     ready_at = self.forecast(now, position)
                     if ready_at > deadline or now >= deadline:
@@ -660,22 +673,26 @@ class Bucket:
         return wall if self._server_offset is None else now + self._server_offset
 
     def _pop_head(self) -> int | None:
-        for queue in (self._retries, self._waiters):
-            for ticket in queue:
-                del queue[ticket]
-                return ticket
-        return None
+        ticket = self.head
+        if ticket is not None:
+            self._withdraw(ticket)
+        return ticket
 
     def _withdraw(self, ticket: int) -> bool:
-        self._deadlines.pop(ticket, None)
-        for queue in (self._retries, self._waiters):
-            if ticket in queue:
-                del queue[ticket]
+        queue = self._queue
+        if queue is None:
+            return False
+        queue.deadlines.pop(ticket, None)
+        for line in (queue.retries, queue.waiters):
+            if ticket in line:
+                del line[ticket]
                 return True
         return False
 
     def _earliest_waiter_deadline(self) -> float | None:
-        heap, deadlines = self._deadline_heap, self._deadlines
+        if self._queue is None:
+            return None
+        heap, deadlines = self._queue.deadline_heap, self._queue.deadlines
         while heap and deadlines.get(heap[0][1]) != heap[0][0]:
             heapq.heappop(heap)  # granted, refused or withdrawn since
         return heap[0][0] if heap else None
