@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import contextvars
+import email.utils
 import itertools
 import math
 import time
@@ -42,13 +43,15 @@ from pathlib import Path
 
 import anyio
 import anyio.lowlevel
+import httpx
 from aiolimiter import AsyncLimiter
 
-from plumvoice_async import PlumError
+from plumvoice_async import PlumClient, PlumError
 from plumvoice_async._core.ratelimit import RateLimit
 from plumvoice_async._core.requests import QuotaGroup
 from plumvoice_async._governor import Governor, Permit, QuotaKey, Snapshot
 from plumvoice_async._local_governor import LocalGovernor
+from plumvoice_async._telemetry import OpenTelemetry
 from plumvoice_async.testing._simulator import LoggedRequest, PlumSimulator
 
 IDLE_GAP = 0.05
@@ -275,7 +278,64 @@ async def overhead(iterations: int) -> tuple[float, float]:
     return ours, theirs
 
 
+async def telemetry_overhead(requests: int) -> tuple[float, float]:
+    """Microseconds per request through PlumClient (an in-memory transport, no governor
+    wait), with OpenTelemetry off and on (the SDK recording: spans kept in memory, metrics
+    aggregated), in the same run."""
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    import plumvoice_async._client as client_module
+
+    body = b'{"calls": [], "total_calls": 0}'
+    headers = {
+        "X-RateLimit-Limit": "1000000",
+        "X-RateLimit-Remaining": "999999",
+        "X-RateLimit-Reset": str((int(time.time()) // 900 + 1) * 900),
+        "Date": email.utils.formatdate(usegmt=True),
+        "Content-Type": "application/json",
+    }
+    transport = httpx.MockTransport(
+        lambda request: httpx.Response(200, content=body, headers=headers)
+    )
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(SimpleSpanProcessor(InMemorySpanExporter()))
+    recorder = OpenTelemetry(
+        MeterProvider(metric_readers=[InMemoryMetricReader()]), tracer_provider
+    )
+    loaders = {"off": lambda: None, "on": lambda: recorder}
+    timings: dict[str, float] = {}
+    original = client_module.load_telemetry
+    try:
+        for _ in range(2):  # interleaved twice, the best of each kept: the machine is noisy
+            for name, loader in loaders.items():
+                client_module.load_telemetry = loader
+                async with PlumClient(
+                    fuse_auth=("bench@example.com", "key"),
+                    http_client=httpx.AsyncClient(transport=transport),
+                    governor=LocalGovernor(1_000_000, 900.0),
+                ) as client:
+                    began = time.perf_counter()
+                    for _ in range(requests):
+                        await client.calls.page(1, 2)
+                    spent = (time.perf_counter() - began) / requests * 1e6
+                timings[name] = min(timings.get(name, math.inf), spent)
+    finally:
+        client_module.load_telemetry = original
+    return timings["off"], timings["on"]
+
+
 async def main(arguments: argparse.Namespace) -> None:
+    if arguments.telemetry_only:
+        off, on = await telemetry_overhead(arguments.requests)
+        print(
+            f"per request through PlumClient: telemetry off {off:.0f} us, on {on:.0f} us, "
+            f"ratio {on / off:.2f}"
+        )
+        return
     limit, window = arguments.limit, arguments.window
     variants: dict[str, Callable[[], Governor]] = {
         "LocalGovernor": lambda: LocalGovernor(limit, float(window)),
@@ -314,6 +374,11 @@ async def main(arguments: argparse.Namespace) -> None:
         f"\nper request (asyncio, no I/O): LocalGovernor acquire+settle {ours:.2f} us, "
         f"aiolimiter acquire {theirs:.2f} us, ratio {ours / theirs:.2f}"
     )
+    off, on = await telemetry_overhead(arguments.requests)
+    print(
+        f"per request through PlumClient: telemetry off {off:.0f} us, on {on:.0f} us, "
+        f"ratio {on / off:.2f}"
+    )
 
 
 if __name__ == "__main__":
@@ -324,4 +389,8 @@ if __name__ == "__main__":
     parser.add_argument("--windows", type=int, default=10)
     parser.add_argument("--iterations", type=int, default=100_000)
     parser.add_argument("--svg", type=Path, help="also draw the requests per window here")
+    parser.add_argument("--requests", type=int, default=2_000, help="for the telemetry ratio")
+    parser.add_argument(
+        "--telemetry-only", action="store_true", help="measure only telemetry's overhead"
+    )
     anyio.run(main, parser.parse_args())

@@ -30,6 +30,7 @@ from ._errors import (
     ServerError,
     TransportError,
 )
+from ._events import Answered, ClientEvent, EventHook, QuotaWaited, RateLimited, Retrying
 from ._export import ExportResult
 from ._governor import Governor, QuotaKey, Snapshot
 from ._local_governor import LocalGovernor
@@ -85,6 +86,7 @@ def __getattr__(name: str) -> _Any:
 
 __all__ = [
     "APIError",
+    "Answered",
     "AuthenticationError",
     "BadRequestError",
     "Call",
@@ -92,10 +94,12 @@ __all__ = [
     "CallPage",
     "CallType",
     "CallerProfile",
+    "ClientEvent",
     "DecodeError",
     "DetailedCall",
     "DetailedCallPage",
     "DiagnosticFlow",
+    "EventHook",
     "EventReport",
     "ExportError",
     "ExportResult",
@@ -113,9 +117,12 @@ __all__ = [
     "PlumClient",
     "PlumError",
     "QuotaKey",
+    "QuotaWaited",
     "RateLimitError",
+    "RateLimited",
     "RedisGovernor",
     "ResumePoint",
+    "Retrying",
     "ServerError",
     "Snapshot",
     "SyncPageIterator",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from types import TracebackType
 from typing import TYPE_CHECKING, Literal, Self
@@ -34,6 +34,7 @@ from ._endpoints.reports import (
     geographic_location,
 )
 from ._errors import InvalidParameterError
+from ._events import EventHook, Hooks
 from ._governor import Governor, QuotaKey
 from ._local_governor import LocalGovernor
 from ._models import (
@@ -43,6 +44,7 @@ from ._models import (
     PerformanceReport,
     VolumeReport,
 )
+from ._telemetry import load as load_telemetry
 from ._transport import Transport
 
 if TYPE_CHECKING:  # imported when PLUM_REDIS_URL asks for it: most processes never need it
@@ -99,6 +101,9 @@ class PlumClient:
             The docs say ``"profile"`` (``profile/{start}/{end}/{phone}``, the caller
             profile's prefix with one segment fewer: plum-api.md quirk 4), which may be a
             documentation error; one or more ``/``-separated segments move it.
+        event_hooks: callables each called with every ``ClientEvent`` as it happens: an
+            ``Answered`` attempt, a ``Retrying``, a ``QuotaWaited`` (with its length) and a
+            ``RateLimited`` 429 (see ``_events``). They run in the event loop: keep them quick.
         max_response_bytes: the largest body accepted, counted after decompression (64 MiB
             by default); a larger one raises ``DecodeError`` naming the cap, having read no
             more than the cap and one slice past it (a gzip bomb stops there).
@@ -135,6 +140,7 @@ class PlumClient:
         clock: Clock | None = None,
         geographic_resource: str = DEFAULT_GEOGRAPHIC_RESOURCE,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        event_hooks: Sequence[EventHook] = (),
     ) -> None:
         format = arguments.one_of(format, name="format", choices=("json", "xml"))
         timeout, max_retries, max_wait = _request_settings(timeout, max_retries, max_wait)
@@ -147,6 +153,7 @@ class PlumClient:
         max_response_bytes = arguments.count(
             max_response_bytes, name="max_response_bytes", minimum=1
         )
+        hooks = Hooks(arguments.callables(event_hooks, name="event_hooks"))
         self.format: Format = format
         self.clock: Clock = clock if clock is not None else SystemClock()
         self.governor: Governor = (
@@ -179,6 +186,8 @@ class PlumClient:
                 max_wait=max_wait,
                 clock=self.clock,
                 max_response_bytes=max_response_bytes,
+                hooks=hooks,
+                telemetry=load_telemetry(),
             )
         )
 

@@ -17,7 +17,7 @@ says so explicitly.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from contextlib import AbstractContextManager
 from types import TracebackType
 from typing import Any, Concatenate, Generic, ParamSpec, Self, TypeVar, overload
@@ -34,6 +34,7 @@ from ._endpoints.call_details import CallDetails
 from ._endpoints.calls import Calls
 from ._endpoints.events import Events
 from ._endpoints.reports import DEFAULT_GEOGRAPHIC_RESOURCE, PeriodReport, RangeReport
+from ._events import EventHook
 from ._governor import Governor, QuotaKey
 from ._models import (
     CallerProfile,
@@ -300,6 +301,7 @@ class SyncPlumClient:
         clock: Clock | None = None,
         geographic_resource: str = DEFAULT_GEOGRAPHIC_RESOURCE,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        event_hooks: Sequence[EventHook] = (),
     ) -> None:
         build = functools.partial(
             PlumClient,
@@ -317,6 +319,7 @@ class SyncPlumClient:
             clock=clock,
             geographic_resource=geographic_resource,
             max_response_bytes=max_response_bytes,
+            event_hooks=event_hooks,
         )
         self._start(build)
 

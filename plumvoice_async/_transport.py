@@ -29,13 +29,15 @@ import httpx
 
 from ._clock import Clock
 from ._core.decode import decode_response
-from ._core.ratelimit import RateLimit, parse_retry_after
+from ._core.ratelimit import MAX_RETRY_AFTER, RateLimit, parse_retry_after
 from ._core.requests import Api, RequestSpec
 from ._core.retry import retry_delay, should_retry
 from ._credentials import Credentials, CredentialsProvider
 from ._errors import APIError, AuthenticationError, DecodeError, RateLimitError, TransportError
+from ._events import Answered, Hooks, QuotaWaited, RateLimited, Retrying
 from ._governor import Governor, Permit, QuotaKey
 from ._logging import logger
+from ._telemetry import STATUS, OpenTelemetry
 
 __all__ = ["Credentials", "Lifetime", "Transport"]
 
@@ -87,6 +89,8 @@ class Transport:
         max_wait: float | None,
         clock: Clock,
         max_response_bytes: int,
+        hooks: Hooks | None = None,
+        telemetry: OpenTelemetry | None = None,
     ) -> None:
         self._http = http
         self.governor = governor
@@ -99,6 +103,8 @@ class Transport:
         self.clock = clock
         self._jitter = random.Random()  # noqa: S311 - backoff jitter, not cryptography
         self.lifetime = Lifetime()
+        self._telemetry = telemetry
+        self._hooks = (hooks or Hooks()) + Hooks(() if telemetry is None else (telemetry,))
 
     @property
     def timeout(self) -> float | httpx.Timeout:
@@ -137,6 +143,18 @@ class Transport:
         """
         if self.lifetime.closed:
             raise RuntimeError("this PlumClient is closed (or the client it was derived from is)")
+        if self._telemetry is None:
+            return await self._request(spec, model)
+        with self._telemetry.span(spec.operation, spec.group.value) as span:
+            try:
+                answer = await self._request(spec, model)
+            except APIError as exc:
+                span.set_attribute(STATUS, exc.status_code)
+                raise  # the span records the exception and an error status
+            span.set_attribute(STATUS, 200)
+            return answer
+
+    async def _request(self, spec: RequestSpec, model: type[T]) -> T:
         provider = self._credentials.get(spec.group.api)
         if provider is None:
             raise AuthenticationError(
@@ -181,7 +199,7 @@ class Transport:
         attempt = 0
         requeue = False
         while True:
-            outcome = await self._attempt(request, auth, key, requeue=requeue)
+            outcome = await self._attempt(request, auth, key, spec.operation, requeue=requeue)
             status = outcome.status_code if isinstance(outcome, httpx.Response) else None
             response = outcome if isinstance(outcome, httpx.Response) else None
             retry_after = None if response is None else self._retry_after(response)
@@ -189,6 +207,15 @@ class Transport:
             if requeue:
                 assert response is not None
                 max_wait = self._max_wait
+                if self._hooks:
+                    self._hooks.emit(
+                        RateLimited(
+                            spec.operation,
+                            key.group,
+                            reset_at=self._reset_at(response),
+                            retry_after=retry_after,
+                        )
+                    )
                 if retry_after is not None and max_wait is not None and retry_after > max_wait:
                     raise self._retry_after_error(response, retry_after)
                 logger.debug("429 for %s %s: waiting for the reset", key, request.url.path)
@@ -211,6 +238,9 @@ class Transport:
                     self._max_retries,
                 )
                 attempt += 1
+                if self._hooks:
+                    reason = str(status) if status is not None else type(outcome).__name__
+                    self._hooks.emit(Retrying(spec.operation, key.group, attempt, delay, reason))
                 await self.clock.sleep(delay)
                 continue
             if not isinstance(outcome, httpx.Response):
@@ -225,11 +255,16 @@ class Transport:
         request: httpx.Request,
         auth: httpx.BasicAuth | None,
         key: QuotaKey,
+        operation: str,
         *,
         requeue: bool,
     ) -> httpx.Response | httpx.TransportError:
         """One permit, one send, one settle: the answer, or the error that stood for it."""
+        asked_at = self.clock.monotonic()
         permit = await self.governor.acquire(key, max_wait=self._max_wait, retry=requeue)
+        if self._hooks:
+            waited = self.clock.monotonic() - asked_at
+            self._hooks.emit(QuotaWaited(operation, key.group, waited))
         try:
             await anyio.lowlevel.checkpoint_if_cancelled()
         except BaseException:
@@ -242,6 +277,8 @@ class Transport:
             # The request may or may not have reached the server: count it as spent.
             logger.debug("%s %s: %s", request.method, request.url.path, type(exc).__name__)
             await self._settle(permit, status=None, rate_limit=None)
+            if self._hooks:
+                self._hooks.emit(Answered(operation, key.group, None, type(exc).__name__))
             return exc
         except BaseException:
             await self._settle(permit, status=None, rate_limit=None)
@@ -253,6 +290,11 @@ class Transport:
             rate_limit=rate_limit,
             retry_after=self._retry_after(response),
         )
+        if self._hooks:
+            remaining = None if rate_limit is None else rate_limit.remaining
+            self._hooks.emit(
+                Answered(operation, key.group, response.status_code, remaining=remaining)
+            )
         logger.debug(
             "%s %s -> %d (quota %s)",
             request.method,
@@ -278,6 +320,18 @@ class Transport:
     def _retry_after(self, response: httpx.Response) -> float | None:
         """The answer's ``Retry-After`` in seconds from now (``None``: absent or absurd)."""
         return parse_retry_after(response.headers.multi_items(), self.clock.time())
+
+    def _reset_at(self, response: httpx.Response) -> datetime | None:
+        """When a 429's window ends, by its ``Reset - Date`` on our wall clock; ``None`` when
+        its headers are absent or name a reset more than a day away."""
+        rate_limit = RateLimit.from_headers(response.headers.multi_items())
+        if rate_limit is None:
+            return None
+        now = self.clock.time()
+        seconds = rate_limit.seconds_to_reset(now)
+        if not seconds <= MAX_RETRY_AFTER:  # absurd (or nan): unknown, never an overflow
+            return None
+        return datetime.fromtimestamp(now + seconds, tz=UTC)
 
     def _retry_after_error(self, response: httpx.Response, retry_after: float) -> RateLimitError:
         """A 429 whose ``Retry-After`` is beyond ``max_wait``: fail now, not after the wait."""

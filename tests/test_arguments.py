@@ -216,6 +216,7 @@ PLUM_CLIENT_ARGS = {
     "max_wait": Arg((None, 0, 0.5, 3600), NON_NEGATIVE_SECONDS_BAD),
     "clock": Arg((None, FakeClock()), (*CLOCK_BAD, LocalGovernor())),
     "max_response_bytes": Arg((1, 64 * 2**20), POSITIVE_COUNT_BAD),
+    "event_hooks": Arg(((), [print], (print, len)), (print, "x", [1], {"a": print}, None, 5)),
     "geographic_resource": Arg(
         ("profile", "geographic", "geo/graphic"),
         ("", "a b", "..", "../x", "profile/", "/profile", b"profile", 5, None),
@@ -455,11 +456,17 @@ EXEMPT = {
             "SyncPageIterator",
             "ResumePoint",  # a walk's checkpoint; ResumePoint.from_dict checks what it reads
             "ExportResult",
+            "Answered",
+            "QuotaWaited",
+            "RateLimited",
+            "Retrying",
             "Fault",
         ),
         "a record the library builds",
     ),
     "Governor": "a Protocol: it has no constructor",
+    "EventHook": "a type alias (any callable taking a ClientEvent)",
+    "ClientEvent": "a type alias (the union of the event classes)",
 }
 
 

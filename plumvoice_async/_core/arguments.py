@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from typing import Final, TypeVar
+from typing import Any, Final, TypeVar
 
 from .._errors import InvalidParameterError
 from .params import count
@@ -35,6 +35,7 @@ from .requests import QuotaGroup, normalise_base_url
 __all__ = [
     "REDACTED",
     "base_url",
+    "callables",
     "clock",
     "count",
     "finite",
@@ -145,6 +146,17 @@ def base_url(value: object, *, name: str) -> str:
         return normalise_base_url(value, name=name)
     except ValueError as exc:
         raise InvalidParameterError(name, REDACTED, str(exc)) from None
+
+
+def callables(value: object, *, name: str) -> tuple[Any, ...]:
+    """A sequence (not a str, not a mapping) of callables, as a tuple."""
+    if isinstance(value, str | bytes | Mapping) or not isinstance(value, Iterable):
+        raise InvalidParameterError(name, value, "expected a sequence of callables")
+    items = tuple(value)
+    for item in items:
+        if not callable(item):
+            raise InvalidParameterError(name, item, "expected a sequence of callables")
+    return items
 
 
 # --- secrets ---------------------------------------------------------------------------------

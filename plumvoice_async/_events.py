@@ -1,0 +1,105 @@
+"""What a client tells its observers: each answer, retry, wait for quota and 429.
+
+``PlumClient(event_hooks=[hook, ...])`` calls each hook with one event object at the moment it
+happens, in the client's event loop, so a hook must be quick and must not block (count, log,
+put in a queue). The same events feed OpenTelemetry when the ``otel`` extra is installed
+(``_telemetry``). A hook that raises is logged at WARNING and skipped: watching a request must
+never break it.
+
+Every event names the ``operation`` the user called (``calls.page``, ``events.fetch``...) and
+its quota ``group`` (``fuse``, ``voicetrends``, ``voicetrends-auth``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from typing import TypeAlias
+
+import attrs
+
+from ._logging import logger
+
+__all__ = [
+    "Answered",
+    "ClientEvent",
+    "EventHook",
+    "Hooks",
+    "QuotaWaited",
+    "RateLimited",
+    "Retrying",
+]
+
+
+@attrs.frozen
+class Answered:
+    """One attempt ended: ``status`` of the answer, or ``error`` (the exception's type name)
+    when none came; ``remaining`` is the answer's ``X-RateLimit-Remaining``, if it had one."""
+
+    operation: str
+    group: str
+    status: int | None
+    error: str | None = None
+    remaining: int | None = None
+
+
+@attrs.frozen
+class Retrying:
+    """An attempt failed with ``reason`` (a status or an error type); retry ``attempt`` (1 for
+    the first retry) follows after ``delay`` seconds."""
+
+    operation: str
+    group: str
+    attempt: int
+    delay: float
+    reason: str
+
+
+@attrs.frozen
+class QuotaWaited:
+    """A request took its token from the governor after waiting ``seconds`` (0.0: at once)."""
+
+    operation: str
+    group: str
+    seconds: float
+    priority: str = "interactive"
+
+
+@attrs.frozen
+class RateLimited:
+    """The server answered 429; the request waits for ``reset_at`` (when known) and goes again,
+    without spending a retry. ``retry_after`` is the answer's ``Retry-After`` in seconds."""
+
+    operation: str
+    group: str
+    reset_at: datetime | None = None
+    retry_after: float | None = None
+
+
+ClientEvent: TypeAlias = Answered | Retrying | QuotaWaited | RateLimited
+"""Every event a client reports: match on its class (``case Retrying(delay=delay): ...``)."""
+EventHook: TypeAlias = Callable[[ClientEvent], object]
+"""An observer: called with each ``ClientEvent``, in the client's event loop; its result is
+ignored and its exceptions are logged, never raised into the request."""
+
+
+class Hooks:
+    """Strictly private: the hooks of one client, called in order for each event."""
+
+    __slots__ = ("_hooks",)
+
+    def __init__(self, hooks: Iterable[EventHook] = ()) -> None:
+        self._hooks = tuple(hooks)
+
+    def __bool__(self) -> bool:
+        return bool(self._hooks)
+
+    def emit(self, event: ClientEvent) -> None:
+        for hook in self._hooks:
+            try:
+                hook(event)
+            except Exception:  # an observer's bug must not fail the request
+                logger.warning("event hook %r raised on %r", hook, event, exc_info=True)
+
+    def __add__(self, other: Hooks) -> Hooks:
+        return Hooks((*self._hooks, *other._hooks))
