@@ -51,6 +51,7 @@ from ._models import (
     Period,
     VolumeReport,
 )
+from ._raw import RateLimitInfo, RawResponse
 
 if _TYPE_CHECKING:
     from ._redis import RedisGovernor
@@ -119,7 +120,9 @@ __all__ = [
     "QuotaKey",
     "QuotaWaited",
     "RateLimitError",
+    "RateLimitInfo",
     "RateLimited",
+    "RawResponse",
     "RedisGovernor",
     "ResumePoint",
     "Retrying",

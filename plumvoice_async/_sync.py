@@ -30,10 +30,16 @@ from ._clock import Clock
 from ._core.paging import ResumePoint
 from ._core.requests import DEFAULT_FUSE_URL, DEFAULT_VOICETRENDS_URL, QuotaGroup
 from ._credentials import VoiceTrendsLogin
-from ._endpoints.call_details import CallDetails
-from ._endpoints.calls import Calls
-from ._endpoints.events import Events
-from ._endpoints.reports import DEFAULT_GEOGRAPHIC_RESOURCE, PeriodReport, RangeReport
+from ._endpoints.call_details import CallDetails, RawCallDetails
+from ._endpoints.calls import Calls, RawCalls
+from ._endpoints.events import Events, RawEvents
+from ._endpoints.reports import (
+    DEFAULT_GEOGRAPHIC_RESOURCE,
+    PeriodReport,
+    RangeReport,
+    RawPeriodReport,
+    RawRangeReport,
+)
 from ._events import EventHook
 from ._governor import Governor, QuotaKey
 from ._models import (
@@ -44,6 +50,7 @@ from ._models import (
     VolumeReport,
 )
 from ._pagination import PageIterator
+from ._raw import RawView
 from ._transport import Lifetime
 
 __all__ = [
@@ -233,6 +240,17 @@ class SyncCalls(_Facade[Calls]):
     iterate = _walking(Calls.iterate)
     export = _blocking(Calls.export)
 
+    @property
+    def with_raw_response(self) -> SyncRawCalls:
+        """``page`` answering a ``RawResponse``, blocking."""
+        return SyncRawCalls(self._resource.with_raw_response, self._loop)
+
+
+class SyncRawCalls(_Facade[RawView[Calls]]):
+    """``client.calls.with_raw_response`` of ``SyncPlumClient``."""
+
+    page = _blocking(RawCalls.page)
+
 
 class SyncCallDetails(_Facade[CallDetails]):
     """``client.call_details`` of ``SyncPlumClient``: the methods of ``CallDetails``, blocking."""
@@ -242,11 +260,34 @@ class SyncCallDetails(_Facade[CallDetails]):
     export = _blocking(CallDetails.export)
     get = _blocking(CallDetails.get)
 
+    @property
+    def with_raw_response(self) -> SyncRawCallDetails:
+        """``page`` and ``get`` answering a ``RawResponse``, blocking."""
+        return SyncRawCallDetails(self._resource.with_raw_response, self._loop)
+
+
+class SyncRawCallDetails(_Facade[RawView[CallDetails]]):
+    """``client.call_details.with_raw_response`` of ``SyncPlumClient``."""
+
+    page = _blocking(RawCallDetails.page)
+    get = _blocking(RawCallDetails.get)
+
 
 class SyncEvents(_Facade[Events]):
     """``client.events`` of ``SyncPlumClient``."""
 
     fetch = _blocking(Events.fetch)
+
+    @property
+    def with_raw_response(self) -> SyncRawEvents:
+        """``fetch`` answering a ``RawResponse``, blocking."""
+        return SyncRawEvents(self._resource.with_raw_response, self._loop)
+
+
+class SyncRawEvents(_Facade[RawView[Events]]):
+    """``client.events.with_raw_response`` of ``SyncPlumClient``."""
+
+    fetch = _blocking(RawEvents.fetch)
 
 
 class SyncPeriodReport(_Facade[PeriodReport[ReportT]]):
@@ -254,11 +295,33 @@ class SyncPeriodReport(_Facade[PeriodReport[ReportT]]):
 
     fetch = _blocking(PeriodReport[ReportT].fetch)
 
+    @property
+    def with_raw_response(self) -> SyncRawPeriodReport[ReportT]:
+        """``fetch`` answering a ``RawResponse``, blocking."""
+        return SyncRawPeriodReport(self._resource.with_raw_response, self._loop)
+
+
+class SyncRawPeriodReport(_Facade[RawView[PeriodReport[ReportT]]]):
+    """A period report's ``with_raw_response`` of ``SyncPlumClient``."""
+
+    fetch = _blocking(RawPeriodReport[ReportT].fetch)  # type: ignore[misc]  # a generic view's descriptor
+
 
 class SyncRangeReport(_Facade[RangeReport[ReportT]]):
     """A report over the whole range, of ``SyncPlumClient``."""
 
     fetch = _blocking(RangeReport[ReportT].fetch)
+
+    @property
+    def with_raw_response(self) -> SyncRawRangeReport[ReportT]:
+        """``fetch`` answering a ``RawResponse``, blocking."""
+        return SyncRawRangeReport(self._resource.with_raw_response, self._loop)
+
+
+class SyncRawRangeReport(_Facade[RawView[RangeReport[ReportT]]]):
+    """A whole-range report's ``with_raw_response`` of ``SyncPlumClient``."""
+
+    fetch = _blocking(RawRangeReport[ReportT].fetch)  # type: ignore[misc]  # a generic view's descriptor
 
 
 class SyncPlumClient:

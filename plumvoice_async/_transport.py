@@ -16,11 +16,12 @@ the loop once more with the new pair; a second 401 is final.
 from __future__ import annotations
 
 import copy
+import functools
 import random
 import zlib
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
-from typing import TypeVar
+from typing import TypeVar, cast
 
 import anyio
 import anyio.lowlevel
@@ -37,6 +38,7 @@ from ._errors import APIError, AuthenticationError, DecodeError, RateLimitError,
 from ._events import Answered, Hooks, QuotaWaited, RateLimited, Retrying
 from ._governor import Governor, Permit, QuotaKey
 from ._logging import logger
+from ._raw import RateLimitInfo, RawResponse
 from ._telemetry import STATUS, OpenTelemetry
 
 __all__ = ["Credentials", "Lifetime", "Transport"]
@@ -103,6 +105,7 @@ class Transport:
         self.clock = clock
         self._jitter = random.Random()  # noqa: S311 - backoff jitter, not cryptography
         self.lifetime = Lifetime()
+        self._raw = False
         self._telemetry = telemetry
         self._hooks = (hooks or Hooks()) + Hooks(() if telemetry is None else (telemetry,))
 
@@ -126,6 +129,13 @@ class Transport:
         twin = copy.copy(self)
         twin._timeout, twin._max_retries, twin._max_wait = timeout, max_retries, max_wait
         twin.lifetime = Lifetime(parent=self.lifetime)
+        return twin
+
+    def raw(self) -> Transport:
+        """This transport, answering a ``RawResponse`` where it decoded the model (successes
+        only: an error status still raises), for ``with_raw_response``."""
+        twin = copy.copy(self)
+        twin._raw = True
         return twin
 
     async def request(self, spec: RequestSpec, model: type[T]) -> T:
@@ -248,6 +258,8 @@ class Transport:
                     f"{request.method} {request.url.host}{request.url.path} failed "
                     f"after {attempt + 1} attempts: {type(outcome).__name__}"
                 ) from outcome
+            if self._raw and outcome.status_code < 400:
+                return cast(T, self._raw_response(outcome, model))
             return await self._decode(outcome, model)
 
     async def _attempt(
@@ -320,6 +332,22 @@ class Transport:
     def _retry_after(self, response: httpx.Response) -> float | None:
         """The answer's ``Retry-After`` in seconds from now (``None``: absent or absurd)."""
         return parse_retry_after(response.headers.multi_items(), self.clock.time())
+
+    def _raw_response(self, response: httpx.Response, model: type[T]) -> RawResponse[T]:
+        rate_limit = RateLimit.from_headers(response.headers.multi_items())
+        reset_at = self._reset_at(response)
+        info = (
+            None
+            if rate_limit is None or reset_at is None
+            else RateLimitInfo(rate_limit.limit, rate_limit.remaining, reset_at)
+        )
+        return RawResponse(
+            response,
+            info,
+            decode=functools.partial(
+                decode_response, response.status_code, response.headers, response.content, model
+            ),
+        )
 
     def _reset_at(self, response: httpx.Response) -> datetime | None:
         """When a 429's window ends, by its ``Reset - Date`` on our wall clock; ``None`` when

@@ -456,6 +456,8 @@ EXEMPT = {
             "SyncPageIterator",
             "ResumePoint",  # a walk's checkpoint; ResumePoint.from_dict checks what it reads
             "ExportResult",
+            "RawResponse",
+            "RateLimitInfo",
             "Answered",
             "QuotaWaited",
             "RateLimited",

@@ -69,11 +69,18 @@ def test_every_resource_and_method_has_its_blocking_twin(client):
     }
     assert {"calls", "call_details", "events", "geographic"} <= resources.keys()
     for name, resource in resources.items():
-        methods = {m for m in dir(type(resource)) if not m.startswith("_")}
         twin = getattr(client, name)
-        for method in methods:
-            ours = inspect.signature(getattr(twin, method))
-            assert ours == inspect.signature(getattr(resource, method)), (name, method)
+        pairs = [(resource, twin), (resource.with_raw_response, twin.with_raw_response)]
+        for theirs, ours in pairs:
+            methods = {
+                m
+                for m in dir(type(theirs))
+                if not m.startswith("_") and callable(getattr(theirs, m))
+            }
+            assert methods, name
+            for method in methods:
+                signature = inspect.signature(getattr(ours, method))
+                assert signature == inspect.signature(getattr(theirs, method)), (name, method)
 
 
 def test_pages_reports_and_logs_block_and_answer(client, simulator):

@@ -10,10 +10,11 @@ from .._encoding import OutputFormat
 from .._export import ExportResult, ProgressHook, export_call_logs
 from .._models import CallEvent, DetailedCall, DetailedCallPage
 from .._pagination import PageIterator, ResumePoint
+from .._raw import RawView, raw
 from .._transport import Transport
 from .calls import session_id_of
 
-__all__ = ["CallDetails"]
+__all__ = ["CallDetails", "RawCallDetails"]
 
 
 class CallDetails:
@@ -22,6 +23,11 @@ class CallDetails:
     def __init__(self, transport: Transport, base_url: str) -> None:
         self._transport = transport
         self._base_url = base_url
+
+    @property
+    def with_raw_response(self) -> RawCallDetails:
+        """The same methods, answering a ``RawResponse`` (headers, quota, ``parse()``)."""
+        return RawCallDetails(self)
 
     async def page(
         self,
@@ -164,3 +170,10 @@ class CallDetails:
             now=now,
         )
         return await self._transport.request(spec, DetailedCallPage)
+
+
+class RawCallDetails(RawView[CallDetails]):
+    """``call_details.with_raw_response``: ``page``, ``get`` answering ``RawResponse``."""
+
+    page = raw(CallDetails.page)
+    get = raw(CallDetails.get)

@@ -10,9 +10,10 @@ from .._encoding import OutputFormat
 from .._export import ExportResult, ProgressHook, export_call_logs
 from .._models import Call, CallPage
 from .._pagination import PageIterator, ResumePoint
+from .._raw import RawView, raw
 from .._transport import Transport
 
-__all__ = ["Calls", "session_id_of"]
+__all__ = ["Calls", "RawCalls", "session_id_of"]
 
 
 def session_id_of(call: Call) -> str:
@@ -26,6 +27,11 @@ class Calls:
     def __init__(self, transport: Transport, base_url: str) -> None:
         self._transport = transport
         self._base_url = base_url
+
+    @property
+    def with_raw_response(self) -> RawCalls:
+        """The same methods, answering a ``RawResponse`` (headers, quota, ``parse()``)."""
+        return RawCalls(self)
 
     async def page(
         self,
@@ -137,3 +143,9 @@ class Calls:
             concurrency=concurrency,
             progress=progress,
         )
+
+
+class RawCalls(RawView[Calls]):
+    """``calls.with_raw_response``: ``page`` answering ``RawResponse``."""
+
+    page = raw(Calls.page)

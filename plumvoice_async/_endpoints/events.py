@@ -6,9 +6,10 @@ from datetime import date
 
 from .._core.requests import events_request
 from .._models import EventReport, Period
+from .._raw import RawView, raw
 from .._transport import Transport
 
-__all__ = ["Events"]
+__all__ = ["Events", "RawEvents"]
 
 
 class Events:
@@ -17,6 +18,11 @@ class Events:
     def __init__(self, transport: Transport, base_url: str) -> None:
         self._transport = transport
         self._base_url = base_url
+
+    @property
+    def with_raw_response(self) -> RawEvents:
+        """The same methods, answering a ``RawResponse`` (headers, quota, ``parse()``)."""
+        return RawEvents(self)
 
     async def fetch(
         self,
@@ -39,3 +45,9 @@ class Events:
         """
         spec = events_request(self._base_url, start=start, end=end, period=period, phone=phone)
         return await self._transport.request(spec, EventReport)
+
+
+class RawEvents(RawView[Events]):
+    """``events.with_raw_response``: ``fetch`` answering ``RawResponse``."""
+
+    fetch = raw(Events.fetch)

@@ -15,9 +15,17 @@ import attrs
 
 from .._core.requests import GEOGRAPHIC, VoiceTrendsReport, report_request
 from .._models import Period
+from .._raw import RawView, raw
 from .._transport import Transport
 
-__all__ = ["DEFAULT_GEOGRAPHIC_RESOURCE", "PeriodReport", "RangeReport", "geographic_location"]
+__all__ = [
+    "DEFAULT_GEOGRAPHIC_RESOURCE",
+    "PeriodReport",
+    "RangeReport",
+    "RawPeriodReport",
+    "RawRangeReport",
+    "geographic_location",
+]
 
 R = TypeVar("R")
 
@@ -41,6 +49,11 @@ class PeriodReport(Generic[R]):
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self._report.name}>"
+
+    @property
+    def with_raw_response(self) -> RawPeriodReport[R]:
+        """The same ``fetch``, answering a ``RawResponse`` (headers, quota, ``parse()``)."""
+        return RawPeriodReport(self)
 
     async def fetch(
         self,
@@ -81,6 +94,11 @@ class RangeReport(Generic[R]):
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self._report.name}>"
 
+    @property
+    def with_raw_response(self) -> RawRangeReport[R]:
+        """The same ``fetch``, answering a ``RawResponse`` (headers, quota, ``parse()``)."""
+        return RawRangeReport(self)
+
     async def fetch(
         self, start: date | str | int, end: date | str | int, *, phone: str, period: None = None
     ) -> R:
@@ -98,6 +116,18 @@ class RangeReport(Generic[R]):
             self._base_url, self._report, start=start, end=end, phone=phone, period=period
         )
         return await self._transport.request(spec, self._model)
+
+
+class RawPeriodReport(RawView[PeriodReport[R]]):
+    """A period report's ``with_raw_response``: ``fetch`` answering ``RawResponse``."""
+
+    fetch = raw(PeriodReport[R].fetch)
+
+
+class RawRangeReport(RawView[RangeReport[R]]):
+    """A whole-range report's ``with_raw_response``: ``fetch`` answering ``RawResponse``."""
+
+    fetch = raw(RangeReport[R].fetch)
 
 
 def geographic_location(base_url: str, resource: object) -> tuple[str, VoiceTrendsReport]:
