@@ -79,6 +79,11 @@ from .scripts import Scripts, bucket_args, import_redis
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
+# Interim copies of the spec's constants until gov-core (bucket.py, ratelimit.py) lands.
+MAX_HEADER_COUNT = 10**6
+MAX_RESET_WINDOWS = 4
+NO_HEADER_PROOF = 3
+
 __all__ = ["RedisGovernor"]
 
 
@@ -223,8 +228,12 @@ class RedisGovernor:
         waiter = Waiter(now, None if max_wait is None else now + max_wait)
         lane.enqueue(waiter, retry=retry)
         if max_wait is not None and lane.pump is not None and lane.last is not None:
-            # Refused at once on what Redis said last, not after the pump's next round trip.
+            # Refused at once on what Redis said last, not after the pump's next round trip;
+            # else the pump wakes by its deadline to refuse it then at the latest.
             self._refuse_lost_causes(lane, lane.last.aged(now - lane.last_at))
+            if waiter.outcome is None and waiter.deadline is not None:
+                lane.wake_by(waiter.deadline)
+                lane.stir()
         outcome = await self._queue(lane, waiter)
         if isinstance(outcome, Unavailable):
             return await self._unavailable(key, max_wait=max_wait, retry=retry)
@@ -235,29 +244,40 @@ class RedisGovernor:
         return Permit(key, outcome)
 
     async def settle(
-        self, permit: Permit, *, status: int | None, rate_limit: RateLimit | None
+        self,
+        permit: Permit,
+        *,
+        status: int | None,
+        rate_limit: RateLimit | None,
+        retry_after: float | None = None,
     ) -> None:
         """Reconcile the shared bucket with the answer; hand what it frees to this process's
-        queue. Never waits for quota."""
+        queue (after the processes that waited longer). Never waits for quota.
+
+        ``retry_after``: seconds a 429 without ``X-RateLimit-*`` headers asked to wait; the
+        gate closes that long plus ``margin``, then one probe goes.
+        """
         token = permit.token
         if isinstance(token, _Borrowed):
             assert self._fallback is not None
-            await self._fallback.settle(token.permit, status=status, rate_limit=rate_limit)
+            await self._fallback.settle(
+                token.permit,
+                status=status,
+                rate_limit=self._fallback_share_of(permit.key, rate_limit),
+            )  # MERGE-TODO: retry_after once gov-core's LocalGovernor takes it
             return
         if not isinstance(token, Lease):
             return
-        headers = ["0", "0", "0", "0", ""]
-        if rate_limit is not None:
-            date = "" if rate_limit.server_date is None else repr(rate_limit.server_date)
-            headers = [
-                "1",
-                str(rate_limit.limit),
-                str(rate_limit.remaining),
-                repr(rate_limit.reset),
-                date,
-            ]
-        extra = [token.number, "" if status is None else str(status), *headers]
-        extra.append(round(NO_DATE_MARGIN * 1000))
+        extra = [
+            token.number,
+            "" if status is None else str(status),
+            *_header_args(rate_limit),
+            round(NO_DATE_MARGIN * 1000),
+            "" if retry_after is None else repr(float(retry_after)),
+            MAX_RESET_WINDOWS,
+            MAX_HEADER_COUNT,
+            NO_HEADER_PROOF,
+        ]
         lane = self._lane(permit.key)
         try:
             reply = await self._run(lane, "settle", extra)
@@ -337,9 +357,11 @@ class RedisGovernor:
                     await waiter.sleep()
         except BaseException:
             lane.remove(waiter)
-            if isinstance(waiter.outcome, Lease):  # handed over, not taken: give it back
-                with anyio.CancelScope(shield=True):
+            with anyio.CancelScope(shield=True):
+                if isinstance(waiter.outcome, Lease):  # handed over, not taken: give it back
                     await self.release(Permit(lane.key, waiter.outcome))
+                elif lane.marked and not lane.waiting:
+                    await self._unmark(lane)
             raise
         return waiter.outcome
 
@@ -393,6 +415,8 @@ class RedisGovernor:
             if reply.grantable > 0:  # more waiters came than were asked for
                 lane.news = True
         lane.stir()  # to look at the new plan
+        if lane.marked and not lane.waiting:  # refused, or served by another answer
+            await self._unmark(lane)
         if surplus:
             with anyio.CancelScope(shield=True):
                 for number in surplus:
@@ -405,9 +429,21 @@ class RedisGovernor:
     # -- Redis and its absence ----------------------------------------------------------------
 
     async def _run(self, lane: Lane, verb: str, extra: list[Any] | None = None) -> Reply:
+        want = lane.waiting
         reply = await self._scripts.run(lane, verb, extra)
+        if verb != "view":
+            lane.marked = len(reply.granted) < want
         lane.learn(reply, self._clock.monotonic(), self.recheck)
         return reply
+
+    async def _unmark(self, lane: Lane) -> None:
+        """Take back this process's turn among the waiting processes: its last waiter left, and
+        the turn would hold tokens back from the others for nobody until it lapsed."""
+        try:
+            reply = await self._run(lane, "release", [""])
+        except GovernorUnavailableError:
+            return  # the mark lapses on its own, ``2 * recheck`` after it was set
+        await self._apply(lane, reply)
 
     def _in_fallback(self) -> bool:
         if self._down_until is None:
@@ -438,6 +474,34 @@ class RedisGovernor:
         return Permit(key, _Borrowed(permit))
 
     # -- helpers ------------------------------------------------------------------------------
+
+    def _fallback_share_of(self, key: QuotaKey, rate_limit: RateLimit | None) -> RateLimit | None:
+        """What the fallback bucket is told of an answer: the top ``fallback_share`` of it.
+
+        The fallback ``LocalGovernor`` would otherwise adopt the server's ``Limit`` and
+        ``Remaining`` and spend the whole window alone (issue 11: 15 admitted where 5 were
+        promised). It is told ``Limit = cap`` (``fallback_share`` of the configured limit) and
+        ``Remaining`` less the ``Limit - cap`` tokens left to everybody else: the server's own
+        count is the one thing every process still shares, so each process in fallback admits
+        at most ``cap`` per window (its own spends lower the ``Remaining`` it is told one for
+        one), all of them together at most ``cap`` (they read the same count), and none ever
+        more than the server has left: no 429 from our own traffic, however many processes
+        lose Redis at once. Conservative on purpose: without Redis nobody can tell how many
+        processes share the window. Implausible values go through unchanged: the bucket
+        ignores them (rule 4 of the spec), and scaling must not make them plausible.
+        """
+        if rate_limit is None or not (
+            0 < rate_limit.limit <= MAX_HEADER_COUNT
+            and 0 <= rate_limit.remaining <= MAX_HEADER_COUNT
+        ):
+            return rate_limit
+        cap = max(1, math.floor(self._quota(key)[0] * self.fallback_share))
+        others = max(0, rate_limit.limit - cap)
+        return attrs.evolve(
+            rate_limit,
+            limit=min(rate_limit.limit, cap),
+            remaining=max(0, rate_limit.remaining - others),
+        )
 
     def _quota(self, key: QuotaKey) -> tuple[int, float]:
         return self._quotas.get(key.group, (self.limit, self.window))
@@ -473,6 +537,21 @@ class RedisGovernor:
             f"margin={self.margin:g}s lease={self.lease:g}s fallback={self.fallback!r} "
             f"buckets={len(self._lanes)} waiting={waiting}>"
         )
+
+
+def _header_args(rate_limit: RateLimit | None) -> list[str]:
+    """``ARGV[13..17]`` of ``settle.lua``: whether there were headers, then their values as
+    text (the script treats implausible ones as absent, as the bucket does)."""
+    if rate_limit is None:
+        return ["0", "0", "0", "0", ""]
+    date = "" if rate_limit.server_date is None else repr(float(rate_limit.server_date))
+    return [
+        "1",
+        str(rate_limit.limit),
+        str(rate_limit.remaining),
+        repr(float(rate_limit.reset)),
+        date,
+    ]
 
 
 def _require_asyncio() -> None:

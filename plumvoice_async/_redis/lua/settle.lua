@@ -2,7 +2,8 @@
 -- answer hands tokens over, as the local governor's settle does). ARGV: 11 the lease (admission
 -- number), 12 status ('' = no answer), 13 '1' if the answer had X-RateLimit headers, 14 Limit,
 -- 15 Remaining, 16 Reset, 17 Date ('' = none), 18 the extra margin (ms) when a Reset must be
--- read without any Date.
+-- read without any Date, 19 Retry-After seconds ('' = none), 20 MAX_RESET_WINDOWS, 21 the
+-- largest plausible Limit or Remaining, 22 NO_HEADER_PROOF (bucket.py's constants).
 advance()
 local member, status = ARGV[11], ARGV[12]
 local admitted = redis.call('ZREM', leases, member) == 1
@@ -16,6 +17,28 @@ local function forget_reported(number)
       redis.call('ZREM', unreported, entry)
     end
   end
+end
+
+local function plausible()
+  -- Header values that are not finite, negative or implausible are treated as absent (rule 4
+  -- of the governor spec): nothing a header says may raise, or keep the bucket from reopening.
+  local values = {tonumber(ARGV[14]), tonumber(ARGV[15]), tonumber(ARGV[16])}
+  if ARGV[17] ~= '' then values[4] = tonumber(ARGV[17]) end
+  for i = 1, 3 do
+    local v = values[i]
+    if v == nil or v ~= v or v < 0 or v == math.huge then return false end
+  end
+  local date = values[4]
+  if ARGV[17] ~= '' and (date == nil or date ~= date or date < 0 or date == math.huge) then
+    return false
+  end
+  local most = tonumber(ARGV[21])
+  if values[1] < 1 or values[1] > most or values[2] > most then return false end
+  local horizon = tonumber(ARGV[20]) * window / 1000
+  local reset = values[3]
+  if reset < 1000000000 then return reset <= horizon end
+  -- With no Date: the server's clock as an earlier Date placed it, else ours.
+  return reset - (date or (now + (offset or 0)) / 1000) <= horizon
 end
 
 local function window_of()
@@ -45,36 +68,58 @@ local function compare(e, reset)
 end
 
 local function resync(closed)
-  speaks = true
+  speaks, silent = true, 0
   forget_reported(admitted and tonumber(member) or nil)
   local e, reset = window_of()
-  local reported = closed and 0 or tonumber(ARGV[15])
   local reported_limit = tonumber(ARGV[14])
+  if closed then
+    -- A 429 closes the gate until its own end, whatever window we believed current (later,
+    -- the same, or an earlier one: servers behind one host may disagree); that window is the
+    -- one we know from now on, and its end brings one probe.
+    phase, sreset, send, wend, remaining, limit = 'server', reset, e, e, 0, reported_limit
+    if e <= now then advance() end
+    return 'closed'
+  end
+  local reported = tonumber(ARGV[15])
   local relation = compare(e, reset)
   if relation > 0 then
-    phase, sreset, send, wend, remaining = 'server', reset, e, e, reported
-    if reported_limit > 0 then limit = reported_limit end
+    phase, sreset, send, wend, remaining, limit = 'server', reset, e, e, reported, reported_limit
     if e <= now then advance() end
-    return closed and 'closed' or 'new window'
+    return 'new window'
   end
   if relation < 0 or phase ~= 'server' then return 'stale' end
   send = math.min(send, e)
   wend = send
   local lowered = reported < remaining
   remaining = math.min(remaining, reported)
-  if reported_limit > 0 then limit = reported_limit end
+  limit = reported_limit
   if send <= now then advance() end
-  if closed then return 'closed' end
   return lowered and 'lowered' or 'unchanged'
 end
 
+local function retry_after()
+  -- Seconds a 429 without X-RateLimit headers asked us to wait, if it said (nil: it did not).
+  local seconds = tonumber(ARGV[19])
+  if seconds == nil or seconds ~= seconds or seconds < 0 then return nil end
+  if seconds > tonumber(ARGV[20]) * window / 1000 then return nil end -- implausible
+  return seconds
+end
+
 local outcome
-if ARGV[13] == '1' then
+if ARGV[13] == '1' and plausible() then
   outcome = resync(status == '429')
 elseif not admitted then
   outcome = 'unknown'
 elseif status == '429' then
-  if phase == 'probing' then open_local() end
+  local seconds = retry_after()
+  if seconds then
+    -- Closed for as long as it said, then one probe (a server without headers: a new local
+    -- window instead), whose answer is adopted whatever window it names.
+    if phase ~= 'local' then phase, sreset, send = 'server', nil, nil end
+    wend = now + seconds * 1000 + margin
+  elseif phase == 'probing' then
+    open_local()
+  end
   remaining = 0
   outcome = 'closed'
 else
@@ -84,9 +129,17 @@ else
   elseif status == '' then
     outcome = 'no answer'
   else
-    speaks = false
-    open_local()
-    outcome = 'local'
+    -- A probe answered without headers (a proxy's error page) says nothing about the window:
+    -- keep probing, one request at a time, until enough such answers in a row prove that the
+    -- server sends no headers at all.
+    silent = silent + 1
+    if silent >= tonumber(ARGV[22]) then
+      speaks = false
+      open_local()
+      outcome = 'local'
+    else
+      outcome = 'probing'
+    end
   end
 end
 local granted = grant()
