@@ -731,6 +731,88 @@ async def test_retry_after_on_a_429_without_headers_closes_the_gate_that_long(fa
     assert (await governor.snapshot(KEY)).remaining == 3
 
 
+async def _quiet(*governors: RedisGovernor) -> None:
+    """Until every lane with waiters has its pump asleep on its plan, subscribed, with no news,
+    twice in a row 50 ms apart (real time, bounded): pub/sub messages and round trips done."""
+
+    def asleep() -> bool:
+        lanes = [lane for g in governors for lane in g._lanes.values() if lane.waiting]
+        return all(lane.listening and lane.nap is not None and not lane.news for lane in lanes)
+
+    with anyio.fail_after(5):
+        while True:
+            await anyio.sleep(0.05)
+            if asleep():
+                await anyio.sleep(0.05)
+                if asleep():
+                    return
+
+
+async def test_no_process_with_waiters_is_passed_over_for_more_than_one_window(redis_url, prefix):
+    """Issue 11, case 8: a settle handed what it freed to its own process first, so a busy
+    process kept another waiting window after window. The process that has waited longer is
+    served first (its turn among processes), and one served in part goes to the back."""
+    clock = FakeClock(start=1_700_000_040.0)  # a 60 s boundary
+    governors = {
+        name: RedisGovernor.from_url(
+            redis_url,
+            limit=4,
+            window=60.0,
+            prefix=prefix,
+            recheck=DAY,
+            clock=clock,
+            _time_from_clock=True,
+        )
+        for name in ("busy", "other")
+    }
+    busy, other = governors["busy"], governors["other"]
+    spent: Counter[int] = Counter()
+    served: list[tuple[str, int]] = []
+
+    def window() -> int:
+        return math.floor(clock.time() / 60) - math.floor(1_700_000_040.0 / 60)
+
+    async def send(name: str, permit: Permit) -> None:
+        index = window()
+        spent[index] += 1
+        served.append((name, index))
+        status, left = (200, 4 - spent[index]) if spent[index] <= 4 else (429, 0)
+        await governors[name].settle(permit, status=status, rate_limit=answer(clock, left, limit=4))
+
+    async def task(name: str) -> None:
+        await send(name, await governors[name].acquire(KEY))
+
+    try:
+        probe = await busy.acquire(KEY)
+        async with anyio.create_task_group() as group:
+            for _ in range(10):  # more than two windows' worth: turns must alternate
+                group.start_soon(task, "other")
+            await _quiet(other)
+            await clock.advance(0.01)  # the busy process's waiters come after
+            for _ in range(10):
+                group.start_soon(task, "busy")
+            await _quiet(busy, other)
+            await send("busy", probe)  # its answer frees 3 tokens
+            await _quiet(busy, other)
+            for _ in range(7):
+                # Past the next window's end at the server, our margin (1 s), Date's 1 s.
+                await clock.advance(60.0 - clock.time() % 60.0 + 2.0)
+                await _quiet(busy, other)
+            group.cancel_scope.cancel()  # whoever still waits was stranded: asserted below
+    finally:
+        for governor in governors.values():
+            await governor.aclose()
+    assert spent[0] <= 4
+    assert all(count <= 4 for count in spent.values()), spent  # no 429 from our traffic
+    assert len(served) == 21
+    assert ("other", 0) in served, served  # the first answer's tokens went to it
+    for name in governors:
+        # While it still waited, neither was passed over two windows running.
+        windows = {index for who, index in served if who == name}
+        for index in range(max(windows)):
+            assert index in windows or index + 1 in windows, (name, served)
+
+
 # -- Redis itself --------------------------------------------------------------------------
 
 
