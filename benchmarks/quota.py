@@ -69,7 +69,12 @@ class AiolimiterGovernor:
         return Permit(key)
 
     async def settle(
-        self, permit: Permit, *, status: int | None, rate_limit: RateLimit | None
+        self,
+        permit: Permit,
+        *,
+        status: int | None,
+        rate_limit: RateLimit | None,
+        retry_after: float | None = None,
     ) -> None:
         pass
 
@@ -95,7 +100,12 @@ class SleepUntilResetGovernor:
         return Permit(key)
 
     async def settle(
-        self, permit: Permit, *, status: int | None, rate_limit: RateLimit | None
+        self,
+        permit: Permit,
+        *,
+        status: int | None,
+        rate_limit: RateLimit | None,
+        retry_after: float | None = None,
     ) -> None:
         if status == 429 and rate_limit is not None:
             self._reset.set(rate_limit.reset)

@@ -5,9 +5,10 @@ drives it with four verbs:
 
 - ``acquire(key)`` waits (FIFO) for a token and returns a ``Permit``; it raises
   ``RateLimitError`` at once when the wait would exceed ``max_wait``.
-- ``settle(permit, status=..., rate_limit=...)`` reports the answer: its ``X-RateLimit-*``
-  headers re-synchronise the bucket, a 429 closes it until the reset, and ``status=None``
-  means the request went out but no answer came back (it counts as spent).
+- ``settle(permit, status=..., rate_limit=..., retry_after=...)`` reports the answer: its
+  ``X-RateLimit-*`` headers re-synchronise the bucket, a 429 closes it until its own reset
+  (or, without those headers, for its ``Retry-After``), and ``status=None`` means the request
+  went out but no answer came back (it counts as spent).
 - ``release(permit)`` returns the token of a request that was never sent.
 - ``snapshot(key)`` shows the bucket's state.
 """
@@ -49,8 +50,9 @@ class Snapshot:
     server's ``Remaining`` less the requests in flight); ``reset_at`` the window's end as the
     local clock reads it (``None`` while the window is unknown); ``phase`` what the governor
     knows of the window: ``"probing"`` (unknown: one request goes first, the rest after its
-    answer), ``"server"`` (synchronised with the server's headers), ``"local"`` (the server sent
-    no headers: counting locally), or ``None`` when a governor does not say.
+    answer), ``"server"`` (synchronised with the server's headers), ``"local"`` (the server sends
+    no headers: counting locally), ``"closed"`` (a 429 said the quota is spent: nothing goes
+    until the end it named, then one probe), or ``None`` when a governor does not say.
     """
 
     limit: int
@@ -79,9 +81,20 @@ class Governor(Protocol):
         ...
 
     async def settle(
-        self, permit: Permit, *, status: int | None, rate_limit: RateLimit | None
+        self,
+        permit: Permit,
+        *,
+        status: int | None,
+        rate_limit: RateLimit | None,
+        retry_after: float | None = None,
     ) -> None:
-        """Report the answer to a sent request (``status=None``: sent, no answer)."""
+        """Report the answer to a sent request (``status=None``: sent, no answer).
+
+        ``retry_after``: the answer's ``Retry-After`` as seconds from its receipt (the transport
+        converts an HTTP date against the answer's ``Date``), or ``None``. Only a 429 without
+        ``X-RateLimit-*`` headers uses it: the gate closes that long (plus the margin), then
+        one probe goes.
+        """
         ...
 
     async def release(self, permit: Permit) -> None:

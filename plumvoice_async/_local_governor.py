@@ -7,12 +7,19 @@ The one timer is the head of the queue: it alone sleeps until the bucket's next 
 dispatches for everybody; when the head changes (served, cancelled, overtaken by a re-queued
 429) the role passes to the new head. Bookkeeping on cancellation is synchronous (no await),
 so it runs to completion even inside a cancelled scope.
+
+Buckets that have gone idle (``Bucket.idle``: nothing in flight, nobody waiting, their window
+over) are dropped, so a backend holding many accounts does not keep every bucket it ever made.
+At most one pass over the buckets starts per (shortest) window, since buckets only go idle as
+windows end, and it proceeds ``_SWEEP_STEP`` buckets per ``acquire``: O(1) per acquire, and
+nothing at all between passes.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+import math
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 
 import anyio
@@ -31,6 +38,11 @@ DEFAULT_AUTH_QUOTA = (15, 900.0)
 """VoiceTrends authentication: 15 attempts per 15 minutes (plum-api.md 1.3)."""
 
 _GRANTED = object()
+
+_SWEEP_STEP = 2
+"""Buckets examined for idleness per ``acquire`` while a pass is under way."""
+
+_LATEST = datetime.max.replace(tzinfo=UTC)
 
 
 class _Waiter:
@@ -94,7 +106,17 @@ class LocalGovernor:
         clock: the clock to read and sleep on (``SystemClock`` by default).
     """
 
-    __slots__ = ("_clock", "_lanes", "_quotas", "limit", "margin", "window")
+    __slots__ = (
+        "_clock",
+        "_lanes",
+        "_lanes_peak",
+        "_next_pass",
+        "_quotas",
+        "_sweep",
+        "limit",
+        "margin",
+        "window",
+    )
 
     def __init__(
         self,
@@ -120,6 +142,9 @@ class LocalGovernor:
             quotas[group] = (group_limit, float(group_window))
         self._quotas = quotas
         self._lanes: dict[QuotaKey, _Lane] = {}
+        self._lanes_peak = 0  # the most lanes since the dict was last rebuilt
+        self._sweep: Iterator[QuotaKey] | None = None  # the pass under way
+        self._next_pass = -math.inf  # when the next pass may start (monotonic)
 
     # -- the four verbs -----------------------------------------------------------------------
 
@@ -133,11 +158,12 @@ class LocalGovernor:
                 request exceeds ``max_wait`` (also while waiting, as soon as an answer shows
                 the forecast grew past it); ``reset_at`` says when its turn would have come.
         """
+        clock = self._clock
+        now, wall = clock.monotonic(), clock.time()
+        self._drop_idle(now, wall)
         lane = self._lane(key)
         bucket = lane.bucket
-        clock = self._clock
-        now = clock.monotonic()
-        ticket = bucket.try_admit(now, clock.time())
+        ticket = bucket.try_admit(now, wall)
         if ticket is not None:
             return Permit(key, ticket)
         ticket = bucket.enqueue(now, front=retry, max_wait=max_wait)
@@ -168,16 +194,40 @@ class LocalGovernor:
         return Permit(key, ticket)
 
     async def settle(
-        self, permit: Permit, *, status: int | None, rate_limit: RateLimit | None
+        self,
+        permit: Permit,
+        *,
+        status: int | None,
+        rate_limit: RateLimit | None,
+        retry_after: float | None = None,
     ) -> None:
-        """Reconcile the bucket with the answer (``status=None``: sent, no answer). Never waits."""
+        """Reconcile the bucket with the answer (``status=None``: sent, no answer). Never waits.
+
+        ``retry_after`` (seconds from receipt) closes the bucket that long after a 429 without
+        ``X-RateLimit-*`` headers. Implausible header values are ignored, logged at DEBUG.
+        """
         lane = self._lanes.get(permit.key)
         if lane is None or not isinstance(permit.token, int):
             return
         clock = self._clock
-        sync = lane.bucket.settle(
-            permit.token, clock.monotonic(), clock.time(), status=status, rate_limit=rate_limit
+        bucket = lane.bucket
+        ignored = bucket.ignored_headers
+        sync = bucket.settle(
+            permit.token,
+            clock.monotonic(),
+            clock.time(),
+            status=status,
+            rate_limit=rate_limit,
+            retry_after=retry_after,
         )
+        if bucket.ignored_headers != ignored:
+            logger.debug(
+                "quota %s: status %s: implausible quota headers ignored (%r, retry_after=%r)",
+                lane.key,
+                status,
+                rate_limit,
+                retry_after,
+            )
         if logger.isEnabledFor(logging.DEBUG):
             self._log_sync(lane, status, sync)
         if lane.waiters:
@@ -258,16 +308,47 @@ class LocalGovernor:
     # -- helpers ------------------------------------------------------------------------------
 
     def _lane(self, key: QuotaKey) -> _Lane:
-        lane = self._lanes.get(key)
+        lanes = self._lanes
+        lane = lanes.get(key)
         if lane is None:
             limit, window = self._quotas.get(key.group, (self.limit, self.window))
-            lane = self._lanes[key] = _Lane(key, Bucket(limit, window, margin=self.margin))
+            lane = lanes[key] = _Lane(key, Bucket(limit, window, margin=self.margin))
+            self._lanes_peak = max(self._lanes_peak, len(lanes))
         return lane
 
+    def _drop_idle(self, now: float, wall: float) -> None:
+        """Go on with the pass over the buckets (or start one, once per window): drop the idle."""
+        lanes = self._lanes
+        sweep = self._sweep
+        if sweep is None:
+            if now < self._next_pass:
+                return
+            self._next_pass = now + min(window for _, window in self._quotas.values())
+            sweep = self._sweep = iter(list(lanes))
+        for _ in range(_SWEEP_STEP):
+            key = next(sweep, None)
+            if key is None:
+                self._sweep = None
+                # A dict never shrinks by itself: rebuild it once most of its entries have
+                # gone (O(n), at most once per pass of n / _SWEEP_STEP acquires).
+                if len(lanes) < self._lanes_peak // 4:
+                    self._lanes = dict(lanes)
+                    self._lanes_peak = len(lanes)
+                return
+            lane = lanes.get(key)
+            if lane is not None and not lane.waiters and lane.bucket.idle(now, wall):
+                del lanes[key]
+
     def _wall(self, monotonic: float) -> datetime:
-        """A local monotonic instant as a UTC datetime, by the local wall clock."""
+        """A local monotonic instant as a UTC datetime, by the local wall clock.
+
+        Never raises: an instant beyond what ``datetime`` can hold reads as its latest.
+        """
         clock = self._clock
-        return datetime.fromtimestamp(clock.time() + (monotonic - clock.monotonic()), tz=UTC)
+        try:
+            return datetime.fromtimestamp(clock.time() + (monotonic - clock.monotonic()), tz=UTC)
+        except (OverflowError, OSError, ValueError):
+            return _LATEST
 
     def _refusal_error(
         self, key: QuotaKey, refusal: Refusal, max_wait: float | None

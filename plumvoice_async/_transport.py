@@ -2,9 +2,11 @@
 
 This is the only module that sends. The order of events per attempt is the quota contract:
 take a permit; if cancelled before sending, give it back; send; settle the permit with the
-answer's ``X-RateLimit-*`` headers (or with no answer); then decide. A 429 re-queues the same
-request at the front of the governor's queue without spending a retry; transport errors and
-5xx are retried with backoff; everything else is decoded into the model or its typed error.
+answer's ``X-RateLimit-*`` headers and ``Retry-After`` (or with no answer); then decide. A 429
+re-queues the same request at the front of the governor's queue without spending a retry;
+transport errors and 5xx are retried with backoff, or after a 503's ``Retry-After``; a wait the
+server names beyond ``max_wait`` fails at once; everything else is decoded into the model or
+its typed error.
 
 Credentials come from the API's provider (``_credentials.py``). When the server answers 401
 and the provider can renew its pair (minted VoiceTrends credentials), the request goes through
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import TypeVar
 
 import anyio
@@ -23,11 +26,11 @@ import httpx
 
 from ._clock import Clock
 from ._core.decode import decode_response
-from ._core.ratelimit import RateLimit
+from ._core.ratelimit import RateLimit, parse_retry_after
 from ._core.requests import Api, RequestSpec
-from ._core.retry import backoff_delay, should_retry
+from ._core.retry import retry_delay, should_retry
 from ._credentials import Credentials, CredentialsProvider
-from ._errors import APIError, AuthenticationError, TransportError
+from ._errors import APIError, AuthenticationError, RateLimitError, TransportError
 from ._governor import Governor, Permit, QuotaKey
 from ._logging import logger
 
@@ -69,7 +72,8 @@ class Transport:
         Raises:
             AuthenticationError: the API's credentials were not configured (nothing sent),
                 or the server answered 401 (twice, when the provider could renew its pair).
-            RateLimitError: the wait for quota would exceed ``max_wait`` (nothing sent).
+            RateLimitError: the wait for quota would exceed ``max_wait`` (nothing sent), or a
+                429's ``Retry-After`` does.
             APIError: any other error status, after the retries for 5xx.
             DecodeError: a success whose body is not the documented shape.
             TransportError: the network failed on every attempt.
@@ -120,12 +124,24 @@ class Transport:
         while True:
             outcome = await self._attempt(request, auth, key, requeue=requeue)
             status = outcome.status_code if isinstance(outcome, httpx.Response) else None
+            response = outcome if isinstance(outcome, httpx.Response) else None
+            retry_after = None if response is None else self._retry_after(response)
             requeue = status == 429
             if requeue:
+                assert response is not None
+                max_wait = self._max_wait
+                if retry_after is not None and max_wait is not None and retry_after > max_wait:
+                    raise self._retry_after_error(response, retry_after)
                 logger.debug("429 for %s %s: waiting for the reset", key, request.url.path)
                 continue
-            if should_retry(status=status, attempt=attempt, max_retries=self._max_retries):
-                delay = backoff_delay(attempt, jitter=self._jitter.random())
+            delay = retry_delay(
+                attempt,
+                jitter=self._jitter.random(),
+                retry_after=retry_after if status == 503 else None,
+                max_wait=self._max_wait,
+            )
+            retrying = should_retry(status=status, attempt=attempt, max_retries=self._max_retries)
+            if retrying and delay is not None:
                 logger.debug(
                     "retrying %s %s after %s in %.2f s (retry %d of %d)",
                     request.method,
@@ -171,8 +187,13 @@ class Transport:
         except BaseException:
             await self._settle(permit, status=None, rate_limit=None)
             raise
-        rate_limit = RateLimit.from_headers(response.headers)
-        await self._settle(permit, status=response.status_code, rate_limit=rate_limit)
+        rate_limit = RateLimit.from_headers(response.headers.multi_items())
+        await self._settle(
+            permit,
+            status=response.status_code,
+            rate_limit=rate_limit,
+            retry_after=self._retry_after(response),
+        )
         logger.debug(
             "%s %s -> %d (quota %s)",
             request.method,
@@ -183,10 +204,31 @@ class Transport:
         return response
 
     async def _settle(
-        self, permit: Permit, *, status: int | None, rate_limit: RateLimit | None
+        self,
+        permit: Permit,
+        *,
+        status: int | None,
+        rate_limit: RateLimit | None,
+        retry_after: float | None = None,
     ) -> None:
         with anyio.CancelScope(shield=True):
-            await self.governor.settle(permit, status=status, rate_limit=rate_limit)
+            await self.governor.settle(
+                permit, status=status, rate_limit=rate_limit, retry_after=retry_after
+            )
+
+    def _retry_after(self, response: httpx.Response) -> float | None:
+        """The answer's ``Retry-After`` in seconds from now (``None``: absent or absurd)."""
+        return parse_retry_after(response.headers.multi_items(), self.clock.time())
+
+    def _retry_after_error(self, response: httpx.Response, retry_after: float) -> RateLimitError:
+        """A 429 whose ``Retry-After`` is beyond ``max_wait``: fail now, not after the wait."""
+        return RateLimitError(
+            f"quota spent: the server asks to retry after {retry_after:.1f} s, beyond "
+            f"max_wait ({self._max_wait} s)",
+            reset_at=datetime.fromtimestamp(self.clock.time() + retry_after, tz=UTC),
+            status_code=429,
+            response=response,
+        )
 
     def _decode(self, response: httpx.Response, model: type[T]) -> T:
         try:

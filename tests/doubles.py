@@ -16,6 +16,8 @@ class RecordingGovernor:
 
     def __init__(self) -> None:
         self.calls: list[tuple[str, object]] = []
+        self.retry_afters: list[float | None] = []
+        """The ``retry_after`` of each settle, in order."""
 
     async def acquire(
         self, key: QuotaKey, *, max_wait: float | None = None, retry: bool = False
@@ -25,9 +27,15 @@ class RecordingGovernor:
         return Permit(key)
 
     async def settle(
-        self, permit: Permit, *, status: int | None, rate_limit: RateLimit | None
+        self,
+        permit: Permit,
+        *,
+        status: int | None,
+        rate_limit: RateLimit | None,
+        retry_after: float | None = None,
     ) -> None:
         self.calls.append(("settle", (status, rate_limit)))
+        self.retry_afters.append(retry_after)
 
     async def release(self, permit: Permit) -> None:
         self.calls.append(("release", permit.key))

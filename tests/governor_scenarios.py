@@ -59,7 +59,7 @@ import attrs
 from anyio.lowlevel import checkpoint
 
 from plumvoice_async._clock import Clock
-from plumvoice_async._core.ratelimit import RateLimit
+from plumvoice_async._core.ratelimit import RateLimit, parse_retry_after
 from plumvoice_async._core.requests import QuotaGroup
 from plumvoice_async._errors import RateLimitError
 from plumvoice_async._governor import Governor, QuotaKey, account_hash
@@ -102,6 +102,23 @@ class Fault(Enum):
     NONE = "answered normally"
     NO_HEADERS = "a proxy's 502 without headers (the server counted the request)"
     NO_ANSWER = "sent, counted, never answered (a connection error)"
+    RESET_FAR = "X-RateLimit-Reset: 1000000000000 (the year 33658)"
+    RESET_HUGE = "X-RateLimit-Reset: 1e30"
+    RESET_NAN = "X-RateLimit-Reset: nan"
+    LIMIT_ZERO = "X-RateLimit-Limit: 0"
+    PROXY_429 = "its first attempt is refused by a proxy: 429, Retry-After: 2, not counted"
+
+
+_ABSURD = {
+    Fault.RESET_FAR: ("X-RateLimit-Reset", "1000000000000"),
+    Fault.RESET_HUGE: ("X-RateLimit-Reset", "1e30"),
+    Fault.RESET_NAN: ("X-RateLimit-Reset", "nan"),
+    Fault.LIMIT_ZERO: ("X-RateLimit-Limit", "0"),
+}
+"""Faults whose answers carry an absurd header value (so, to a sane governor, no headers)."""
+
+PROXY_RETRY_AFTER = 2
+"""The ``Retry-After`` of ``Fault.PROXY_429``, in seconds."""
 
 
 @attrs.frozen
@@ -118,6 +135,9 @@ class Req:
     """Cancel the task at this time (seconds after the start), wherever it is."""
     fault: Fault = Fault.NONE
     account: str = "alice"
+    lag: float = 0.0
+    """Seconds the clock of the server answering this task lags the others' (servers behind
+    one host that disagree on the window: it counts and stamps ``Reset``/``Date`` by its own)."""
 
 
 @attrs.frozen
@@ -261,6 +281,33 @@ SCENARIOS: tuple[Scenario, ...] = (
         tuple(Req(account=("alice", "bob")[i % 2]) for i in range(40)),
     ),
     Scenario("1,000 tasks waiting at once", _many(1000), limit=100),
+    # Issue 11: a hostile or broken server.
+    Scenario(
+        "a 429 from a server whose clock lags the others' by more than margin: no retry storm",
+        # The probe of window 1 reaches a server 5 s behind: to it window 0 (spent) goes on.
+        (*_many(10), *_many(10, at=40.0, lag=5.0)),
+        expect=Expect(max_429=1, prompt=False),
+    ),
+    Scenario(
+        "a proxy's 502 on the probe keeps the slow start (one token left at the server)",
+        (*_many(10), Req(at=40.0, fault=Fault.NO_HEADERS), *_many(8, at=40.01)),
+        foreign=(Foreign(at=50.5, count=9),),
+        expect=Expect(max_429=1),
+    ),
+    Scenario(
+        "header-less answers hold the window: a max_wait is refused at once",
+        (Req(), *_many(9, at=0.5, fault=Fault.NO_HEADERS), Req(at=2.0, max_wait=5.0)),
+        expect=Expect(refused=frozenset({10})),
+    ),
+    Scenario(
+        "absurd header values are read as absent, and no bucket is poisoned",
+        tuple(Req(fault=(*_ABSURD, Fault.NONE)[i % 5] if i % 2 else Fault.NONE) for i in range(30)),
+    ),
+    Scenario(
+        "a 429 with Retry-After and no quota headers closes the gate that long, not a window",
+        (*_many(3), Req(at=1.0, fault=Fault.PROXY_429), *_many(3, at=1.5, max_wait=10.0)),
+        expect=Expect(no_idle=False),
+    ),
 )
 
 
@@ -344,8 +391,8 @@ class _Server:
         self.run = run
         self.origin = math.floor(clock.time() / scenario.window)
 
-    def index(self) -> int:
-        return math.floor(self.clock.time() / self.scenario.window) - self.origin
+    def index(self, lag: float = 0.0) -> int:
+        return math.floor((self.clock.time() - lag) / self.scenario.window) - self.origin
 
     def spend(self, account: str, count: int) -> None:
         slot = (account, self.index())
@@ -354,10 +401,14 @@ class _Server:
     def remaining(self, account: str) -> int:
         return self.scenario.limit - self.run.counts.get((account, self.index()), 0)
 
-    def handle(self, account: str, fault: Fault) -> tuple[int, dict[str, str] | None, int]:
+    def handle(
+        self, account: str, fault: Fault, lag: float = 0.0
+    ) -> tuple[int, list[tuple[str, str]] | None, int]:
         """Count one arriving request: its status, its headers, its window."""
-        scenario, now = self.scenario, self.clock.time()
-        index = self.index()
+        scenario, now = self.scenario, self.clock.time() - lag
+        index = self.index(lag)
+        if fault is Fault.PROXY_429:
+            return 429, [("Retry-After", str(PROXY_RETRY_AFTER))], index
         used = self.run.counts.get((account, index), 0)
         if used < scenario.limit:
             self.run.counts[account, index] = used + 1
@@ -375,9 +426,12 @@ class _Server:
         }
         if scenario.headers is Headers.DELTA:
             headers["X-RateLimit-Reset"] = str(math.floor(reset - now))
+        if fault in _ABSURD:
+            name, value = _ABSURD[fault]
+            headers[name] = value
         if scenario.headers is not Headers.NO_DATE:
             headers["Date"] = formatdate(math.floor(now), usegmt=True)
-        return status, headers, index
+        return status, list(headers.items()), index
 
 
 def quota_key(account: str) -> QuotaKey:
@@ -436,9 +490,10 @@ async def run(
                     with anyio.CancelScope(shield=True):
                         await governor.release(permit)
                     raise
-                status, headers, index = server.handle(req.account, req.fault)
+                fault = req.fault if not retry or req.fault is not Fault.PROXY_429 else Fault.NONE
+                status, headers, index = server.handle(req.account, fault, req.lag)
                 attempt.arrived_at, attempt.window, attempt.status = base.monotonic(), index, status
-                answered: int | None = None if req.fault is Fault.NO_ANSWER else status
+                answered: int | None = None if fault is Fault.NO_ANSWER else status
                 try:
                     await clock.sleep(req.down)
                 except BaseException:  # sent, but the answer never reached us
@@ -446,8 +501,11 @@ async def run(
                         await governor.settle(permit, status=None, rate_limit=None)
                     raise
                 rate_limit = RateLimit.from_headers(headers) if headers else None
-                await governor.settle(permit, status=answered, rate_limit=rate_limit)
-                if req.fault is not Fault.NONE:
+                retry_after = parse_retry_after(headers or (), client_clock.time())
+                # Passed only when the answer has one: the keyword is newer than the table.
+                extra = {} if retry_after is None else {"retry_after": retry_after}
+                await governor.settle(permit, status=answered, rate_limit=rate_limit, **extra)
+                if fault is not Fault.NONE and fault is not Fault.PROXY_429:
                     record.unreported.append((req.account, base.monotonic()))
                 attempt.received_at = base.monotonic()
                 snap = await governor.snapshot(key)

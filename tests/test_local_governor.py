@@ -3,6 +3,7 @@ from __future__ import annotations
 import logging
 import math
 from datetime import UTC
+from email.utils import formatdate
 
 import anyio
 import pytest
@@ -12,7 +13,7 @@ from plumvoice_async._core.ratelimit import RateLimit
 from plumvoice_async._core.requests import QuotaGroup
 from plumvoice_async._errors import RateLimitError
 from plumvoice_async._governor import Governor, Permit, QuotaKey, Snapshot, account_hash
-from plumvoice_async._local_governor import LocalGovernor
+from plumvoice_async._local_governor import _SWEEP_STEP, LocalGovernor
 from plumvoice_async.testing import FakeClock
 
 from .governor_scenarios import SCENARIOS, Scenario, check, run
@@ -61,7 +62,7 @@ class _Unlimited:
             raise RateLimitError("gave up", reset_at=None)
         return Permit(key)
 
-    async def settle(self, permit, *, status, rate_limit):
+    async def settle(self, permit, *, status, rate_limit, retry_after=None):
         pass
 
     async def release(self, permit):
@@ -310,3 +311,88 @@ async def test_runs_on_the_system_clock_without_sleeping():
     await gov.settle(permit, status=200, rate_limit=rate_limit)
     snap = await gov.snapshot(KEY)
     assert (snap.remaining, snap.phase) == (149, "server")
+
+
+# -- hostile headers ----------------------------------------------------------------------------
+
+ABSURD_RESETS = ["nan", "inf", "1000000000000", "1e30", "-5"]
+
+
+@pytest.mark.parametrize("reset", ABSURD_RESETS)
+async def test_absurd_reset_headers_never_escape_as_anything_but_a_plum_error(reset, caplog):
+    # Issue 11, case 4: Reset inf escaped max_wait as OverflowError, 1000000000000 as
+    # "ValueError: year 33658 is out of range", and snapshot() raised after 1e30.
+    caplog.set_level(logging.DEBUG, logger="plumvoice_async")
+    clock = FakeClock(SERVER_START)
+    gov = await spent_governor(clock)  # the window we know: spent, 31 s to go
+    headers = {
+        "X-RateLimit-Limit": "10",
+        "X-RateLimit-Remaining": "0",
+        "X-RateLimit-Reset": reset,
+        "Date": formatdate(clock.time(), usegmt=True),
+    }
+    rate_limit = RateLimit.from_headers(headers)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(gov.acquire, KEY)  # waits for the reset, then probes
+        await anyio.wait_all_tasks_blocked()
+        await clock.advance(31.0)
+        snap = await gov.snapshot(KEY)
+        assert (snap.phase, snap.in_flight) == ("probing", 1)
+    probe = Permit(KEY, 2)  # the waiter's ticket (the first probe was 1)
+    await gov.settle(probe, status=429, rate_limit=rate_limit)
+    snap = await gov.snapshot(KEY)  # never raises
+    with pytest.raises(RateLimitError) as caught:
+        await gov.acquire(KEY, max_wait=1.0)
+    assert caught.value.reset_at is not None
+    assert caught.value.reset_at.timestamp() >= clock.time()
+    # Not poisoned: it reopens within a window.
+    await clock.advance(WINDOW + 1.0)
+    assert (await gov.snapshot(KEY)).remaining >= 1
+    if rate_limit is not None:
+        text = "\n".join(r.getMessage() for r in caplog.records)
+        assert "implausible quota headers ignored" in text
+
+
+# -- forgetting idle buckets -------------------------------------------------------------------
+
+
+def accounts(count: int) -> list[QuotaKey]:
+    return [QuotaKey(QuotaGroup.VOICETRENDS.value, f"{i:016x}") for i in range(count)]
+
+
+async def test_idle_buckets_are_dropped_lazily_and_busy_ones_kept():
+    # Issue 11, case 7: a backend holding many accounts kept every bucket forever.
+    clock = FakeClock(SERVER_START)
+    gov = LocalGovernor(10, WINDOW, clock=clock)
+    keys = accounts(200)
+    for key in keys:
+        permit = await gov.acquire(key)
+        await gov.settle(permit, status=200, rate_limit=answer(clock, 9))
+    busy = keys[0]
+    held = await gov.acquire(busy)  # in flight: kept whatever the time
+    assert len(gov._lanes) == 200
+    for _ in range(200):  # windows still open: nothing is idle
+        await gov.release(await gov.acquire(keys[1]))
+    assert len(gov._lanes) == 200
+    await clock.advance(WINDOW)  # every window is over
+    hot = keys[1]
+    for _ in range(200 // _SWEEP_STEP + 2):  # a full pass of the sweep, a few per acquire
+        await gov.release(await gov.acquire(hot))
+    assert set(gov._lanes) == {busy, hot}
+    await gov.settle(held, status=200, rate_limit=answer(clock, 9))
+    assert (await gov.snapshot(busy)).phase == "server"
+
+
+async def test_a_dropped_bucket_is_learned_again_with_one_probe():
+    clock = FakeClock(SERVER_START)
+    gov = LocalGovernor(10, WINDOW, clock=clock)
+    key, other = accounts(2)
+    permit = await gov.acquire(key)
+    await gov.settle(permit, status=200, rate_limit=answer(clock, 0))
+    await clock.advance(WINDOW)
+    for _ in range(4):
+        await gov.release(await gov.acquire(other))
+    assert key not in gov._lanes
+    await gov.acquire(key)
+    snap = await gov.snapshot(key)
+    assert (snap.phase, snap.in_flight, snap.remaining) == ("probing", 1, 0)

@@ -16,6 +16,7 @@ from plumvoice_async import (
     DecodeError,
     NotFoundError,
     PlumClient,
+    RateLimitError,
     ServerError,
     TransportError,
 )
@@ -250,3 +251,82 @@ async def test_cancelled_before_sending_returns_the_permit():
             await client.calls.page(1, 2)
     assert seen == []
     assert governor.verbs() == ["acquire", "release"]
+
+
+# -- Retry-After -------------------------------------------------------------------------------
+
+
+async def test_a_429_without_quota_headers_passes_its_retry_after_to_the_governor():
+    governor = RecordingGovernor()
+    limited = json_response(429, {"error": "slow down"}, **{"Retry-After": "1"})
+    transport, seen = scripted(limited, json_response(200, PAGE, **QUOTA))
+    async with make_client(transport, governor=governor) as client:
+        await client.calls.page(1, 2)
+    assert len(seen) == 2
+    assert governor.retry_afters == [1.0, None]
+    assert [args[1] for verb, args in governor.calls if verb == "acquire"] == [False, True]
+
+
+async def test_retry_after_as_an_http_date_is_read_against_the_answers_date():
+    governor = RecordingGovernor()
+    limited = json_response(
+        429,
+        {"error": "slow down"},
+        **{"Retry-After": "Mon, 26 Feb 2018 15:30:20 GMT", "Date": QUOTA["Date"]},
+    )
+    transport, _ = scripted(limited, json_response(200, PAGE))
+    async with make_client(transport, governor=governor) as client:  # wall clock: 2023
+        await client.calls.page(1, 2)
+    assert governor.retry_afters == [20.0, None]
+
+
+async def test_a_429_whose_retry_after_exceeds_max_wait_raises_at_once():
+    clock = InstantClock()
+    governor = RecordingGovernor()
+    limited = json_response(429, {"error": "slow down"}, **{"Retry-After": "100"})
+    transport, seen = scripted(limited)
+    async with make_client(transport, governor=governor, clock=clock, max_wait=5.0) as client:
+        with pytest.raises(RateLimitError) as caught:
+            await client.calls.page(1, 2)
+    assert len(seen) == 1
+    assert clock.sleeps == []
+    assert governor.verbs() == ["acquire", "settle"]  # the gate is closed for the others
+    assert caught.value.reset_at is not None
+    assert caught.value.reset_at.timestamp() == clock.time() + 100
+    assert caught.value.status_code == 429
+    assert "max_wait" in str(caught.value)
+
+
+async def test_a_503s_retry_after_is_the_retrys_delay():
+    clock = InstantClock()
+    busy = json_response(503, {"error": "busy"}, **{"Retry-After": "7"})
+    transport, seen = scripted(busy, json_response(200, PAGE))
+    async with make_client(transport, clock=clock) as client:
+        await client.calls.page(1, 2)
+    assert len(seen) == 2
+    assert clock.sleeps == [7.0]
+
+
+async def test_a_503_whose_retry_after_exceeds_max_wait_raises_at_once():
+    clock = InstantClock()
+    busy = json_response(503, {"error": "busy"}, **{"Retry-After": "120"})
+    transport, seen = scripted(busy)
+    async with make_client(transport, clock=clock, max_wait=5.0) as client:
+        with pytest.raises(ServerError) as caught:
+            await client.calls.page(1, 2)
+    assert len(seen) == 1
+    assert clock.sleeps == []
+    assert caught.value.status_code == 503
+
+
+async def test_two_date_headers_on_the_wire_are_read_as_the_latest():
+    governor = RecordingGovernor()
+    headers = [(k, v) for k, v in QUOTA.items() if k != "Date"]
+    headers += [
+        ("Date", "Mon, 26 Feb 2018 15:30:00 GMT"),
+        ("Date", "Mon, 26 Feb 2018 15:30:01 GMT"),
+    ]
+    transport, _ = scripted(httpx.Response(200, json=PAGE, headers=headers))
+    async with make_client(transport, governor=governor) as client:
+        await client.calls.page(1, 2)
+    assert governor.calls[1][1] == (200, RateLimit(150, 149, 1519659900.0, 1519659001.0))

@@ -3,50 +3,105 @@
 Nothing here reads a clock or waits: every method that depends on time takes ``now`` (the local
 monotonic clock) and, where the server's headers or an epoch alignment need it, ``wall`` (the
 local UNIX time). The shell (``_local_governor``) only sleeps and wakes; every number it acts on
-comes from here. ``_redis`` re-states the same rules as Lua scripts.
+comes from here. ``_redis`` re-states the same rules as Lua scripts, with the same constants
+(``NO_DATE_MARGIN``, ``NO_HEADER_PROOF`` here, ``MAX_RESET_WINDOWS`` and ``MAX_HEADER_COUNT`` in
+``ratelimit``).
 
 What the server does (plum-api.md 1.3): fixed windows aligned to its own clock (every documented
 ``X-RateLimit-Reset`` is a multiple of 900 s); each response says ``Limit``, ``Remaining`` (after
 counting this request) and ``Reset`` (absolute epoch seconds, server clock), plus ``Date`` (server
-clock, 1 s resolution). Other processes and tools may spend the same quota.
+clock, 1 s resolution). Other processes and tools may spend the same quota. A hostile or broken
+server may also lie: stale 429s from servers whose clocks disagree, answers without headers,
+absurd values (issue 11). None of it may make the bucket overspend, storm, or never reopen.
 
-Theory of operation
--------------------
-A bucket is in one of three phases:
-
+Phases
+------
 - ``PROBING``: the current server window is unknown (at start, and whenever the window we knew
   has ended). One request, the probe, goes out; its answer tells the window's ``Remaining`` and
-  ``Reset``. Nobody else goes until an answer from the new window arrives, because another
+  ``Reset``. Nobody else goes until an answer from a new window arrives, because another
   process may already have spent it (no thundering herd at the reset: governor.md rule 3).
 - ``SERVER``: synchronised with the server's headers for window ``Reset``.
-- ``LOCAL``: the server sent no headers (an error page, a proxy, an API that never sends them):
-  count locally, ``limit`` per ``window``, on windows aligned to the last server window's end
-  when one was ever known and to the local epoch otherwise (governor.md rule 5).
+- ``LOCAL``: the server is proven to send no headers (``NO_HEADER_PROOF`` probes in a row were
+  answered without): count locally, ``limit`` per ``window``, on windows aligned to the last
+  server window's end when one was ever known and to the local epoch otherwise (rule 5).
+- ``CLOSED``: a 429 said the quota is spent: nothing goes until the instant it named (its own
+  ``Reset``, or its ``Retry-After``), then one probe (rule 4).
 
-The rules, each a transition below:
+Transition table
+----------------
+Every phase change is one row of ``TRANSITIONS`` (below), and the code changes ``phase`` only
+through it (``Bucket._on``). Events (``Event``): an answer WITH plausible headers is classified by
+the window it names against the one the bucket knows (``LATER``, ``SAME``, ``EARLIER``; while
+``PROBING`` or ``LOCAL`` the window we knew has ended, so ``SAME`` means a straggler of it).
 
+=========  =================  =========  ===========================================================
+phase      event              new phase  action
+=========  =================  =========  ===========================================================
+PROBING    LATER              SERVER     adopt the window: remaining = reported, end = its end
+PROBING    SAME, EARLIER      PROBING    ignore the count (the window it names has ended for us)
+PROBING    LIMITED            CLOSED     close until the 429's own end (or Retry-After); adopt its
+                                         window whether later, same or earlier (rule 1)
+PROBING    BLIND_LIMITED      CLOSED     close until the next aligned window boundary
+PROBING    HEADERLESS         PROBING    spend stays unreported; the probe's slot is free again,
+                                         one probe at a time (rule 2)
+PROBING    NO_HEADERS_PROVEN  LOCAL      the NO_HEADER_PROOF-th probe in a row answered without
+                                         headers: open a LOCAL window
+PROBING    LOST               PROBING    spend stays unreported; the probe's slot is free again
+SERVER     LATER              SERVER     adopt the new window
+SERVER     SAME               SERVER     remaining = min(remaining, reported); end = the earliest
+SERVER     EARLIER            SERVER     ignore the count
+SERVER     LIMITED            CLOSED     as PROBING
+SERVER     BLIND_LIMITED      SERVER     remaining = 0 until the window we know ends
+SERVER     HEADERLESS, LOST   SERVER     spend stays unreported (rule 5)
+SERVER     END                PROBING    the window ended: one probe
+LOCAL      LATER              SERVER     adopt the new window (headers again)
+LOCAL      SAME, EARLIER      PROBING    headers again, naming a window that is over: probe
+LOCAL      LIMITED            CLOSED     as PROBING
+LOCAL      BLIND_LIMITED      LOCAL      remaining = 0 until the local window ends
+LOCAL      HEADERLESS, LOST   LOCAL      spend stays unreported until the local window ends
+LOCAL      END                LOCAL      the next local window, ``limit`` tokens
+CLOSED     LATER              CLOSED     keep the new window's count for the reopening
+CLOSED     SAME, EARLIER      CLOSED     as SERVER (the count only falls)
+CLOSED     LIMITED            CLOSED     closed until the later of both ends
+CLOSED     BLIND_LIMITED      CLOSED     nothing
+CLOSED     HEADERLESS, LOST   CLOSED     spend stays unreported
+CLOSED     END                PROBING    the closure is over and nothing newer is known: one probe
+CLOSED     END_KNOWN          SERVER     a later window's count arrived while closed and that
+                                         window has not ended: it is the probe's answer already
+=========  =================  =========  ===========================================================
+
+Events not in the table cannot happen (a ``PROBING`` bucket has no end; ``NO_HEADERS_PROVEN``
+comes only from a probe's answer). ``LIMITED`` is a 429 with plausible headers, or without them
+but with a ``Retry-After`` (closed for that long plus ``margin``); ``BLIND_LIMITED`` a 429 with
+neither. ``HEADERLESS``: an answer without (plausible) headers; ``LOST``: no answer at all
+(``status=None``) or a lease that expired. Any answer with plausible headers resets the count of
+header-less probes in a row.
+
+The rules
+---------
 1. ADMIT. Tokens grantable now = ``remaining - len(in_flight) - len(unreported)`` (``SERVER``,
-   ``LOCAL``), or one probe (``PROBING``, if ``limit - len(in_flight) > 0``). Every request in
-   flight is subtracted because we cannot know whether the server has counted it yet: the error
-   errs on the safe side by at most the number in flight, and vanishes as their answers arrive.
-   Completed requests are never subtracted again: the server's ``Remaining`` already counts
-   them, and counting them twice would leave quota idle.
+   ``LOCAL``), none while ``CLOSED``, or one probe (``PROBING``, if ``limit - len(in_flight) -
+   len(unreported) > 0``). Every request in flight is subtracted because we cannot know whether
+   the server has counted it yet: the error errs on the safe side by at most the number in
+   flight, and vanishes as their answers arrive. Completed requests are never subtracted again:
+   the server's ``Remaining`` already counts them, and counting them twice would leave quota
+   idle.
 2. SETTLE (an answer with headers). The window's local end is anchored on the monotonic clock at
    receipt: ``now + (Reset - Date) + margin``. ``Reset - Date`` reads one clock, the server's, so
    client clock skew cannot shift it; ``Date`` is truncated to the second and stamped before the
-   answer left, so it over-states the time left and is never early. Then:
-   a later window than ours starts a new window (``remaining`` = the reported value); the same
-   window takes ``remaining = min(remaining, reported)`` (a late, stale answer never raises it)
-   and the earliest end any of its answers implies; an earlier window, or ours after it ended,
-   is ignored. A ``Reset`` below ``DELTA_RESET_THRESHOLD`` is seconds from the answer
-   (plum-api.md 6.1). No ``Date``: use the server clock's offset learned from an earlier
-   ``Date``; with none ever seen, the local wall clock plus ``NO_DATE_MARGIN``.
-3. ROLL OVER. When ``now`` reaches the window's end, go back to ``PROBING`` (or open the next
-   ``LOCAL`` window when the server sends no headers). Requests still in flight across the
-   boundary stay subtracted, so they are charged to the new window until their answers say
-   otherwise.
-4. CLOSE (a 429). ``remaining = 0`` until that answer's ``Reset``, for every waiter. The
-   request that got it re-queues at the front (``enqueue(front=True)``): quota exhaustion is
+   answer left, so it over-states the time left and is never early. A ``Reset`` below
+   ``DELTA_RESET_THRESHOLD`` is seconds from the answer (plum-api.md 6.1). No ``Date``: use the
+   server clock's offset learned from an earlier ``Date``; with none ever seen, the local wall
+   clock plus ``NO_DATE_MARGIN``. Headers that are implausible (``RateLimit.plausible``: a
+   ``Reset`` more than ``MAX_RESET_WINDOWS`` windows away, counts above ``MAX_HEADER_COUNT``,
+   anything not finite) are treated as absent and counted in ``ignored_headers``.
+3. ROLL OVER (``END``). When ``now`` reaches the window's end, go back to ``PROBING`` (or open the
+   next ``LOCAL`` window). Requests still in flight across the boundary stay subtracted, so they
+   are charged to the new window until their answers say otherwise.
+4. CLOSE (a 429). Nothing goes until that answer's own end, whatever window the bucket believed
+   current: servers behind one host may disagree on the window by more than ``margin``, and a
+   429 ignored as "stale" would send the front-queued retry straight back out (a retry storm).
+   The request that got it re-queues at the front (``enqueue(front=True)``): quota exhaustion is
    not a transient fault, so the transport does not spend a retry on it.
 5. NO HEADERS. A request answered without headers (an error page), not answered at all
    (``status=None``: it reached the server before the error, or never will) or whose lease
@@ -58,13 +113,17 @@ The rules, each a transition below:
    includes it, or it belongs to an earlier window), when its own late answer reports, or
    ``window + margin`` after it joined (the window it reached has ended by then, so an outage
    of error pages cannot block the queue for good). ``LOCAL`` windows hear no reports, so
-   theirs is cleared at the window's end. A probe
-   answered without headers opens a ``LOCAL`` window, so a server without headers is not
-   serialised behind one probe after another.
+   theirs is cleared at the window's end. A probe answered without headers (a proxy's 502)
+   proves nothing about the window, so the slow start goes on, one probe at a time, until an
+   answer with headers or ``NO_HEADER_PROOF`` header-less probe answers in a row.
 6. WAIT. Waiters queue FIFO, re-queued 429s ahead of first attempts. ``dispatch`` hands tokens
-   to the head of the queue while any are grantable, and refuses at once a waiter whose
-   ``max_wait`` ends before its forecast turn (``forecast``). ``next_deadline`` is the one
-   instant the shell must wake at without an answer arriving (a window end or a lease expiry).
+   to the head of the queue while any are grantable, and refuses a waiter whose ``max_wait``
+   ends before its forecast turn (``forecast``, which subtracts what ``grantable`` subtracts),
+   or whose ``max_wait`` has run out. ``next_deadline`` is the one instant the shell must wake
+   at without an answer arriving (a window end, a lease expiry, a lapse, a waiter's deadline).
+7. FORGET. A bucket with nothing in flight, nothing unreported, nobody waiting and no window in
+   force (``idle``) holds nothing a fresh bucket would not learn with its first probe: the shell
+   may drop it.
 
 Invariants (checked by tests/core/test_bucket.py, including a Hypothesis state machine):
 
@@ -78,23 +137,31 @@ Invariants (checked by tests/core/test_bucket.py, including a Hypothesis state m
   (nobody waits forever). Once every answer is in, ``grantable()`` is what the server has
   left, less at most one token per unreported spend (rule 5) for at most ``window + margin``:
   the price of never overshooting when an answer carries no count.
+- After a 429 nothing is admitted before its own end; after that end, one probe.
 - A window's local end is never before the server's end plus ``margin``.
+- A refusal's ``ready_at`` is never before the ``now`` it was made at.
 """
 
 from __future__ import annotations
 
-import itertools
+import heapq
+import math
 from enum import StrEnum
 
 import attrs
 
-from .ratelimit import RateLimit
+from .ratelimit import MAX_HEADER_COUNT, MAX_RESET_WINDOWS, RateLimit
 
 __all__ = [
+    "MAX_HEADER_COUNT",
+    "MAX_RESET_WINDOWS",
     "NO_DATE_MARGIN",
+    "NO_HEADER_PROOF",
+    "TRANSITIONS",
     "Bucket",
     "BucketView",
     "Dispatch",
+    "Event",
     "Phase",
     "Refusal",
     "Sync",
@@ -103,6 +170,10 @@ __all__ = [
 NO_DATE_MARGIN = 2.0
 """Extra seconds added when a ``Reset`` must be read against the local wall clock (no ``Date``
 ever seen): the client's clock may be off the server's, and nothing else bounds it."""
+
+NO_HEADER_PROOF = 3
+"""Probe answers without headers, in a row, that prove the server sends none (rule 5): until
+then the slow start goes on, one probe at a time."""
 
 _RESET_TOLERANCE = 0.5
 """Absolute ``Reset`` values are whole seconds: two within this distance name the same window."""
@@ -116,7 +187,64 @@ class Phase(StrEnum):
     SERVER = "server"
     """Synchronised with the server's ``X-RateLimit-*`` headers."""
     LOCAL = "local"
-    """The server sent no headers: counting locally, ``limit`` per ``window``."""
+    """The server sends no headers: counting locally, ``limit`` per ``window``."""
+    CLOSED = "closed"
+    """A 429 said the quota is spent: nothing goes until the end it named, then one probe."""
+
+
+class Event(StrEnum):
+    """What happened to a bucket, as far as its phase is concerned (see ``TRANSITIONS``)."""
+
+    LATER = "an answer with headers names a later window"
+    SAME = "an answer with headers names the window we know"
+    EARLIER = "an answer with headers names an earlier window"
+    LIMITED = "a 429 with headers or a Retry-After"
+    BLIND_LIMITED = "a 429 with neither headers nor Retry-After"
+    HEADERLESS = "an answer without headers"
+    NO_HEADERS_PROVEN = "the last of NO_HEADER_PROOF probe answers in a row without headers"
+    LOST = "no answer, or a lease expired"
+    END = "the window or closure ended"
+    END_KNOWN = "the closure ended and a later window's count is known"
+
+
+_P, _E = Phase, Event
+TRANSITIONS: dict[tuple[Phase, Event], Phase] = {
+    (_P.PROBING, _E.LATER): _P.SERVER,
+    (_P.PROBING, _E.SAME): _P.PROBING,
+    (_P.PROBING, _E.EARLIER): _P.PROBING,
+    (_P.PROBING, _E.LIMITED): _P.CLOSED,
+    (_P.PROBING, _E.BLIND_LIMITED): _P.CLOSED,
+    (_P.PROBING, _E.HEADERLESS): _P.PROBING,
+    (_P.PROBING, _E.NO_HEADERS_PROVEN): _P.LOCAL,
+    (_P.PROBING, _E.LOST): _P.PROBING,
+    (_P.SERVER, _E.LATER): _P.SERVER,
+    (_P.SERVER, _E.SAME): _P.SERVER,
+    (_P.SERVER, _E.EARLIER): _P.SERVER,
+    (_P.SERVER, _E.LIMITED): _P.CLOSED,
+    (_P.SERVER, _E.BLIND_LIMITED): _P.SERVER,
+    (_P.SERVER, _E.HEADERLESS): _P.SERVER,
+    (_P.SERVER, _E.LOST): _P.SERVER,
+    (_P.SERVER, _E.END): _P.PROBING,
+    (_P.LOCAL, _E.LATER): _P.SERVER,
+    (_P.LOCAL, _E.SAME): _P.PROBING,
+    (_P.LOCAL, _E.EARLIER): _P.PROBING,
+    (_P.LOCAL, _E.LIMITED): _P.CLOSED,
+    (_P.LOCAL, _E.BLIND_LIMITED): _P.LOCAL,
+    (_P.LOCAL, _E.HEADERLESS): _P.LOCAL,
+    (_P.LOCAL, _E.LOST): _P.LOCAL,
+    (_P.LOCAL, _E.END): _P.LOCAL,
+    (_P.CLOSED, _E.LATER): _P.CLOSED,
+    (_P.CLOSED, _E.SAME): _P.CLOSED,
+    (_P.CLOSED, _E.EARLIER): _P.CLOSED,
+    (_P.CLOSED, _E.LIMITED): _P.CLOSED,
+    (_P.CLOSED, _E.BLIND_LIMITED): _P.CLOSED,
+    (_P.CLOSED, _E.HEADERLESS): _P.CLOSED,
+    (_P.CLOSED, _E.LOST): _P.CLOSED,
+    (_P.CLOSED, _E.END): _P.PROBING,
+    (_P.CLOSED, _E.END_KNOWN): _P.SERVER,
+}
+"""(phase, event) -> the next phase: the table in the module docstring, as the code uses it."""
+del _P, _E
 
 
 class Sync(StrEnum):
@@ -139,7 +267,7 @@ class Refusal:
 
     ticket: int
     ready_at: float
-    """Monotonic instant the waiter could have expected its token."""
+    """Monotonic instant the waiter could have expected its token; never before the refusal."""
 
 
 @attrs.frozen
@@ -159,15 +287,30 @@ class BucketView:
     phase: Phase
     grantable: int
     window_end: float | None
+    """When the window (or closure) in force ends, monotonic; ``None`` while probing."""
     in_flight: int
     waiting: int
     remaining: int | None
-    """The server's ``Remaining`` as reconciled (``None`` while probing)."""
+    """The server's ``Remaining`` as reconciled (``None`` while probing, 0 while closed)."""
     reset: float | None
     """The absolute ``Reset`` of the server window in force (``None``: unknown, delta, local)."""
 
 
 _NOTHING = Dispatch()
+
+
+class _Queue:
+    """Strictly private: a bucket's waiters, made only once somebody waits."""
+
+    __slots__ = ("deadline_heap", "deadlines", "retries", "waiters")
+
+    def __init__(self) -> None:
+        # Two FIFO queues as ordered sets: re-queued 429s go before first attempts.
+        self.retries: dict[int, None] = {}
+        self.waiters: dict[int, None] = {}
+        # max_wait deadlines: ticket -> deadline, and a heap of them (stale entries skipped).
+        self.deadlines: dict[int, float] = {}
+        self.deadline_heap: list[tuple[float, int]] = []
 
 
 class Bucket:
@@ -188,21 +331,21 @@ class Bucket:
 
     __slots__ = (
         "_admissions",
-        "_deadlines",
+        "_headerless_probes",
         "_in_flight",
+        "_known_while_closed",
+        "_last_ticket",
         "_limit",
         "_probe",
+        "_queue",
         "_remaining",
-        "_retries",
         "_server_end",
         "_server_offset",
         "_server_reset",
-        "_speaks_headers",
-        "_tickets",
         "_unreported",
-        "_waiters",
         "_window_end",
         "expired",
+        "ignored_headers",
         "lease",
         "margin",
         "phase",
@@ -215,9 +358,9 @@ class Bucket:
     ) -> None:
         if limit < 1:
             raise ValueError(f"limit must be at least 1, got {limit!r}")
-        if window <= 0:
+        if not 0 < window < math.inf:
             raise ValueError(f"window must be positive seconds, got {window!r}")
-        if margin < 0:
+        if not 0 <= margin < math.inf:
             raise ValueError(f"margin must be >= 0 seconds, got {margin!r}")
         self.window = float(window)
         self.margin = float(margin)
@@ -227,15 +370,19 @@ class Bucket:
         """Tokens that outlived their lease (counted as spent)."""
         self.wall_clock_fallbacks = 0
         """Answers whose ``Reset`` was read on the local wall clock (no ``Date`` ever seen)."""
+        self.ignored_headers = 0
+        """Answers whose headers (or ``Retry-After``) were implausible, so treated as absent."""
         self._limit = limit
         self._remaining = 0
+        # When the phase in force ends (SERVER, LOCAL: the window; CLOSED: the closure).
         self._window_end: float | None = None
         # The last server window adopted: its Reset (None for a delta Reset) and local end.
         self._server_reset: float | None = None
         self._server_end: float | None = None
         # A lower bound of (server clock - local monotonic clock), from the latest Date.
         self._server_offset: float | None = None
-        self._speaks_headers = True
+        self._headerless_probes = 0  # in a row, since the last answer with headers
+        self._known_while_closed = False  # a later window's count arrived while CLOSED
         self._probe: int | None = None
         # ticket -> (admitted at (monotonic), admission number); dicts keep insertion order, so
         # the oldest comes first.
@@ -244,11 +391,8 @@ class Bucket:
         # Spent, not yet in any Remaining (rule 5): ticket -> (when it joined, the number of
         # admissions then: a report from any later admission includes it).
         self._unreported: dict[int, tuple[float, int]] = {}
-        # Two FIFO queues as ordered sets: re-queued 429s go before first attempts.
-        self._retries: dict[int, None] = {}
-        self._waiters: dict[int, None] = {}
-        self._deadlines: dict[int, float] = {}
-        self._tickets = itertools.count(1)
+        self._queue: _Queue | None = None  # made by the first enqueue: most buckets never wait
+        self._last_ticket = 0
 
     # -- reading ------------------------------------------------------------------------------
 
@@ -262,32 +406,40 @@ class Bucket:
 
     @property
     def waiting(self) -> int:
-        return len(self._retries) + len(self._waiters)
+        queue = self._queue
+        return 0 if queue is None else len(queue.retries) + len(queue.waiters)
 
     @property
     def remaining(self) -> int | None:
         """What the server has left as reconciled (rule 5), ``None`` while probing."""
-        return None if self.phase is Phase.PROBING else self._reconciled()
+        if self.phase is Phase.PROBING:
+            return None
+        return 0 if self.phase is Phase.CLOSED else self._reconciled()
 
     @property
     def window_end(self) -> float | None:
-        """The monotonic instant the current window ends, ``None`` while probing."""
+        """The monotonic instant the window (or closure) in force ends, ``None`` while probing."""
         return None if self.phase is Phase.PROBING else self._window_end
 
     @property
     def head(self) -> int | None:
         """The ticket first in line, or ``None`` when nobody waits."""
-        for queue in (self._retries, self._waiters):
-            for ticket in queue:
-                return ticket
+        queue = self._queue
+        if queue is not None:
+            for line in (queue.retries, queue.waiters):
+                for ticket in line:
+                    return ticket
         return None
 
     def grantable(self) -> int:
         """Tokens that may be handed out now (rule 1); never negative."""
-        if self.phase is Phase.PROBING:
-            outstanding = len(self._in_flight) + len(self._unreported)
+        phase = self.phase
+        if phase is Phase.CLOSED:
+            return 0
+        outstanding = len(self._in_flight) + len(self._unreported)
+        if phase is Phase.PROBING:
             return 1 if self._probe is None and self._limit - outstanding > 0 else 0
-        return max(0, self._remaining - len(self._in_flight) - len(self._unreported))
+        return max(0, self._remaining - outstanding)
 
     def view(self, now: float, wall: float) -> BucketView:
         """The state at ``now`` (windows that ended by then are rolled over first)."""
@@ -304,15 +456,27 @@ class Bucket:
             reset=self._server_reset if self.phase is Phase.SERVER else None,
         )
 
+    def idle(self, now: float, wall: float) -> bool:
+        """Whether the bucket holds nothing a fresh one would not learn again (rule 7).
+
+        Nothing in flight or unreported, nobody waiting, and no server window or closure in
+        force (a ``LOCAL`` window with nothing spent in it counts as over).
+        """
+        if self._in_flight or self._unreported or self.waiting:
+            return False
+        self._advance(now, wall)
+        return self.phase is Phase.PROBING or self.phase is Phase.LOCAL
+
     def next_deadline(self) -> float | None:
         """When the shell must call ``dispatch`` although no answer arrived, or ``None``.
 
-        Only while somebody waits: at the window's end (new tokens), when the oldest token's
-        lease expires, or when the oldest unreported spend lapses (either stops blocking the
-        queue). Always later than the ``now`` of the last ``dispatch``, which already rolled
-        over everything due.
+        Only while somebody waits: at the window's (or closure's) end (new tokens), when the
+        oldest token's lease expires, or when the oldest unreported spend lapses (either stops
+        blocking the queue), or when a waiter's ``max_wait`` runs out (it is refused by then at
+        the latest). Always later than the ``now`` of the last ``dispatch``, which already
+        handled everything due.
         """
-        if not (self._retries or self._waiters):
+        if not self.waiting:
             return None
         deadlines = []
         if self.phase is not Phase.PROBING and self._window_end is not None:
@@ -323,74 +487,87 @@ class Bucket:
         for joined_at, _ in self._unreported.values():
             deadlines.append(joined_at + self._unreported_life)
             break
+        waiter_deadline = self._earliest_waiter_deadline()
+        if waiter_deadline is not None:
+            deadlines.append(waiter_deadline)
         return min(deadlines) if deadlines else None
 
     def forecast(self, now: float, position: int) -> float:
         """When the waiter at queue ``position`` (0 = head) can expect a token (monotonic).
 
-        Optimistic within the current window (in-flight requests the server already counted
-        give their tokens back when answered), exact about windows: the waiters beyond what
-        this window can still give wait for later windows of ``limit`` tokens each. Used only
-        to refuse a ``max_wait`` at once; it is re-checked at every ``dispatch``, so an
-        optimistic forecast is corrected within one answer.
+        The current window gives what ``grantable`` would (in-flight and unreported spends
+        subtracted, so a ``max_wait`` is not granted on hope); each later window gives
+        ``limit``. While probing, the window is unknown and may end any moment; while closed,
+        the next window starts at the closure's end. Never before ``now``.
         """
         limit = self._limit
-        if self.phase is Phase.PROBING:
-            # The window is unknown until the probe answers; it may end any moment.
-            ahead = position - max(0, limit - len(self._in_flight) - len(self._unreported))
+        outstanding = len(self._in_flight) + len(self._unreported)
+        phase = self.phase
+        if phase is Phase.PROBING:
+            ahead = position - max(0, limit - outstanding)
             return now if ahead < 0 else now + (ahead // limit) * self.window
-        if self.phase is Phase.SERVER:
-            reclaimable = self._remaining
-        else:
-            reclaimable = max(0, self._remaining - len(self._in_flight) - len(self._unreported))
-        ahead = position - reclaimable
+        assert self._window_end is not None  # SERVER, LOCAL and CLOSED always know their end
+        start = max(now, self._window_end)
+        if phase is Phase.CLOSED:
+            return start + (position // limit) * self.window
+        ahead = position - max(0, self._remaining - outstanding)
         if ahead < 0:
             return now
-        assert self._window_end is not None  # SERVER and LOCAL always know their end
-        return max(now, self._window_end) + (ahead // limit) * self.window
+        return start + (ahead // limit) * self.window
 
     # -- queueing and admitting -----------------------------------------------------------------
 
     def try_admit(self, now: float, wall: float) -> int | None:
         """Admit at once when nobody waits and a token is grantable: the fast path."""
-        if self._retries or self._waiters:
+        if self._queue is not None and self.waiting:
             return None
         self._advance(now, wall)
         if self.grantable() <= 0:
             return None
-        ticket = next(self._tickets)
+        self._last_ticket = ticket = self._last_ticket + 1
         self._admit(ticket, now)
         return ticket
 
     def enqueue(self, now: float, *, front: bool = False, max_wait: float | None = None) -> int:
         """Join the queue; ``front`` for a request re-queued after its 429 (rule 4)."""
-        ticket = next(self._tickets)
-        (self._retries if front else self._waiters)[ticket] = None
+        queue = self._queue
+        if queue is None:
+            queue = self._queue = _Queue()
+        self._last_ticket = ticket = self._last_ticket + 1
+        (queue.retries if front else queue.waiters)[ticket] = None
         if max_wait is not None:
-            self._deadlines[ticket] = now + max_wait
+            deadline = now + max_wait
+            queue.deadlines[ticket] = deadline
+            heapq.heappush(queue.deadline_heap, (deadline, ticket))
         return ticket
 
     def dispatch(self, now: float, wall: float) -> Dispatch:
-        """Hand tokens to the head of the queue while any are grantable; refuse lost causes."""
-        if not (self._retries or self._waiters):
+        """Hand tokens to the head of the queue while any are grantable; refuse lost causes.
+
+        A waiter with a ``max_wait`` is refused when its forecast turn is past its deadline, or
+        when the deadline has come and it still has no token.
+        """
+        queue = self._queue
+        if queue is None or not (queue.retries or queue.waiters):
             return _NOTHING
         self._advance(now, wall)
         granted: list[int] = []
+        deadlines = queue.deadlines
         while self.grantable() > 0:
             ticket = self._pop_head()
             if ticket is None:
                 break
-            self._deadlines.pop(ticket, None)
+            deadlines.pop(ticket, None)
             self._admit(ticket, now)
             granted.append(ticket)
         refused: list[Refusal] = []
-        if self._deadlines:
+        if deadlines:
             position = 0
-            for ticket in [*self._retries, *self._waiters]:
-                deadline = self._deadlines.get(ticket)
+            for ticket in [*queue.retries, *queue.waiters]:
+                deadline = deadlines.get(ticket)
                 if deadline is not None:
                     ready_at = self.forecast(now, position)
-                    if ready_at > deadline:
+                    if ready_at > deadline or now >= deadline:
                         self._withdraw(ticket)
                         refused.append(Refusal(ticket, ready_at))
                         continue
@@ -420,41 +597,63 @@ class Bucket:
         *,
         status: int | None,
         rate_limit: RateLimit | None,
+        retry_after: float | None = None,
     ) -> Sync:
         """Reconcile the bucket with the answer to ``ticket`` (``status=None``: no answer).
 
+        ``retry_after``: the answer's ``Retry-After`` in seconds from receipt; it matters only
+        for a 429 without plausible headers (closed that long plus ``margin``, then one probe).
         The answer's headers count even for a ticket that expired or is unknown: they are the
         server's word. Only the token itself is not charged twice.
         """
         self._advance(now, wall)
         admitted = self._in_flight.pop(ticket, None)
-        if admitted is not None and ticket == self._probe:
+        was_probe = admitted is not None and ticket == self._probe
+        if was_probe:
             self._probe = None
+        if rate_limit is not None and not rate_limit.plausible(
+            self.window, self._server_now(now, wall)
+        ):
+            self.ignored_headers += 1
+            rate_limit = None
         if rate_limit is not None:
             # Its own report includes it, if it was counted as lost before (rule 5).
             self._unreported.pop(ticket, None)
             number = None if admitted is None else admitted[1]
-            return self._resync(rate_limit, now, wall, closed=status == 429, number=number)
+            sync = self._resync(rate_limit, now, wall, closed=status == 429, number=number)
+            self._advance(now, wall)
+            return sync
+        if status == 429:
+            self._close_blind(now, wall, retry_after)
+            return Sync.UNKNOWN_TICKET if admitted is None else Sync.CLOSED
         if admitted is None:
             return Sync.UNKNOWN_TICKET
-        if status == 429:
-            # A 429 without headers: closed until the end of the window we know, or the next
-            # aligned boundary when we know none.
-            if self.phase is Phase.PROBING:
-                self._open_local(now, wall)
-            self._remaining = 0
-            return Sync.CLOSED
+        return self._count(ticket, now, wall, answered=status is not None, probe=was_probe)
+
+    def _count(self, ticket: int, now: float, wall: float, *, answered: bool, probe: bool) -> Sync:
+        """A spend no header reports (rule 5); maybe proof that the server sends none."""
         self._unreported[ticket] = (now, self._admissions)
-        if self.phase is not Phase.PROBING:
+        if not answered:
+            self._on(Event.LOST)
+            return Sync.NO_ANSWER if self.phase is Phase.PROBING else Sync.COUNTED
+        if not (probe and self.phase is Phase.PROBING):
+            self._on(Event.HEADERLESS)
             return Sync.COUNTED
-        if status is None:
-            return Sync.NO_ANSWER
-        # The probe was answered, without headers: this server does not send them (now).
-        self._speaks_headers = False
+        # The probe was answered without headers: a proxy's error page proves nothing about
+        # the window, unless it keeps happening (rule 5).
+        self._headerless_probes += 1
+        if self._headerless_probes < NO_HEADER_PROOF:
+            self._on(Event.HEADERLESS)
+            return Sync.COUNTED
+        self._on(Event.NO_HEADERS_PROVEN)
         self._open_local(now, wall)
         return Sync.LOCAL_WINDOW
 
     # -- transitions --------------------------------------------------------------------------
+
+    def _on(self, event: Event) -> None:
+        """Change phase as ``TRANSITIONS`` says; an event missing from it is a bug."""
+        self.phase = TRANSITIONS[self.phase, event]
 
     def _admit(self, ticket: int, now: float) -> None:
         self._admissions += 1
@@ -469,20 +668,34 @@ class Bucket:
     def _reconciled(self) -> int:
         return max(0, self._remaining - len(self._unreported))
 
+    def _server_now(self, now: float, wall: float) -> float:
+        """The server's clock as best known: an earlier ``Date``'s offset, else the wall clock."""
+        return wall if self._server_offset is None else now + self._server_offset
+
     def _pop_head(self) -> int | None:
-        for queue in (self._retries, self._waiters):
-            for ticket in queue:
-                del queue[ticket]
-                return ticket
-        return None
+        ticket = self.head
+        if ticket is not None:
+            self._withdraw(ticket)
+        return ticket
 
     def _withdraw(self, ticket: int) -> bool:
-        self._deadlines.pop(ticket, None)
-        for queue in (self._retries, self._waiters):
-            if ticket in queue:
-                del queue[ticket]
+        queue = self._queue
+        if queue is None:
+            return False
+        queue.deadlines.pop(ticket, None)
+        for line in (queue.retries, queue.waiters):
+            if ticket in line:
+                del line[ticket]
                 return True
         return False
+
+    def _earliest_waiter_deadline(self) -> float | None:
+        if self._queue is None:
+            return None
+        heap, deadlines = self._queue.deadline_heap, self._queue.deadlines
+        while heap and deadlines.get(heap[0][1]) != heap[0][0]:
+            heapq.heappop(heap)  # granted, refused or withdrawn since
+        return heap[0][0] if heap else None
 
     def _advance(self, now: float, wall: float) -> None:
         """Apply what time alone changes: expired leases and spends, then the window's end."""
@@ -497,6 +710,7 @@ class Bucket:
             unreported[ticket] = (now, self._admissions)
             if ticket == self._probe:
                 self._probe = None
+            self._on(Event.LOST)
         while unreported:
             ticket, (joined_at, _) = next(iter(unreported.items()))
             if joined_at + self._unreported_life > now:
@@ -504,67 +718,118 @@ class Bucket:
             del unreported[ticket]  # the window it reached has ended
         if self.phase is Phase.PROBING:
             return
-        assert self._window_end is not None  # SERVER and LOCAL always know their end
+        assert self._window_end is not None  # SERVER, LOCAL and CLOSED always know their end
         if now < self._window_end:
             return
-        if self._speaks_headers:
-            self.phase = Phase.PROBING
-            self._window_end = None
-        else:
+        if self.phase is Phase.LOCAL:
+            self._on(Event.END)
             unreported.clear()  # nothing reports in LOCAL windows: charged to the old one
             self._open_local(now, wall)
+            return
+        if self.phase is Phase.CLOSED and self._known_while_closed:
+            self._known_while_closed = False
+            assert self._server_end is not None
+            if now < self._server_end:
+                self._on(Event.END_KNOWN)
+                self._window_end = self._server_end
+                return
+        self._on(Event.END)
+        self._window_end = None
+
+    def _next_boundary(self, now: float, wall: float) -> float:
+        """The next window boundary: those the last known window implies, else the epoch's."""
+        anchor = self._server_end if self._server_end is not None else self._window_end
+        if anchor is None:
+            return now + (self.window - wall % self.window)
+        periods = (now - anchor) // self.window + 1
+        return anchor + max(periods, 1) * self.window
 
     def _open_local(self, now: float, wall: float) -> None:
         """Start a local window of ``limit`` tokens, ending at the next aligned boundary."""
-        anchor = self._server_end if self._server_end is not None else self._window_end
-        if anchor is None:
-            end = now + (self.window - wall % self.window)
-        else:
-            # The boundaries the last known window implies: anchor + k * window.
-            periods = (now - anchor) // self.window + 1
-            end = anchor + max(periods, 1) * self.window
-        self.phase = Phase.LOCAL
-        self._window_end = end
+        self._window_end = self._next_boundary(now, wall)
         self._remaining = self._limit
+
+    def _close(self, end: float) -> None:
+        """Close the gate until ``end`` (or a later end already in force)."""
+        if self.phase is Phase.CLOSED:
+            assert self._window_end is not None
+            end = max(end, self._window_end)
+        self._on(Event.LIMITED)
+        self._window_end = end
+        self._known_while_closed = False
+
+    def _close_blind(self, now: float, wall: float, retry_after: float | None) -> None:
+        """A 429 without plausible headers: for ``Retry-After``, else until the window's end."""
+        if retry_after is not None and not 0 <= retry_after <= MAX_RESET_WINDOWS * self.window:
+            self.ignored_headers += 1
+            retry_after = None
+        if retry_after is not None:
+            self._close(now + retry_after + self.margin)
+            self._remaining = 0
+            return
+        if self.phase is Phase.PROBING:
+            self._on(Event.BLIND_LIMITED)
+            self._window_end = self._next_boundary(now, wall)
+            self._known_while_closed = False
+        else:
+            self._on(Event.BLIND_LIMITED)
+        self._remaining = 0
 
     def _resync(
         self, rate_limit: RateLimit, now: float, wall: float, *, closed: bool, number: int | None
     ) -> Sync:
         """Apply one report (rule 2); ``number`` is its request's admission number, if known."""
-        self._speaks_headers = True
+        self._headerless_probes = 0
         if number is not None and self._unreported:
             # This request was admitted after these spends: its count includes them (rule 5).
             for ticket, (_, admissions) in list(self._unreported.items()):
                 if number > admissions:
                     del self._unreported[ticket]
         end, reset = self._window_of(rate_limit, now, wall)
-        reported = 0 if closed else rate_limit.remaining
         relation = self._compare(end, reset)
+        if closed:
+            # Rule 4: closed until the 429's own end, whatever window we believed current. A
+            # same-window 429 keeps the earliest end any answer implied for the server window;
+            # a later or an earlier ("stale") one becomes the window we know, so the probe's
+            # answer after the closure, naming a later window, is adopted.
+            if relation == 0 and self._server_end is not None:
+                self._server_end = min(self._server_end, end)
+            else:
+                self._server_reset, self._server_end = reset, end
+            self._close(end)
+            self._remaining = 0
+            self._learn_limit(rate_limit)
+            return Sync.CLOSED
+        phase = self.phase
         if relation > 0:
             # A later window: the server's count is the authority (rule 2).
-            self.phase = Phase.SERVER
+            self._on(Event.LATER)
             self._server_reset, self._server_end = reset, end
-            self._window_end = end
-            self._remaining = reported
-            if rate_limit.limit > 0:
-                self._limit = rate_limit.limit
-            if end <= now:
-                self._advance(now, wall)
-            return Sync.CLOSED if closed else Sync.NEW_WINDOW
-        if relation < 0 or self.phase is not Phase.SERVER:
+            self._remaining = rate_limit.remaining
+            self._learn_limit(rate_limit)
+            if phase is Phase.CLOSED:
+                self._known_while_closed = True  # the reopening needs no probe
+            else:
+                self._window_end = end
+            return Sync.NEW_WINDOW
+        if relation < 0 or phase is Phase.PROBING or phase is Phase.LOCAL:
             # An earlier window, or ours after it ended: its count says nothing about now.
+            self._on(Event.EARLIER if relation < 0 else Event.SAME)
+            if self.phase is Phase.PROBING:
+                self._window_end = None
             return Sync.STALE
+        self._on(Event.SAME)
         assert self._server_end is not None
-        self._server_end = self._window_end = min(self._server_end, end)
-        lowered = reported < self._remaining
-        self._remaining = min(self._remaining, reported)
-        if rate_limit.limit > 0:
-            self._limit = rate_limit.limit
-        if self._server_end <= now:
-            self._advance(now, wall)
-        if closed:
-            return Sync.CLOSED
+        self._server_end = min(self._server_end, end)
+        if phase is Phase.SERVER:
+            self._window_end = self._server_end
+        lowered = rate_limit.remaining < self._remaining
+        self._remaining = min(self._remaining, rate_limit.remaining)
+        self._learn_limit(rate_limit)
         return Sync.LOWERED if lowered else Sync.UNCHANGED
+
+    def _learn_limit(self, rate_limit: RateLimit) -> None:
+        self._limit = rate_limit.limit  # plausible: 1 .. MAX_HEADER_COUNT
 
     def _window_of(
         self, rate_limit: RateLimit, now: float, wall: float

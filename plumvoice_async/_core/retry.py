@@ -4,11 +4,14 @@ Transport errors and 5xx answers are transient: they are retried ``max_retries``
 jittered exponential backoff. 4xx answers are not: the same request would fail the same way.
 A 429 is not decided here at all: quota exhaustion is not a fault, so the governor holds the
 request until the window resets and it does not spend a retry (governor.md rule 4).
+
+A 503 may say when to come back (``Retry-After``): then that is the pause, not the backoff, and
+a pause longer than the client's ``max_wait`` is no retry at all (``retry_delay``).
 """
 
 from __future__ import annotations
 
-__all__ = ["BACKOFF_BASE", "BACKOFF_CAP", "backoff_delay", "should_retry"]
+__all__ = ["BACKOFF_BASE", "BACKOFF_CAP", "backoff_delay", "retry_delay", "should_retry"]
 
 BACKOFF_BASE = 0.5
 """Seconds before the first retry, before jitter."""
@@ -39,3 +42,19 @@ def backoff_delay(attempt: int, *, jitter: float) -> float:
         raise ValueError(f"jitter must be in [0, 1), got {jitter!r}")
     ceiling = min(BACKOFF_CAP, BACKOFF_BASE * 2.0**attempt)
     return ceiling / 2.0 + jitter * ceiling / 2.0
+
+
+def retry_delay(
+    attempt: int, *, jitter: float, retry_after: float | None, max_wait: float | None
+) -> float | None:
+    """Seconds to wait before retrying failed attempt ``attempt``, or ``None``: do not retry.
+
+    ``retry_after`` is the answer's ``Retry-After`` in seconds (a 503's: the server says when it
+    will serve again, so that is the pause, jitter or not); without one, ``backoff_delay``. A
+    server-named pause longer than ``max_wait`` fails at once rather than sleep past it.
+    """
+    if retry_after is None:
+        return backoff_delay(attempt, jitter=jitter)
+    if max_wait is not None and retry_after > max_wait:
+        return None
+    return retry_after

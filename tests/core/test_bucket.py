@@ -7,9 +7,9 @@ import math
 import pytest
 from hypothesis import settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
-from plumvoice_async._core.bucket import NO_DATE_MARGIN, Bucket, Phase, Sync
+from plumvoice_async._core.bucket import NO_DATE_MARGIN, NO_HEADER_PROOF, Bucket, Phase, Sync
 from plumvoice_async._core.ratelimit import RateLimit
 
 LIMIT, WINDOW, MARGIN = 10, 60.0, 1.0
@@ -234,6 +234,125 @@ def test_a_429_without_headers_closes_until_the_window_we_know_ends():
     assert (sync, b.grantable(), b.window_end) == (Sync.CLOSED, 0, NOW + 31)
 
 
+def closed_until(b: Bucket, now: float) -> float:
+    """Step time in 0.1 s until the bucket admits again; that instant (at most 10 windows on)."""
+    t = now
+    while b.try_admit(t, t) is None:
+        t = round(t + 0.1, 6)
+        assert t < now + 10 * WINDOW, "never reopened"
+    return t
+
+
+STALE_429S = [
+    # (what, the 429's Reset, its Date (server clock), how long its own end is from receipt)
+    ("the window the bucket just left, from a server 5 s behind", RESET, RESET - 5, 5 + MARGIN),
+    ("an earlier window still", RESET - WINDOW, RESET - 5, MARGIN),
+    ("the same window, from a server whose clock is 5 s behind", RESET + WINDOW, RESET + 25, 36),
+]
+
+
+@pytest.mark.parametrize(("what", "reset", "date", "closed_for"), STALE_429S)
+def test_a_429_closes_the_gate_until_its_own_end_whatever_window_the_bucket_believes(
+    what, reset, date, closed_for
+):
+    # Issue 11, case 1: a 429 whose Reset names a window the bucket has left was ignored as
+    # stale, and the re-queued retry went straight back out: a retry storm.
+    b = bucket()
+    now = NOW
+    probe = admit(b, now)  # the bucket learns window RESET + WINDOW, 5 left, 30 s to go
+    new = RESET + WINDOW
+    b.settle(probe, now, 0.0, status=200, rate_limit=answer(5, reset=new, date=RESET + 30))
+    sync = b.settle(
+        admit(b, now), now, 0.0, status=429, rate_limit=answer(0, reset=reset, date=date)
+    )
+    assert (sync, b.grantable()) == (Sync.CLOSED, 0), what
+    retry = b.enqueue(now, front=True)
+    assert b.dispatch(now, 0.0).granted == ()
+    assert b.next_deadline() == pytest.approx(now + closed_for)
+    assert b.dispatch(now + closed_for - 0.01, 0.0).granted == ()
+    # At its end, one probe, and only one, until it is answered.
+    assert b.dispatch(now + closed_for, 0.0).granted == (retry,)
+    assert b.try_admit(now + closed_for, 0.0) is None
+    # Its answer, naming a later window than the 429's, is adopted normally.
+    later = max(new, reset + WINDOW)
+    b.settle(
+        retry, now + closed_for, 0.0, status=200, rate_limit=answer(3, reset=later, date=later - 20)
+    )
+    assert (b.phase, b.grantable()) == (Phase.SERVER, 3)
+
+
+def test_a_later_windows_count_arriving_while_closed_reopens_without_another_probe():
+    b = synced(remaining=5)
+    straggler = admit(b)
+    b.settle(admit(b), NOW, DATE, status=429, rate_limit=answer(0, reset=RESET, date=RESET - 5))
+    new = RESET + WINDOW
+    sync = b.settle(
+        straggler, NOW + 1, DATE, status=200, rate_limit=answer(7, reset=new, date=RESET)
+    )
+    assert (sync, b.grantable()) == (Sync.NEW_WINDOW, 0)  # still closed until NOW + 5 + margin
+    view = b.view(NOW + 6, DATE)
+    assert (view.phase, view.grantable) == (Phase.SERVER, 7)
+
+
+def test_a_429_with_retry_after_and_no_headers_closes_for_that_long_then_one_probe():
+    # Issue 11, case 6: it waited for the next aligned window (770 s at 900 s) instead.
+    b = synced(remaining=8)
+    sync = b.settle(admit(b), NOW, DATE, status=429, rate_limit=None, retry_after=1.0)
+    assert (sync, b.phase, b.grantable(), b.window_end) == (
+        Sync.CLOSED,
+        Phase.CLOSED,
+        0,
+        NOW + 1 + MARGIN,
+    )
+    assert b.try_admit(NOW + 1 + MARGIN, DATE) is not None
+    assert b.try_admit(NOW + 1 + MARGIN, DATE) is None  # a probe: one at a time
+    assert b.phase is Phase.PROBING
+
+
+@pytest.mark.parametrize("retry_after", [-1.0, math.nan, math.inf, 4 * WINDOW + 1])
+def test_a_retry_after_that_is_absurd_is_ignored(retry_after):
+    b = synced(remaining=8)
+    b.settle(admit(b), NOW, DATE, status=429, rate_limit=None, retry_after=retry_after)
+    assert (b.grantable(), b.window_end, b.ignored_headers) == (0, NOW + 31, 1)
+
+
+def test_retry_after_is_ignored_when_the_429_has_headers():
+    b = synced(remaining=8)
+    b.settle(admit(b), NOW, DATE, status=429, rate_limit=answer(0), retry_after=1.0)
+    assert b.window_end == NOW + 31
+
+
+ABSURD = [
+    ("Reset nan", RateLimit(LIMIT, 5, math.nan, DATE)),
+    ("Reset inf", RateLimit(LIMIT, 0, math.inf, DATE)),
+    ("Reset in year 33658", RateLimit(LIMIT, 0, 1_000_000_000_000.0, DATE)),
+    ("Reset 1e30", RateLimit(LIMIT, 0, 1e30, DATE)),
+    ("Reset 1e30 without Date", RateLimit(LIMIT, 0, 1e30, None)),
+    ("Reset more than four windows away", RateLimit(LIMIT, 0, DATE + 4 * WINDOW + 1, DATE)),
+    ("a delta Reset of five windows", RateLimit(LIMIT, 0, 5 * WINDOW, DATE)),
+    ("a negative Reset", RateLimit(LIMIT, 0, -5.0, DATE)),
+    ("Limit 0", RateLimit(0, 0, RESET, DATE)),
+    ("Limit above a million", RateLimit(10**7, 10**7, RESET, DATE)),
+    ("Remaining above a million", RateLimit(LIMIT, 10**7, RESET, DATE)),
+    ("Remaining negative", RateLimit(LIMIT, -3, RESET, DATE)),
+]
+
+
+@pytest.mark.parametrize("status", [200, 429])
+@pytest.mark.parametrize(("what", "rate_limit"), ABSURD, ids=[what for what, _ in ABSURD])
+def test_absurd_header_values_are_read_as_absent_and_never_poison_the_bucket(
+    what, rate_limit, status
+):
+    # Issue 11, case 4: nan kept a bucket probing for good, inf never reopened it.
+    b = synced(remaining=8)
+    b.settle(admit(b), NOW, DATE, status=status, rate_limit=rate_limit)
+    view = b.view(NOW, DATE)
+    assert view.window_end == NOW + 31, what  # the window the bucket knew stands
+    assert view.remaining == (0 if status == 429 else 7)
+    assert closed_until(b, NOW) <= NOW + 31
+    assert b.ignored_headers == 1  # the shell logs it
+
+
 def test_an_answer_without_headers_counts_as_spent():
     b = synced(remaining=8)
     for status in (502, None):
@@ -295,16 +414,46 @@ def test_a_probe_without_an_answer_lets_another_probe_go():
     assert b.try_admit(NOW, DATE) is not None
 
 
-def test_a_probe_answered_without_headers_starts_local_counting_on_epoch_aligned_windows():
+def test_probes_answered_without_headers_keep_the_slow_start_until_they_prove_a_pattern():
+    # Issue 11, case 2: a proxy's 502 on the probe used to open a LOCAL window with the full
+    # limit at once, while the server had one token left.
+    wall = 1_700_000_017.0
+    b = bucket()
+    probes = 0
+    while True:
+        ticket = admit(b, wall=wall)
+        assert b.try_admit(NOW, wall) is None, "more than one request out while probing"
+        probes += 1
+        sync = b.settle(ticket, NOW, wall, status=502, rate_limit=None)
+        if sync is Sync.LOCAL_WINDOW:
+            break
+        assert b.phase is Phase.PROBING
+    assert probes == NO_HEADER_PROOF
+
+
+def test_an_answer_with_headers_resets_the_count_of_header_less_probes():
+    wall = 1_700_000_017.0
+    b = bucket()
+    b.settle(admit(b, wall=wall), NOW, wall, status=502, rate_limit=None)
+    b.settle(admit(b, wall=wall), NOW, wall, status=502, rate_limit=None)
+    # An answer with headers (its window ends a second later): the server does speak them.
+    ending = RateLimit(LIMIT, 5, RESET - WINDOW, DATE)
+    assert (
+        b.settle(admit(b, wall=wall), NOW, wall, status=200, rate_limit=ending) is Sync.NEW_WINDOW
+    )
+    b.settle(admit(b, wall=wall), NOW + 40, wall + 40, status=502, rate_limit=None)
+    assert b.view(NOW + 40, wall + 40).phase is Phase.PROBING
+
+
+def test_a_server_proven_header_less_is_counted_locally_on_epoch_aligned_windows():
     wall = 1_700_000_017.0  # 37 s into an epoch-aligned 60 s window
     b = bucket()
+    for _ in range(NO_HEADER_PROOF - 1):
+        b.settle(admit(b, wall=wall), NOW, wall, status=200, rate_limit=None)
     sync = b.settle(admit(b, wall=wall), NOW, wall, status=200, rate_limit=None)
-    assert (sync, b.remaining, b.window_end) == (
-        Sync.LOCAL_WINDOW,
-        LIMIT - 1,
-        NOW + 23,
-    )
-    tickets = [admit(b, wall=wall) for _ in range(LIMIT - 1)]
+    # The probes' spends stay charged to this window: 10 - 3.
+    assert (sync, b.remaining, b.window_end) == (Sync.LOCAL_WINDOW, LIMIT - 3, NOW + 23)
+    tickets = [admit(b, wall=wall) for _ in range(LIMIT - 3)]
     assert b.try_admit(NOW, wall) is None
     for ticket in tickets:
         b.settle(ticket, NOW, wall, status=200, rate_limit=None)
@@ -315,15 +464,17 @@ def test_a_probe_answered_without_headers_starts_local_counting_on_epoch_aligned
 
 def test_local_windows_follow_the_last_server_windows_boundaries():
     b = synced(remaining=0)  # server window ends at NOW + 31 (margin included)
-    probe = admit(b, NOW + 100, 0.0)
-    b.settle(probe, NOW + 100, 0.0, status=502, rate_limit=None)
-    assert b.window_end == NOW + 31 + 2 * WINDOW
+    for _ in range(NO_HEADER_PROOF):
+        b.settle(admit(b, NOW + 100, 0.0), NOW + 100, 0.0, status=502, rate_limit=None)
+    assert (b.phase, b.window_end) == (Phase.LOCAL, NOW + 31 + 2 * WINDOW)
 
 
 def test_headers_again_after_local_counting_take_over():
     wall = 1_700_000_017.0
     b = bucket()
-    b.settle(admit(b, wall=wall), NOW, wall, status=200, rate_limit=None)
+    for _ in range(NO_HEADER_PROOF):
+        b.settle(admit(b, wall=wall), NOW, wall, status=200, rate_limit=None)
+    assert b.phase is Phase.LOCAL
     sync = b.settle(admit(b, wall=wall), NOW, wall, status=200, rate_limit=answer(4))
     assert (sync, b.view(NOW, wall).phase, b.grantable()) == (
         Sync.NEW_WINDOW,
@@ -429,13 +580,43 @@ def test_the_forecast_is_optimistic_while_the_window_is_unknown():
 
 
 def test_a_forecast_that_grows_refuses_a_waiter_at_the_next_dispatch():
-    b = synced(remaining=3)
-    tokens = [admit(b) for _ in range(3)]
+    b = bucket()
+    probe = admit(b)
     waiter = b.enqueue(NOW, max_wait=5.0)
-    assert b.dispatch(NOW, DATE).refused == ()  # in-flight answers might give tokens back
-    b.settle(tokens[0], NOW + 1, DATE, status=200, rate_limit=answer(0, date=DATE + 1))
+    assert b.dispatch(NOW, DATE).refused == ()  # the unknown window may end any moment
+    b.settle(probe, NOW + 1, DATE, status=429, rate_limit=answer(0, date=DATE + 1))
     refused = b.dispatch(NOW + 1, DATE + 1).refused
-    assert [r.ticket for r in refused] == [waiter]
+    assert [(r.ticket, r.ready_at) for r in refused] == [(waiter, NOW + 1 + 29 + MARGIN)]
+
+
+def test_the_forecast_subtracts_unreported_spends_and_requests_in_flight_as_grantable_does():
+    # Issue 11, case 3: Remaining=9, then nine 502s without headers. The forecast counted the
+    # nine as tokens, so max_wait=5 was granted after 51 s instead of refused at once.
+    b = synced(remaining=9)
+    for _ in range(9):
+        b.settle(admit(b), NOW, DATE, status=502, rate_limit=None)
+    waiter = b.enqueue(NOW, max_wait=5.0)
+    outcome = b.dispatch(NOW, DATE)
+    assert [(r.ticket, r.ready_at) for r in outcome.refused] == [(waiter, NOW + 31)]
+    # The same with the nine still in flight: nothing is grantable, so nothing is promised.
+    b = synced(remaining=9)
+    for _ in range(9):
+        admit(b)
+    waiter = b.enqueue(NOW, max_wait=5.0)
+    assert [r.ticket for r in b.dispatch(NOW, DATE).refused] == [waiter]
+
+
+def test_a_waiters_own_deadline_is_a_wake_up_and_it_is_refused_by_then():
+    b = Bucket(LIMIT, WINDOW, margin=MARGIN, lease=1000.0)
+    admit(b)  # the probe: never answered (its lease is long)
+    waiters = [b.enqueue(NOW) for _ in range(LIMIT - 1)]
+    hurried = b.enqueue(NOW, max_wait=5.0)  # may go with the probe's answer: not refused yet
+    assert b.dispatch(NOW, DATE).refused == ()
+    assert b.next_deadline() == NOW + 5.0
+    refused = b.dispatch(NOW + 5.0, DATE + 5).refused
+    assert [(r.ticket, r.ready_at) for r in refused] == [(hurried, NOW + 5.0)]
+    assert b.next_deadline() == NOW + 1000.0
+    assert b.waiting == len(waiters)
 
 
 @pytest.mark.parametrize(
@@ -619,3 +800,166 @@ class BucketAgainstServer(RuleBasedStateMachine):
 
 TestBucketAgainstServer = BucketAgainstServer.TestCase
 TestBucketAgainstServer.settings = settings(max_examples=150, stateful_step_count=60, deadline=None)
+
+
+class BucketAgainstHostileServer(RuleBasedStateMachine):
+    """Like ``BucketAgainstServer``, but the server behind the host lies and disagrees.
+
+    Up to three servers answer, their clocks up to 5 s apart: each counts in the window its
+    own clock names and stamps ``Reset`` and ``Date`` by it, so 429s come labelled with earlier
+    and later windows than the bucket's. Answers may lose their headers (a proxy's 502, or a
+    429 stripped of them, maybe with a ``Retry-After``), carry absurd values, or be lost.
+    429s are now expected; what must hold instead:
+
+    - no overshoot: once every answer is in, the bucket never believes a window has more left
+      than the server that labelled it counted;
+    - nothing is admitted before any settled 429's own end, and while probing, one request at
+      a time;
+    - a ``max_wait`` is refused only when its forecast is past its deadline or the deadline
+      has come, never after it, and never with a ``ready_at`` before now.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.limit, self.window, self.margin = 4, 60.0, 1.0
+        self.bucket = Bucket(self.limit, self.window, margin=self.margin, lease=1e9)
+        self.now = 1_000.0
+        self.base = 1_700_000_017.0 - self.now
+        self.skews: list[float] = [0.0]
+        self.counts: dict[float, int] = {}  # per window end (Reset) as its server labelled it
+        self.waiting: list[int] = []
+        self.deadlines: dict[int, float] = {}
+        self.in_flight: list[tuple[int, bool]] = []  # (ticket, admitted as a probe)
+        self.answers: list[tuple[int, int, RateLimit | None, float | None]] = []
+        self.closed_until = -math.inf
+        self.probe_out: int | None = None
+
+    @initialize(skews=st.lists(st.floats(0, 5), min_size=1, max_size=3))
+    def servers(self, skews):
+        self.skews = skews
+
+    def _dispatch(self) -> None:
+        probing = self.bucket.view(self.now, self.now).phase is Phase.PROBING
+        deadline = self.bucket.next_deadline()
+        if self.deadlines and deadline is not None:
+            assert deadline <= min(self.deadlines.values()), "a waiter's deadline is no wake-up"
+        outcome = self.bucket.dispatch(self.now, self.now)
+        for refusal in outcome.refused:
+            limit = self.deadlines.pop(refusal.ticket)
+            assert refusal.ready_at >= self.now, "reset_at in the past"
+            assert refusal.ready_at > limit or self.now >= limit, "refused though in time"
+            self.waiting.remove(refusal.ticket)
+        if outcome.granted:
+            assert self.now >= self.closed_until, "admitted before a 429's own end"
+        if probing:
+            assert len(outcome.granted) <= 1, "more than one probe at once"
+            assert not outcome.granted or self.probe_out is None, "a second probe went out"
+        for ticket in outcome.granted:
+            self.waiting.remove(ticket)
+            self.deadlines.pop(ticket, None)
+            self.in_flight.append((ticket, probing))
+            if probing:
+                self.probe_out = ticket
+        for ticket, deadline in self.deadlines.items():
+            assert deadline > self.now, f"waiter {ticket} still waits after its max_wait"
+
+    @rule(front=st.booleans(), max_wait=st.none() | st.floats(0, 120))
+    def arrive(self, front, max_wait):
+        ticket = self.bucket.enqueue(self.now, front=front, max_wait=max_wait)
+        self.waiting.insert(0, ticket) if front else self.waiting.append(ticket)
+        if max_wait is not None:
+            self.deadlines[ticket] = self.now + max_wait
+        self._dispatch()
+
+    @rule(seconds=st.floats(0.01, 3) | st.floats(3, 90))
+    def time_passes(self, seconds):
+        self.now += seconds
+        self._dispatch()
+
+    @rule(data=st.data())
+    def reach_a_server(self, data):
+        if not self.in_flight:
+            return
+        ticket, _ = entry = data.draw(st.sampled_from(self.in_flight))
+        self.in_flight.remove(entry)
+        skew = data.draw(st.sampled_from(self.skews))
+        clock = self.now + self.base + skew
+        reset = (math.floor(clock / self.window) + 1) * self.window
+        used = self.counts.get(reset, 0)
+        status = 200 if used < self.limit else 429
+        self.counts[reset] = min(self.limit, used + 1)
+        remaining = max(0, self.limit - used - 1)
+        kind = data.draw(st.sampled_from(["plain", "plain", "no headers", "absurd", "lost"]))
+        rate_limit: RateLimit | None = RateLimit(self.limit, remaining, reset, math.floor(clock))
+        retry_after = None
+        if kind == "no headers":
+            rate_limit = None
+            status = 502 if status == 200 else 429
+            retry_after = data.draw(st.none() | st.floats(0, 10)) if status == 429 else None
+        elif kind == "absurd":
+            value = data.draw(st.sampled_from([math.nan, math.inf, 1e30, 1e12, -1.0]))
+            rate_limit = RateLimit(self.limit, remaining, value, math.floor(clock))
+        elif kind == "lost":
+            status, rate_limit = -1, None
+        self.answers.append((ticket, status, rate_limit, retry_after))
+
+    @rule(data=st.data())
+    def answer_arrives(self, data):
+        if not self.answers:
+            return
+        answer = data.draw(st.sampled_from(self.answers))
+        self.answers.remove(answer)
+        ticket, status, rate_limit, retry_after = answer
+        self.bucket.settle(
+            ticket,
+            self.now,
+            self.now,
+            status=None if status == -1 else status,
+            rate_limit=rate_limit,
+            retry_after=retry_after,
+        )
+        if ticket == self.probe_out:
+            self.probe_out = None
+        if status == 429:
+            date = None if rate_limit is None else rate_limit.server_date
+            if rate_limit is not None and date is not None and rate_limit.plausible(60.0, 0.0):
+                own = self.now + max(0.0, rate_limit.reset - date)
+                self.closed_until = max(self.closed_until, own + self.margin)
+            elif retry_after is not None:
+                self.closed_until = max(self.closed_until, self.now + retry_after + self.margin)
+            retry = self.bucket.enqueue(self.now, front=True)
+            self.waiting.insert(0, retry)
+        self._dispatch()
+
+    @rule(data=st.data())
+    def cancel(self, data):
+        if self.waiting:
+            ticket = data.draw(st.sampled_from(self.waiting))
+            assert self.bucket.release(ticket)
+            self.waiting.remove(ticket)
+            self.deadlines.pop(ticket, None)
+            self._dispatch()
+
+    @invariant()
+    def no_overshoot_of_what_the_labelling_server_counted(self):
+        view = self.bucket.view(self.now, self.now)
+        if self.in_flight or self.answers or view.remaining is None or view.reset is None:
+            return
+        assert view.remaining <= self.limit - self.counts.get(view.reset, 0)
+
+    @invariant()
+    def nobody_waits_while_a_token_is_grantable(self):
+        assert not self.bucket.waiting or self.bucket.grantable() == 0
+
+    @invariant()
+    def whoever_waits_has_a_deadline_to_wake_at(self):
+        if self.bucket.waiting:
+            deadline = self.bucket.next_deadline()
+            assert deadline is not None
+            assert deadline > self.now
+
+
+TestBucketAgainstHostileServer = BucketAgainstHostileServer.TestCase
+TestBucketAgainstHostileServer.settings = settings(
+    max_examples=200, stateful_step_count=60, deadline=None
+)

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from plumvoice_async._core.retry import BACKOFF_CAP, backoff_delay, should_retry
+from plumvoice_async._core.retry import BACKOFF_CAP, backoff_delay, retry_delay, should_retry
 
 
 @pytest.mark.parametrize(
@@ -46,3 +46,20 @@ def test_backoff_delay(attempt, jitter, expected):
 def test_backoff_delay_refuses_jitter_outside_unit_interval(jitter):
     with pytest.raises(ValueError, match="jitter"):
         backoff_delay(0, jitter=jitter)
+
+
+@pytest.mark.parametrize(
+    ("attempt", "retry_after", "max_wait", "expected"),
+    [
+        (0, None, None, backoff_delay(0, jitter=0.5)),  # no Retry-After: the backoff
+        (3, None, 1.0, backoff_delay(3, jitter=0.5)),  # (the backoff is ours: max_wait aside)
+        (0, 7.0, None, 7.0),  # the server's word, not the backoff
+        (4, 0.0, None, 0.0),
+        (0, 7.0, 10.0, 7.0),
+        (0, 10.0, 10.0, 10.0),
+        (0, 11.0, 10.0, None),  # beyond max_wait: no retry, fail now
+    ],
+)
+def test_retry_delay(attempt, retry_after, max_wait, expected):
+    delay = retry_delay(attempt, jitter=0.5, retry_after=retry_after, max_wait=max_wait)
+    assert delay == expected
