@@ -66,8 +66,8 @@ import anyio
 import attrs
 
 from .._clock import Clock, SystemClock
-from .._core.bucket import NO_DATE_MARGIN
-from .._core.ratelimit import RateLimit
+from .._core.bucket import NO_DATE_MARGIN, NO_HEADER_PROOF
+from .._core.ratelimit import MAX_HEADER_COUNT, MAX_RESET_WINDOWS, RateLimit
 from .._core.requests import QuotaGroup
 from .._errors import GovernorUnavailableError, RateLimitError
 from .._governor import Permit, QuotaKey, Snapshot
@@ -78,11 +78,6 @@ from .scripts import Scripts, bucket_args, import_redis
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
-
-# Interim copies of the spec's constants until gov-core (bucket.py, ratelimit.py) lands.
-MAX_HEADER_COUNT = 10**6
-MAX_RESET_WINDOWS = 4
-NO_HEADER_PROOF = 3
 
 __all__ = ["RedisGovernor"]
 
@@ -264,7 +259,8 @@ class RedisGovernor:
                 token.permit,
                 status=status,
                 rate_limit=self._fallback_share_of(permit.key, rate_limit),
-            )  # MERGE-TODO: retry_after once gov-core's LocalGovernor takes it
+                retry_after=retry_after,
+            )
             return
         if not isinstance(token, Lease):
             return

@@ -92,13 +92,17 @@ class Reply:
         spends as ``grantable`` does, in every phase, and is exact about windows.
         """
         limit = max(1, self.limit)
+        outstanding = self.in_flight + self.unreported
         if self.phase == "probing":
-            ahead = position - max(0, limit - self.in_flight - self.unreported)
+            ahead = position - max(0, limit - outstanding)
             return 0.0 if ahead < 0 else (ahead // limit) * window
-        ahead = position - max(0, self.remaining - self.in_flight - self.unreported)
+        start = self.window_end_in or 0.0
+        if self.phase == "closed":
+            return start + (position // limit) * window
+        ahead = position - max(0, self.remaining - outstanding)
         if ahead < 0:
             return 0.0
-        return (self.window_end_in or 0.0) + (ahead // limit) * window
+        return start + (ahead // limit) * window
 
 
 @attrs.frozen

@@ -36,19 +36,22 @@ local send = tonumber(s.send or '')     -- the last server window's end
 local sreset = tonumber(s.sreset or '') -- the last server window's Reset (server epoch s)
 local offset = tonumber(s.offset or '') -- server clock - Redis clock (ms), from the last Date
 local probe = s.probe or ''             -- admission number of the probe in flight
-local speaks = s.speaks ~= '0'          -- whether the server sends X-RateLimit headers
-local silent = tonumber(s.silent) or 0  -- consecutive probes answered without headers
+local silent = tonumber(s.silent) or 0  -- probes answered without headers in a row
+local known = s.known == '1'            -- a later window's count came while closed
+
+-- Phases as bucket.py's TRANSITIONS table: 'probing', 'server', 'local', 'closed'. Every phase
+-- change below is one of its rows; 'probing' always goes with wend = nil.
+
+local function next_boundary()
+  -- The next window boundary: those the last known window implies, else the epoch's.
+  local anchor = send or wend
+  if anchor == nil then return now + (window - now % window) end
+  return anchor + math.max(math.floor((now - anchor) / window) + 1, 1) * window
+end
 
 local function open_local()
-  -- A window of `limit` tokens ending at the next boundary the last known window implies.
-  local anchor = send or wend
-  local e
-  if anchor == nil then
-    e = now + (window - now % window)
-  else
-    e = anchor + math.max(math.floor((now - anchor) / window) + 1, 1) * window
-  end
-  phase, wend, remaining = 'local', e, limit
+  -- A local window of `limit` tokens, ending at the next aligned boundary.
+  wend, remaining = next_boundary(), limit
 end
 
 local function advance()
@@ -61,12 +64,19 @@ local function advance()
   end
   redis.call('ZREMRANGEBYSCORE', unreported, '-inf', now)
   if phase == 'probing' or now < wend then return end
-  if speaks then
-    phase, wend = 'probing', nil
-  else
+  if phase == 'local' then -- END: the next local window
     redis.call('DEL', unreported) -- nothing reports in local windows
     open_local()
+    return
   end
+  if phase == 'closed' and known then
+    known = false
+    if now < send then -- END_KNOWN: the later window's count is the probe's answer already
+      phase, wend = 'server', send
+      return
+    end
+  end
+  phase, wend = 'probing', nil -- END: one probe
 end
 
 local function outstanding()
@@ -74,6 +84,7 @@ local function outstanding()
 end
 
 local function grantable()
+  if phase == 'closed' then return 0 end
   if phase == 'probing' then
     if probe == '' and limit - outstanding() > 0 then return 1 end
     return 0
@@ -153,7 +164,7 @@ end
 local function save()
   redis.call('HSET', state, 'limit', limit, 'phase', phase, 'remaining', remaining,
     'wend', wend or '', 'send', send or '', 'sreset', sreset or '', 'offset', offset or '',
-    'probe', probe, 'speaks', speaks and '1' or '0', 'silent', silent)
+    'probe', probe, 'silent', silent, 'known', known and '1' or '0')
   -- Idle keys vanish: they outlive a closed window's end, then two windows and a lease.
   local life = ttl + math.max(0, (wend or now) - now)
   for _, key in ipairs({state, leases, unreported}) do redis.call('PEXPIRE', key, life) end

@@ -7,7 +7,8 @@
 advance()
 local member, status = ARGV[11], ARGV[12]
 local admitted = redis.call('ZREM', leases, member) == 1
-if admitted and member == probe then probe = '' end
+local was_probe = admitted and member == probe
+if was_probe then probe = '' end
 
 local function forget_reported(number)
   -- Its own report includes it; a request admitted after a spend joined counts it too.
@@ -29,7 +30,7 @@ local function plausible()
     if v == nil or v ~= v or v < 0 or v == math.huge then return false end
   end
   local date = values[4]
-  if ARGV[17] ~= '' and (date == nil or date ~= date or date < 0 or date == math.huge) then
+  if ARGV[17] ~= '' and (date == nil or date ~= date or math.abs(date) == math.huge) then
     return false
   end
   local most = tonumber(ARGV[21])
@@ -67,80 +68,93 @@ local function compare(e, reset)
   return 0
 end
 
+local function close(e)
+  -- LIMITED: closed until `e`, or a later end already in force.
+  if phase == 'closed' then e = math.max(e, wend) end
+  phase, wend, known = 'closed', e, false
+end
+
 local function resync(closed)
-  speaks, silent = true, 0
+  silent = 0
   forget_reported(admitted and tonumber(member) or nil)
   local e, reset = window_of()
-  local reported_limit = tonumber(ARGV[14])
+  local relation = compare(e, reset)
+  local reported, reported_limit = tonumber(ARGV[15]), tonumber(ARGV[14])
   if closed then
-    -- A 429 closes the gate until its own end, whatever window we believed current (later,
-    -- the same, or an earlier one: servers behind one host may disagree); that window is the
-    -- one we know from now on, and its end brings one probe.
-    phase, sreset, send, wend, remaining, limit = 'server', reset, e, e, 0, reported_limit
-    if e <= now then advance() end
+    -- Closed until the 429's own end, whatever window we believed current (rule 1): a
+    -- same-window 429 keeps the earliest end any answer implied; a later or an earlier
+    -- ("stale") one becomes the window we know, so the probe's answer after it is adopted.
+    if relation == 0 and send ~= nil then
+      send = math.min(send, e)
+    else
+      sreset, send = reset, e
+    end
+    close(e)
+    remaining, limit = 0, reported_limit
     return 'closed'
   end
-  local reported = tonumber(ARGV[15])
-  local relation = compare(e, reset)
-  if relation > 0 then
-    phase, sreset, send, wend, remaining, limit = 'server', reset, e, e, reported, reported_limit
-    if e <= now then advance() end
+  if relation > 0 then -- LATER: the server's count is the authority
+    if phase == 'closed' then
+      known = true -- the reopening needs no probe
+    else
+      phase, wend = 'server', e
+    end
+    sreset, send, remaining, limit = reset, e, reported, reported_limit
     return 'new window'
   end
-  if relation < 0 or phase ~= 'server' then return 'stale' end
-  send = math.min(send, e)
-  wend = send
+  if relation < 0 or phase == 'probing' or phase == 'local' then
+    -- EARLIER, or SAME for a window that is over for us: its count says nothing about now.
+    if phase == 'local' then phase = 'probing' end
+    if phase == 'probing' then wend = nil end
+    return 'stale'
+  end
+  send = math.min(send, e) -- SAME, in 'server' or 'closed'
+  if phase == 'server' then wend = send end
   local lowered = reported < remaining
-  remaining = math.min(remaining, reported)
-  limit = reported_limit
-  if send <= now then advance() end
+  remaining, limit = math.min(remaining, reported), reported_limit
   return lowered and 'lowered' or 'unchanged'
 end
 
-local function retry_after()
-  -- Seconds a 429 without X-RateLimit headers asked us to wait, if it said (nil: it did not).
+local function close_blind()
+  -- A 429 without plausible headers: closed for its Retry-After (ARGV[19]) plus margin, else
+  -- until the window we know ends (the next aligned boundary when probing).
   local seconds = tonumber(ARGV[19])
-  if seconds == nil or seconds ~= seconds or seconds < 0 then return nil end
-  if seconds > tonumber(ARGV[20]) * window / 1000 then return nil end -- implausible
-  return seconds
+  if seconds ~= nil and not (seconds >= 0 and seconds <= tonumber(ARGV[20]) * window / 1000) then
+    seconds = nil -- implausible (nan fails both comparisons)
+  end
+  if seconds ~= nil then
+    close(now + seconds * 1000 + margin)
+  elseif phase == 'probing' then
+    phase, wend, known = 'closed', next_boundary(), false
+  end
+  remaining = 0
+end
+
+local function count()
+  -- A spend no header reports (rule 5); maybe proof that the server sends none.
+  redis.call('ZADD', unreported, now + unreported_life, member .. ':' .. (s.seq or '0'))
+  if status == '' then return phase == 'probing' and 'no answer' or 'counted' end
+  if not (was_probe and phase == 'probing') then return 'counted' end
+  -- The probe answered without headers: a proxy's error page proves nothing about the
+  -- window, unless it keeps happening.
+  silent = silent + 1
+  if silent < tonumber(ARGV[22]) then return 'counted' end
+  phase = 'local'
+  open_local()
+  return 'local'
 end
 
 local outcome
 if ARGV[13] == '1' and plausible() then
   outcome = resync(status == '429')
+  advance()
+elseif status == '429' then
+  close_blind()
+  outcome = admitted and 'closed' or 'unknown'
 elseif not admitted then
   outcome = 'unknown'
-elseif status == '429' then
-  local seconds = retry_after()
-  if seconds then
-    -- Closed for as long as it said, then one probe (a server without headers: a new local
-    -- window instead), whose answer is adopted whatever window it names.
-    if phase ~= 'local' then phase, sreset, send = 'server', nil, nil end
-    wend = now + seconds * 1000 + margin
-  elseif phase == 'probing' then
-    open_local()
-  end
-  remaining = 0
-  outcome = 'closed'
 else
-  redis.call('ZADD', unreported, now + unreported_life, member .. ':' .. (s.seq or '0'))
-  if phase ~= 'probing' then
-    outcome = 'counted'
-  elseif status == '' then
-    outcome = 'no answer'
-  else
-    -- A probe answered without headers (a proxy's error page) says nothing about the window:
-    -- keep probing, one request at a time, until enough such answers in a row prove that the
-    -- server sends no headers at all.
-    silent = silent + 1
-    if silent >= tonumber(ARGV[22]) then
-      speaks = false
-      open_local()
-      outcome = 'local'
-    else
-      outcome = 'probing'
-    end
-  end
+  outcome = count()
 end
 local granted = grant()
 save()
