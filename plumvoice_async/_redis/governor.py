@@ -1,14 +1,17 @@
 """The shared governor: one quota for every process and host, kept in Redis.
 
-The bucket of ``_core/bucket.py`` lives in Redis, one hash per ``QuotaKey`` plus three sorted
-sets, and its rules run as atomic Lua scripts (``lua/``, called by ``scripts``): one
+The bucket of ``_core/bucket.py`` lives in Redis, one hash per ``QuotaKey`` plus sorted sets
+for leases, unreported spends and the waiting processes' turns, and its rules (the bucket's
+transition table, phase for phase; tests/test_redis_differential.py holds them to it) run as
+atomic Lua scripts (``lua/``, called by ``scripts``): one
 round trip to admit, one to settle. The scripts read Redis ``TIME``, the one clock every host
 shares; a settle turns the answer's ``Reset - Date`` (the server's clock only) into a window
 end on that clock, ``redis_now + (Reset - Date) + margin``, so no host's clock matters.
 
 Guarantees kept from the local bucket: admission subtracts every request in flight in any
 process from the server's ``Remaining``; a window's remaining only falls; a 429 closes the
-bucket until its reset for every process; a window we do not know starts with one probe; the
+bucket until its own end for every process, whatever window it names; a window we do not know
+starts with one probe, and a probe answered without headers keeps that slow start; the
 lost and header-less requests count as spent until a later report includes them; waiters are
 served first come, first served (re-queued 429s first) and woken only when handed a token: a
 settle or release hands what it frees to this process's queue in its own round trip, as the
@@ -19,16 +22,21 @@ Differences from ``LocalGovernor``, on purpose:
 - In-flight requests are leases scored by expiry (``lease`` seconds, 120 by default: longer
   than a request's timeout), so a process killed mid-request leaks its tokens for at most
   that long; an expired lease counts as spent, like the local bucket's lost tokens.
-- FIFO holds within a process, not across processes: each process queues its own waiters and
-  one of them, the pump, asks Redis for all (one round trip grants as many tokens as the queue
-  wants and the bucket allows). What an answer frees goes to its own process's queue first.
+- FIFO holds within a process; across processes, turns: each process queues its own waiters
+  and one of them, the pump, asks Redis for all (one round trip grants as many tokens as the
+  queue wants and the bucket allows). A process left waiting marks its turn in Redis (since
+  when, how many tokens it wants); any call serves the processes that have waited longer
+  first, and one served in part goes to the back, so no process with waiters is passed over
+  for more than one window while others are served. A process whose last waiter leaves takes
+  its mark back; a dead one's lapses after ``2 * recheck``.
 - Waiting processes do not poll: the pump sleeps until the scripts' next deadline (a window
   end, a lease expiry), until this process's settle or release hands tokens over, or until
   another process publishes on the bucket's channel (settles and releases do while another
   process is marked as waiting); it re-checks at most every ``recheck`` seconds (1 s), a
   safety net against a lost message.
 - ``max_wait`` forecasts count this process's queue only (other processes' waiters are not
-  visible), so a refusal is exact about windows but optimistic about other processes' demand.
+  visible), so a refusal is exact about windows but optimistic about other processes' demand;
+  a waiter's deadline wakes the pump, so it is refused by then at the latest.
 - ``Snapshot.waiting`` counts this process's waiters; ``in_flight`` counts every process's.
 - Redis ``TIME`` is the Redis host's wall clock, not a monotonic one: a step of that clock
   moves every window end with it (the margin absorbs NTP slewing, not a manual reset). Local
@@ -46,8 +54,9 @@ clock for all is what Redis ``TIME`` is for.
 Redis unreachable (connect or socket timeout, ``socket_timeout`` seconds, 2 by default): an
 ``acquire`` raises ``GovernorUnavailableError`` and sends nothing, unless the governor was built
 with ``fallback="local"``: then this process falls back to a ``LocalGovernor`` holding
-``fallback_share`` of each limit (a conservative share: the other processes may still be
-spending), logs a WARNING once per outage and tries Redis again ``retry_after`` seconds later.
+``fallback_share`` of each limit and told only the top ``fallback_share`` of the server's
+count (``_fallback_share_of``: the other processes may still be spending), logs a WARNING once
+per outage and tries Redis again ``retry_after`` seconds later.
 A settle or release that cannot reach Redis is logged at WARNING and dropped: the lease expires
 and counts as spent, never as free.
 """
@@ -96,7 +105,7 @@ class RedisGovernor:
     process at the same Redis (and ``prefix``). Quotas, headers and 429s are handled as by
     ``LocalGovernor``; the module docstring says what differs and what happens when Redis is
     unreachable. Keys are ``{prefix}{group:account-hash}:...`` (no credential) and expire when
-    idle (two windows plus the lease).
+    idle (two windows plus the lease after the window or closure in force ends).
 
     Args:
         client: a ``redis.asyncio.Redis`` (set its socket timeouts: nothing may hang).
