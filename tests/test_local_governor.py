@@ -396,3 +396,28 @@ async def test_a_dropped_bucket_is_learned_again_with_one_probe():
     await gov.acquire(key)
     snap = await gov.snapshot(key)
     assert (snap.phase, snap.in_flight, snap.remaining) == ("probing", 1, 0)
+
+
+async def test_a_waiter_is_refused_by_its_own_deadline_at_the_latest():
+    # Issue 11, case 3: no waiter's own deadline was a wake-up, so a max_wait could be overrun
+    # by a whole window while the forecast looked hopeful.
+    clock = FakeClock(SERVER_START)
+    gov = LocalGovernor(10, WINDOW, clock=clock)
+    await gov.acquire(KEY)  # the probe: its answer never comes
+    refused: list[float] = []
+
+    async def hurried() -> None:
+        with pytest.raises(RateLimitError) as caught:
+            await gov.acquire(KEY, max_wait=5.0)
+        assert caught.value.reset_at is not None
+        assert caught.value.reset_at.timestamp() >= clock.time()
+        refused.append(clock.monotonic())
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(hurried)
+        await anyio.wait_all_tasks_blocked()
+        await clock.advance(4.9)
+        assert refused == []
+        await clock.advance(0.1)
+        tg.cancel_scope.cancel()  # (a waiter still queued here is the bug)
+    assert refused == [SERVER_START + 5.0]
