@@ -10,7 +10,13 @@ Needs ``redis-server`` on the PATH (started on a free loopback port, no persiste
    a loop through one ``PlumClient`` and a ``RedisGovernor`` on the same Redis, against one
    ``PlumSimulator`` served by uvicorn on loopback (``--limit`` per ``--window`` seconds, one
    account), for ``--windows`` windows from a window boundary. From the simulator's log:
-   requests admitted per window, 429s, quota used per full window (lowest, mean).
+   requests admitted per window, 429s, quota used per full window (lowest, mean). A window is
+   judged only when it is full: every worker was running and asking from its start to its
+   end (each says ``ready`` once imported, connected and its scripts loaded; the first window
+   starts at a boundary after the last one did). Starting the clock before the workers were
+   up was why one run of seven once showed a first window of 114 of 150 with no 429: the
+   boundary was computed before the workers started, and a worker's start-up (imports, the
+   uvicorn client, Redis) on a loaded machine took longer than the time left until it.
 2. ``acquire`` + ``settle`` with quota to spare, asyncio, one task: ``RedisGovernor`` (a round
    trip each, loopback) against ``LocalGovernor`` (no I/O), in microseconds and as a ratio.
 3. Redis commands per request over part 2, from ``INFO commandstats`` before and after: round
@@ -46,10 +52,9 @@ KEY = QuotaKey(QuotaGroup.VOICETRENDS.value, account_hash("bench@example.com"))
 # -- part 1: many processes ---------------------------------------------------------------------
 
 
-def worker(
-    redis_url: str, simulator_url: str, limit: int, window: int, tasks: int, end: float
-) -> None:
-    """One process: ``tasks`` fetch loops until ``end`` (UNIX time)."""
+def worker(redis_url: str, simulator_url: str, limit: int, window: int, tasks: int) -> None:
+    """One process: says ``ready`` once set up, then ``tasks`` fetch loops from the ``go``
+    line on stdin until the UNIX time that line names."""
 
     async def main() -> None:
         governor = RedisGovernor.from_url(
@@ -62,6 +67,9 @@ def worker(
             governor=governor,
             max_retries=0,
         ) as client:
+            await governor.snapshot(KEY)  # connected, scripts loaded
+            print("ready", flush=True)
+            end = float((await anyio.to_thread.run_sync(sys.stdin.readline)).split()[1])
 
             async def fetch_forever() -> None:
                 while True:
@@ -86,8 +94,7 @@ def many_processes(redis_url: str, args: argparse.Namespace) -> None:
 
     simulator = PlumSimulator(quotas={QuotaGroup.VOICETRENDS: Quota(args.limit, args.window)})
     with serve(simulator) as url:
-        start = (math.floor(time.time() / args.window) + 1) * args.window  # a boundary
-        end = start + args.windows * args.window
+        launched = time.time()
         workers = [
             subprocess.Popen(
                 [
@@ -95,26 +102,46 @@ def many_processes(redis_url: str, args: argparse.Namespace) -> None:
                     str(Path(__file__).resolve()),
                     "--worker",
                     *(redis_url, url, str(args.limit), str(args.window), str(args.tasks)),
-                    repr(end),
-                ]
+                ],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
             )
             for _ in range(args.processes)
         ]
-        time.sleep(max(0.0, start - time.time()))
+        for process in workers:
+            assert process.stdout is not None
+            if process.stdout.readline() != "ready\n":
+                sys.exit("a worker did not start")
+        ready = time.time()
+        # The first judged window starts at a boundary after every worker is up and asking
+        # (they start at once and warm up in the partial window before it).
+        start = (math.floor((ready + 0.5) / args.window) + 1) * args.window
+        end = start + args.windows * args.window
+        for process in workers:
+            assert process.stdin is not None
+            process.stdin.write(f"go {end!r}\n")
+            process.stdin.close()
         for process in workers:
             process.wait()
+            if process.stdout is not None:
+                process.stdout.close()
     data = [r for r in simulator.requests if r.group is QuotaGroup.VOICETRENDS]
     admitted = Counter(math.floor(r.time / args.window) for r in data if r.status != 429)
-    full = [
-        admitted[w] for w in range(math.floor(start / args.window), math.floor(end / args.window))
-    ]
+    first, last = math.floor(start / args.window), math.floor(end / args.window)
+    full = [admitted[w] for w in range(first, last)]
     used = [n / args.limit for n in full]
     rejected = sum(r.status == 429 for r in data)
     print(
         f"{args.processes} processes x {args.tasks} tasks, {args.limit} per {args.window} s, "
         f"{args.windows} windows"
     )
-    print(f"  admitted per window: {full}")
+    print(
+        f"  workers ready {ready - launched:.1f} s after launch; judged windows: the "
+        f"{args.windows} full ones from {start - ready:.1f} s after that"
+    )
+    partial = [admitted[w] for w in sorted(admitted) if not first <= w < last]
+    print(f"  admitted per full window: {full} (partial windows, not judged: {partial})")
     print(f"  429s: {rejected}")
     print(f"  quota used per full window: lowest {min(used):.1%}, mean {sum(used) / len(used):.1%}")
 
@@ -181,7 +208,7 @@ def main() -> None:
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--worker"]:
-        redis_url, simulator_url, limit, window, tasks, end = sys.argv[2:8]
-        worker(redis_url, simulator_url, int(limit), int(window), int(tasks), float(end))
+        redis_url, simulator_url, limit, window, tasks = sys.argv[2:7]
+        worker(redis_url, simulator_url, int(limit), int(window), int(tasks))
     else:
         main()

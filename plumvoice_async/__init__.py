@@ -52,6 +52,7 @@ from ._models import (
     VolumeReport,
 )
 from ._raw import RateLimitInfo, RawResponse
+from ._version import version as _installed_version
 
 if _TYPE_CHECKING:
     from ._redis import RedisGovernor
@@ -73,12 +74,7 @@ def __getattr__(name: str) -> _Any:
     if name in _LAZY:
         value: _Any = getattr(_importlib.import_module(_LAZY[name], __name__), name)
     elif name == "__version__":
-        from importlib.metadata import PackageNotFoundError, version
-
-        try:
-            value = version("plumvoice-async")
-        except PackageNotFoundError:  # pragma: no cover - a source tree without install
-            value = "0+unknown"
+        value = _installed_version()
     else:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     globals()[name] = value

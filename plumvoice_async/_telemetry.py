@@ -27,6 +27,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from ._events import Answered, ClientEvent, QuotaWaited, RateLimited
+from ._version import version
 
 if TYPE_CHECKING:
     from opentelemetry.metrics import MeterProvider
@@ -68,10 +69,8 @@ class OpenTelemetry:
     ) -> None:
         from opentelemetry import metrics, trace
 
-        from . import __version__
-
-        meter = metrics.get_meter("plumvoice_async", __version__, meter_provider)
-        self._tracer = trace.get_tracer("plumvoice_async", __version__, tracer_provider)
+        meter = metrics.get_meter("plumvoice_async", version(), meter_provider)
+        self._tracer = trace.get_tracer("plumvoice_async", version(), tracer_provider)
         self._requests = meter.create_counter(
             "plumvoice.client.requests", unit="{request}", description="HTTP attempts sent"
         )

@@ -43,11 +43,11 @@ from plumvoice_async._core.requests import QuotaGroup
 from plumvoice_async._governor import Governor, Permit, QuotaKey, account_hash
 from plumvoice_async._redis.lane import Lease
 from plumvoice_async._redis.scripts import Scripts, import_redis
-from plumvoice_async.testing import PlumSimulator, serve
+from plumvoice_async.testing import FakeClock, PlumSimulator, serve
 from plumvoice_async.testing._simulator import Quota
 
 from .governor_scenarios import SCENARIOS, Scenario, check, run
-from .redis_server import redis_url
+from .redis_server import redis_url, running_redis_server
 
 __all__ = ["redis_url"]  # the fixture, imported for pytest
 
@@ -543,6 +543,277 @@ async def test_max_wait_forecasts_the_queue_and_refuses_at_once(make):
     assert (await a.snapshot(KEY)).waiting == 0
 
 
+# -- a hostile server (issue 11), on a fake clock --------------------------------------------
+
+
+@pytest.fixture
+async def fake(redis_url: str, prefix: str) -> AsyncIterator[tuple[FakeClock, RedisGovernor]]:
+    """One governor whose scripts read a ``FakeClock`` (the ``_time_from_clock`` seam): windows
+    of 60 s starting on a boundary, margin 1 s, a re-check a day off."""
+    clock = FakeClock(start=1_700_000_040.0)  # 60 s windows: this is a boundary
+    governor = RedisGovernor.from_url(
+        redis_url,
+        limit=10,
+        window=60.0,
+        prefix=prefix,
+        recheck=DAY,
+        clock=clock,
+        _time_from_clock=True,
+    )
+    yield clock, governor
+    await governor.aclose()
+
+
+def answer(clock: FakeClock, remaining: int, *, windows: int = 1, limit: int = 10) -> RateLimit:
+    """The server's headers now: its window ends ``windows`` boundaries ahead."""
+    reset = (math.floor(clock.time() / 60) + windows) * 60.0
+    return RateLimit(limit, remaining, reset, float(math.floor(clock.time())))
+
+
+async def refused(governor: RedisGovernor) -> bool:
+    """Whether ``max_wait=0`` is refused (by its deadline: fake time does not move here)."""
+    try:
+        with anyio.fail_after(5):  # real time: a refusal takes a round trip or two
+            permit = await governor.acquire(KEY, max_wait=0.0)
+    except RateLimitError:
+        return True
+    await governor.release(permit)
+    return False
+
+
+async def test_a_stale_429_closes_the_gate_until_its_own_end_then_one_probe(fake):
+    """Issue 11, case 1: a 429 naming the window before ours was ignored, and the retry went
+    straight back out (194 in 1 s). It closes the gate until its own end, then one probe."""
+    clock, governor = fake
+    probe = await governor.acquire(KEY)
+    await governor.settle(probe, status=200, rate_limit=answer(clock, 8, windows=2))
+    first = await governor.acquire(KEY)
+    await clock.advance(5.0)
+    await governor.settle(first, status=429, rate_limit=answer(clock, 0))  # a window earlier
+    assert await refused(governor)
+    assert (await governor.snapshot(KEY)).remaining == 0
+    await clock.advance(60 - 5 + 1.0 - 0.01)  # just before its own end (+ margin)
+    assert await refused(governor)
+    await clock.advance(0.02)
+    probe = await governor.acquire(KEY, max_wait=0.0)
+    assert await refused(governor)  # one probe per reopening
+    await governor.settle(probe, status=200, rate_limit=answer(clock, 5))  # adopted normally
+    assert (await governor.snapshot(KEY)).remaining == 5
+
+
+async def test_a_429_naming_a_later_window_closes_until_that_end_too(fake):
+    clock, governor = fake
+    probe = await governor.acquire(KEY)
+    await governor.settle(probe, status=429, rate_limit=answer(clock, 0, windows=2))
+    await clock.advance(61.5)  # our first window is over, the 429's is not
+    assert await refused(governor)
+    await clock.advance(60.0)
+    assert not await refused(governor)
+
+
+async def test_a_probe_answered_without_headers_keeps_the_slow_start(fake):
+    """Issue 11, case 2: a proxy's 502 on the probe opened a local window of the full limit
+    (8 of 9 got 429 with one token left). One at a time until 3 such answers in a row."""
+    _, governor = fake
+    for answered in range(3):
+        snap = await governor.snapshot(KEY)
+        assert snap.phase == "probing", answered
+        probe = await governor.acquire(KEY, max_wait=0.0)
+        assert await refused(governor)  # one request at a time
+        await governor.settle(probe, status=502, rate_limit=None)
+    assert (await governor.snapshot(KEY)).phase == "local"  # proven: no headers here
+
+
+async def test_an_answer_with_headers_restarts_the_proof(fake):
+    clock, governor = fake
+    for _ in range(2):
+        probe = await governor.acquire(KEY)
+        await governor.settle(probe, status=502, rate_limit=None)
+    probe = await governor.acquire(KEY)
+    await governor.settle(probe, status=200, rate_limit=answer(clock, 0))
+    await clock.advance(61.0)
+    for _ in range(2):
+        probe = await governor.acquire(KEY)
+        await governor.settle(probe, status=502, rate_limit=None)
+    assert (await governor.snapshot(KEY)).phase == "probing"
+
+
+async def test_max_wait_counts_unreported_spends_and_reset_at_is_never_past(fake):
+    """Issue 11, case 3: Remaining 9, then nine 502s without headers: ``max_wait=5`` was
+    refused after 3 s with ``reset_at`` in the past. Refused at once, ``reset_at`` ahead."""
+    clock, governor = fake
+    probe = await governor.acquire(KEY)
+    await governor.settle(probe, status=200, rate_limit=answer(clock, 9))
+    for _ in range(9):
+        permit = await governor.acquire(KEY)
+        await governor.settle(permit, status=502, rate_limit=None)
+    with anyio.fail_after(5), pytest.raises(RateLimitError) as caught:
+        await governor.acquire(KEY, max_wait=5.0)
+    reset_at = caught.value.reset_at
+    assert reset_at is not None
+    assert reset_at.timestamp() - clock.time() == pytest.approx(61.0, abs=0.01)
+
+
+async def test_a_waiter_is_refused_by_its_own_deadline_at_the_latest(fake):
+    """A waiter whose forecast said "soon" but whose turn did not come wakes at its deadline
+    and is refused then, ``reset_at`` not in the past (it slept on no other deadline)."""
+    clock, governor = fake
+    probe = await governor.acquire(KEY)  # the window is unknown until it answers
+    outcome: list[BaseException] = []
+
+    async def wait() -> None:
+        try:
+            await governor.acquire(KEY, max_wait=5.0)
+        except RateLimitError as exc:
+            outcome.append(exc)
+
+    with anyio.fail_after(5):  # real time: a Redis round trip or two
+        async with anyio.create_task_group() as group:
+            group.start_soon(wait)
+            await clock.advance(4.9)
+            assert not outcome
+            await clock.advance(0.1)
+            while not outcome:  # noqa: ASYNC110
+                await anyio.sleep(0.01)
+    reset_at = outcome[0].reset_at  # type: ignore[attr-defined]
+    assert reset_at is not None
+    assert reset_at.timestamp() >= clock.time() == 1_700_000_045.0
+    await governor.settle(probe, status=200, rate_limit=answer(clock, 5))
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        RateLimit(10, 0, math.nan, 1_700_000_040.0),
+        RateLimit(10, 0, math.inf, 1_700_000_040.0),
+        RateLimit(10, 0, 1_000_000_000_000.0, 1_700_000_040.0),
+        RateLimit(10, 0, 1e30, None),
+        RateLimit(10, 0, 1_700_000_040.0 + 5 * 60, 1_700_000_040.0),  # 5 windows away
+        RateLimit(10, 0, 5 * 60.0, None),  # a delta of 5 windows
+        RateLimit(0, 0, 1_700_000_100.0, 1_700_000_040.0),
+        RateLimit(10**7, 0, 1_700_000_100.0, 1_700_000_040.0),
+        RateLimit(10, 10**7, 1_700_000_100.0, 1_700_000_040.0),
+        RateLimit(10, 0, 1_700_000_100.0, math.inf),
+    ],
+    ids=repr,
+)
+async def test_absurd_header_values_are_treated_as_absent(fake, headers):
+    """Issue 11, case 4: ``Reset: nan`` left the bucket probing for good, ``inf`` never reopened,
+    ``1e12`` or ``1e30`` raised from ``max_wait`` or ``snapshot``. Absent, nothing raises."""
+    clock, governor = fake
+    for status in (200, 429):
+        with anyio.fail_after(5):
+            permit = await governor.acquire(KEY, max_wait=120.0)
+        await governor.settle(permit, status=status, rate_limit=headers)
+        snap = await governor.snapshot(KEY)
+        assert snap.reset_at is None or snap.reset_at.timestamp() < clock.time() + 4 * 60
+    await clock.advance(130.0)
+    permit = await governor.acquire(KEY, max_wait=0.0)  # it reopens
+    await governor.settle(permit, status=200, rate_limit=answer(clock, 5))
+    assert (await governor.snapshot(KEY)).remaining == 5
+
+
+async def test_retry_after_on_a_429_without_headers_closes_the_gate_that_long(fake):
+    """Issue 11, case 6: a 429 with ``Retry-After: 1`` and no X-RateLimit headers waited for
+    the next aligned window (770 s of 900). Closed for 1 s + margin, then one probe."""
+    clock, governor = fake
+    probe = await governor.acquire(KEY)
+    await governor.settle(probe, status=200, rate_limit=answer(clock, 5))
+    permit = await governor.acquire(KEY)
+    await governor.settle(permit, status=429, rate_limit=None, retry_after=1.0)
+    assert await refused(governor)
+    await clock.advance(1.99)
+    assert await refused(governor)
+    await clock.advance(0.02)
+    probe = await governor.acquire(KEY, max_wait=0.0)
+    assert await refused(governor)  # one probe per reopening
+    await governor.settle(probe, status=200, rate_limit=answer(clock, 3, windows=2))
+    assert (await governor.snapshot(KEY)).remaining == 3
+
+
+async def _quiet(*governors: RedisGovernor) -> None:
+    """Until every lane with waiters has its pump asleep on its plan, subscribed, with no news,
+    twice in a row 50 ms apart (real time, bounded): pub/sub messages and round trips done."""
+
+    def asleep() -> bool:
+        lanes = [lane for g in governors for lane in g._lanes.values() if lane.waiting]
+        return all(lane.listening and lane.nap is not None and not lane.news for lane in lanes)
+
+    with anyio.fail_after(5):
+        while True:
+            await anyio.sleep(0.05)
+            if asleep():
+                await anyio.sleep(0.05)
+                if asleep():
+                    return
+
+
+async def test_no_process_with_waiters_is_passed_over_for_more_than_one_window(redis_url, prefix):
+    """Issue 11, case 8: a settle handed what it freed to its own process first, so a busy
+    process kept another waiting window after window. The process that has waited longer is
+    served first (its turn among processes), and one served in part goes to the back."""
+    clock = FakeClock(start=1_700_000_040.0)  # a 60 s boundary
+    governors = {
+        name: RedisGovernor.from_url(
+            redis_url,
+            limit=4,
+            window=60.0,
+            prefix=prefix,
+            recheck=DAY,
+            clock=clock,
+            _time_from_clock=True,
+        )
+        for name in ("busy", "other")
+    }
+    busy, other = governors["busy"], governors["other"]
+    spent: Counter[int] = Counter()
+    served: list[tuple[str, int]] = []
+
+    def window() -> int:
+        return math.floor(clock.time() / 60) - math.floor(1_700_000_040.0 / 60)
+
+    async def send(name: str, permit: Permit, *, waiter: bool = True) -> None:
+        index = window()
+        spent[index] += 1
+        if waiter:
+            served.append((name, index))
+        status, left = (200, 4 - spent[index]) if spent[index] <= 4 else (429, 0)
+        await governors[name].settle(permit, status=status, rate_limit=answer(clock, left, limit=4))
+
+    async def task(name: str) -> None:
+        await send(name, await governors[name].acquire(KEY))
+
+    try:
+        probe = await busy.acquire(KEY)
+        async with anyio.create_task_group() as group:
+            for _ in range(10):  # more than two windows' worth: turns must alternate
+                group.start_soon(task, "other")
+            await _quiet(other)
+            await clock.advance(0.01)  # the busy process's waiters come after
+            for _ in range(10):
+                group.start_soon(task, "busy")
+            await _quiet(busy, other)
+            await send("busy", probe, waiter=False)  # its answer frees 3 tokens
+            await _quiet(busy, other)
+            for _ in range(7):
+                # Past the next window's end at the server, our margin (1 s), Date's 1 s.
+                await clock.advance(60.0 - clock.time() % 60.0 + 2.0)
+                await _quiet(busy, other)
+            group.cancel_scope.cancel()  # whoever still waits was stranded: asserted below
+    finally:
+        for governor in governors.values():
+            await governor.aclose()
+    assert spent[0] <= 4
+    assert all(count <= 4 for count in spent.values()), spent  # no 429 from our traffic
+    assert len(served) == 20
+    assert ("other", 0) in served, served  # the first answer's tokens went to it
+    for name in governors:
+        # While its waiters waited, neither was passed over two windows running.
+        windows = {index for who, index in served if who == name}
+        for index in range(max(windows)):
+            assert index in windows or index + 1 in windows, (name, served)
+
+
 # -- Redis itself --------------------------------------------------------------------------
 
 
@@ -558,8 +829,25 @@ async def test_keys_are_namespaced_hold_no_credential_and_expire_when_idle(make,
     assert [n.rsplit(":", 1)[1] for n in ours] == ["leases", "state"]
     for name in ours:
         assert LOGIN not in name
-        assert 0 < await a._redis.pttl(name) <= (2 * 60 + 30) * 1000
+        # Two windows and a lease after the window's end (31 s away: Reset - Date + margin).
+        assert 0 < await a._redis.pttl(name) <= (31 + 2 * 60 + 30) * 1000
     await a.release(held)
+
+
+async def test_idle_buckets_vanish_from_redis_even_after_a_429_closed_them(make, prefix):
+    """Keys outlive a closed window (a 429 may close one up to MAX_RESET_WINDOWS ahead), then
+    expire: an idle bucket costs Redis nothing (issue 11, case 7)."""
+    a = make(window=0.5, lease=0.2)
+    server = Server(reset_in=1)
+    probe = await a.acquire(KEY)
+    await a.settle(probe, status=429, rate_limit=server.answer(0))
+    ours = [n for n in await a._redis.keys("*") if n.startswith(prefix)]
+    assert ours
+    for name in ours:
+        assert await a._redis.pttl(name) > 1000  # past the 429's reset, 1 s away
+    with anyio.fail_after(5):
+        while [n for n in await a._redis.keys("*") if n.startswith(prefix)]:  # noqa: ASYNC110
+            await anyio.sleep(0.1)
 
 
 async def test_scripts_are_reloaded_after_redis_forgets_them(make):
@@ -622,6 +910,68 @@ async def test_redis_unreachable_falls_back_to_a_share_of_the_quota_when_asked(c
     assert "local governor" in warnings[0].getMessage()
     assert (await governor.snapshot(KEY)).limit == 5
     await governor.aclose()
+
+
+class CountingServer:
+    """One account's window at the server, ``limit`` requests, counted for every process."""
+
+    def __init__(self, limit: int) -> None:
+        self.clock = Server(reset_in=30, limit=limit)
+        self.spent = 0
+        self.rejected = 0
+
+    def answer(self) -> tuple[int, RateLimit]:
+        if self.spent >= self.clock.limit:
+            self.rejected += 1
+            return 429, self.clock.answer(0)
+        self.spent += 1
+        return 200, self.clock.answer(self.clock.limit - self.spent)
+
+
+async def test_the_fallback_never_spends_more_than_its_share_when_redis_stops_mid_run():
+    """Issue 11, case 5: three processes lose Redis mid-window and fall back. Each admits at
+    most ``fallback_share`` of the limit (5 of 20), and no 429 comes back (before the fix each
+    adopted the server's Limit and Remaining: 15 admitted in one window, then 429s)."""
+    server = CountingServer(limit=20)
+    with running_redis_server() as url:
+        governors = [
+            RedisGovernor.from_url(
+                url,
+                limit=20,
+                window=60.0,
+                prefix="fallback:",
+                socket_timeout=0.5,
+                fallback="local",
+                fallback_share=0.25,
+                retry_after=60.0,
+            )
+            for _ in range(3)
+        ]
+        for governor in governors:  # one request each through Redis
+            permit = await governor.acquire(KEY)
+            status, answer = server.answer()
+            await governor.settle(permit, status=status, rate_limit=answer)
+    # redis-server is stopped: every governor falls back at its next acquire.
+    admitted = []
+    with anyio.fail_after(10):
+        for governor in governors * 2:  # two rounds: the first of each may be its probe
+            count = 0
+            while True:
+                try:
+                    permit = await governor.acquire(KEY, max_wait=0.0)
+                except RateLimitError:
+                    break
+                count += 1
+                status, answer = server.answer()
+                await governor.settle(permit, status=status, rate_limit=answer)
+            admitted.append(count)
+    for governor in governors:
+        await governor.aclose()
+    assert server.rejected == 0
+    per_process = [a + b for a, b in zip(admitted[:3], admitted[3:], strict=True)]
+    assert all(count <= 5 for count in per_process), per_process
+    assert sum(per_process) <= 5  # they all read the same count: together at most the share
+    assert sum(per_process) >= 1  # and the fallback does serve
 
 
 def test_bad_settings_are_refused():

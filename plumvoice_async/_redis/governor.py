@@ -1,14 +1,17 @@
 """The shared governor: one quota for every process and host, kept in Redis.
 
-The bucket of ``_core/bucket.py`` lives in Redis, one hash per ``QuotaKey`` plus three sorted
-sets, and its rules run as atomic Lua scripts (``lua/``, called by ``scripts``): one
+The bucket of ``_core/bucket.py`` lives in Redis, one hash per ``QuotaKey`` plus sorted sets
+for leases, unreported spends and the waiting processes' turns, and its rules (the bucket's
+transition table, phase for phase; tests/test_redis_differential.py holds them to it) run as
+atomic Lua scripts (``lua/``, called by ``scripts``): one
 round trip to admit, one to settle. The scripts read Redis ``TIME``, the one clock every host
 shares; a settle turns the answer's ``Reset - Date`` (the server's clock only) into a window
 end on that clock, ``redis_now + (Reset - Date) + margin``, so no host's clock matters.
 
 Guarantees kept from the local bucket: admission subtracts every request in flight in any
 process from the server's ``Remaining``; a window's remaining only falls; a 429 closes the
-bucket until its reset for every process; a window we do not know starts with one probe; the
+bucket until its own end for every process, whatever window it names; a window we do not know
+starts with one probe, and a probe answered without headers keeps that slow start; the
 lost and header-less requests count as spent until a later report includes them; waiters are
 served first come, first served (re-queued 429s first) and woken only when handed a token: a
 settle or release hands what it frees to this process's queue in its own round trip, as the
@@ -19,16 +22,21 @@ Differences from ``LocalGovernor``, on purpose:
 - In-flight requests are leases scored by expiry (``lease`` seconds, 120 by default: longer
   than a request's timeout), so a process killed mid-request leaks its tokens for at most
   that long; an expired lease counts as spent, like the local bucket's lost tokens.
-- FIFO holds within a process, not across processes: each process queues its own waiters and
-  one of them, the pump, asks Redis for all (one round trip grants as many tokens as the queue
-  wants and the bucket allows). What an answer frees goes to its own process's queue first.
+- FIFO holds within a process; across processes, turns: each process queues its own waiters
+  and one of them, the pump, asks Redis for all (one round trip grants as many tokens as the
+  queue wants and the bucket allows). A process left waiting marks its turn in Redis (since
+  when, how many tokens it wants); any call serves the processes that have waited longer
+  first, and one served in part goes to the back, so no process with waiters is passed over
+  for more than one window while others are served. A process whose last waiter leaves takes
+  its mark back; a dead one's lapses after ``2 * recheck``.
 - Waiting processes do not poll: the pump sleeps until the scripts' next deadline (a window
   end, a lease expiry), until this process's settle or release hands tokens over, or until
   another process publishes on the bucket's channel (settles and releases do while another
   process is marked as waiting); it re-checks at most every ``recheck`` seconds (1 s), a
   safety net against a lost message.
 - ``max_wait`` forecasts count this process's queue only (other processes' waiters are not
-  visible), so a refusal is exact about windows but optimistic about other processes' demand.
+  visible), so a refusal is exact about windows but optimistic about other processes' demand;
+  a waiter's deadline wakes the pump, so it is refused by then at the latest.
 - ``Snapshot.waiting`` counts this process's waiters; ``in_flight`` counts every process's.
 - Redis ``TIME`` is the Redis host's wall clock, not a monotonic one: a step of that clock
   moves every window end with it (the margin absorbs NTP slewing, not a manual reset). Local
@@ -46,8 +54,9 @@ clock for all is what Redis ``TIME`` is for.
 Redis unreachable (connect or socket timeout, ``socket_timeout`` seconds, 2 by default): an
 ``acquire`` raises ``GovernorUnavailableError`` and sends nothing, unless the governor was built
 with ``fallback="local"``: then this process falls back to a ``LocalGovernor`` holding
-``fallback_share`` of each limit (a conservative share: the other processes may still be
-spending), logs a WARNING once per outage and tries Redis again ``retry_after`` seconds later.
+``fallback_share`` of each limit and told only the top ``fallback_share`` of the server's
+count (``_fallback_share_of``: the other processes may still be spending), logs a WARNING once
+per outage and tries Redis again ``retry_after`` seconds later.
 A settle or release that cannot reach Redis is logged at WARNING and dropped: the lease expires
 and counts as spent, never as free.
 """
@@ -67,8 +76,8 @@ import attrs
 
 from .._clock import Clock, SystemClock
 from .._core import arguments
-from .._core.bucket import NO_DATE_MARGIN
-from .._core.ratelimit import RateLimit
+from .._core.bucket import NO_DATE_MARGIN, NO_HEADER_PROOF
+from .._core.ratelimit import MAX_HEADER_COUNT, MAX_RESET_WINDOWS, RateLimit
 from .._core.requests import QuotaGroup
 from .._errors import GovernorUnavailableError, InvalidParameterError, RateLimitError
 from .._governor import Permit, QuotaKey, Snapshot
@@ -97,7 +106,7 @@ class RedisGovernor:
     process at the same Redis (and ``prefix``). Quotas, headers and 429s are handled as by
     ``LocalGovernor``; the module docstring says what differs and what happens when Redis is
     unreachable. Keys are ``{prefix}{group:account-hash}:...`` (no credential) and expire when
-    idle (two windows plus the lease).
+    idle (two windows plus the lease after the window or closure in force ends).
 
     Args:
         client: a ``redis.asyncio.Redis`` (set its socket timeouts: nothing may hang).
@@ -235,8 +244,12 @@ class RedisGovernor:
         waiter = Waiter(now, None if max_wait is None else now + max_wait)
         lane.enqueue(waiter, retry=retry)
         if max_wait is not None and lane.pump is not None and lane.last is not None:
-            # Refused at once on what Redis said last, not after the pump's next round trip.
+            # Refused at once on what Redis said last, not after the pump's next round trip;
+            # else the pump wakes by its deadline to refuse it then at the latest.
             self._refuse_lost_causes(lane, lane.last.aged(now - lane.last_at))
+            if waiter.outcome is None and waiter.deadline is not None:
+                lane.wake_by(waiter.deadline)
+                lane.stir()
         outcome = await self._queue(lane, waiter)
         if isinstance(outcome, Unavailable):
             return await self._unavailable(key, max_wait=max_wait, retry=retry)
@@ -247,29 +260,41 @@ class RedisGovernor:
         return Permit(key, outcome)
 
     async def settle(
-        self, permit: Permit, *, status: int | None, rate_limit: RateLimit | None
+        self,
+        permit: Permit,
+        *,
+        status: int | None,
+        rate_limit: RateLimit | None,
+        retry_after: float | None = None,
     ) -> None:
         """Reconcile the shared bucket with the answer; hand what it frees to this process's
-        queue. Never waits for quota."""
+        queue (after the processes that waited longer). Never waits for quota.
+
+        ``retry_after``: seconds a 429 without ``X-RateLimit-*`` headers asked to wait; the
+        gate closes that long plus ``margin``, then one probe goes.
+        """
         token = permit.token
         if isinstance(token, _Borrowed):
             assert self._fallback is not None
-            await self._fallback.settle(token.permit, status=status, rate_limit=rate_limit)
+            await self._fallback.settle(
+                token.permit,
+                status=status,
+                rate_limit=self._fallback_share_of(permit.key, rate_limit),
+                retry_after=retry_after,
+            )
             return
         if not isinstance(token, Lease):
             return
-        headers = ["0", "0", "0", "0", ""]
-        if rate_limit is not None:
-            date = "" if rate_limit.server_date is None else repr(rate_limit.server_date)
-            headers = [
-                "1",
-                str(rate_limit.limit),
-                str(rate_limit.remaining),
-                repr(rate_limit.reset),
-                date,
-            ]
-        extra = [token.number, "" if status is None else str(status), *headers]
-        extra.append(round(NO_DATE_MARGIN * 1000))
+        extra = [
+            token.number,
+            "" if status is None else str(status),
+            *_header_args(rate_limit),
+            round(NO_DATE_MARGIN * 1000),
+            "" if retry_after is None else repr(float(retry_after)),
+            MAX_RESET_WINDOWS,
+            MAX_HEADER_COUNT,
+            NO_HEADER_PROOF,
+        ]
         lane = self._lane(permit.key)
         try:
             reply = await self._run(lane, "settle", extra)
@@ -349,9 +374,11 @@ class RedisGovernor:
                     await waiter.sleep()
         except BaseException:
             lane.remove(waiter)
-            if isinstance(waiter.outcome, Lease):  # handed over, not taken: give it back
-                with anyio.CancelScope(shield=True):
+            with anyio.CancelScope(shield=True):
+                if isinstance(waiter.outcome, Lease):  # handed over, not taken: give it back
                     await self.release(Permit(lane.key, waiter.outcome))
+                elif lane.marked and not lane.waiting:
+                    await self._unmark(lane)
             raise
         return waiter.outcome
 
@@ -405,6 +432,8 @@ class RedisGovernor:
             if reply.grantable > 0:  # more waiters came than were asked for
                 lane.news = True
         lane.stir()  # to look at the new plan
+        if lane.marked and not lane.waiting:  # refused, or served by another answer
+            await self._unmark(lane)
         if surplus:
             with anyio.CancelScope(shield=True):
                 for number in surplus:
@@ -417,9 +446,21 @@ class RedisGovernor:
     # -- Redis and its absence ----------------------------------------------------------------
 
     async def _run(self, lane: Lane, verb: str, extra: list[Any] | None = None) -> Reply:
+        want = lane.waiting
         reply = await self._scripts.run(lane, verb, extra)
+        if verb != "view":
+            lane.marked = len(reply.granted) < want
         lane.learn(reply, self._clock.monotonic(), self.recheck)
         return reply
+
+    async def _unmark(self, lane: Lane) -> None:
+        """Take back this process's turn among the waiting processes: its last waiter left, and
+        the turn would hold tokens back from the others for nobody until it lapsed."""
+        try:
+            reply = await self._run(lane, "release", [""])
+        except GovernorUnavailableError:
+            return  # the mark lapses on its own, ``2 * recheck`` after it was set
+        await self._apply(lane, reply)
 
     def _in_fallback(self) -> bool:
         if self._down_until is None:
@@ -450,6 +491,34 @@ class RedisGovernor:
         return Permit(key, _Borrowed(permit))
 
     # -- helpers ------------------------------------------------------------------------------
+
+    def _fallback_share_of(self, key: QuotaKey, rate_limit: RateLimit | None) -> RateLimit | None:
+        """What the fallback bucket is told of an answer: the top ``fallback_share`` of it.
+
+        The fallback ``LocalGovernor`` would otherwise adopt the server's ``Limit`` and
+        ``Remaining`` and spend the whole window alone (issue 11: 15 admitted where 5 were
+        promised). It is told ``Limit = cap`` (``fallback_share`` of the configured limit) and
+        ``Remaining`` less the ``Limit - cap`` tokens left to everybody else: the server's own
+        count is the one thing every process still shares, so each process in fallback admits
+        at most ``cap`` per window (its own spends lower the ``Remaining`` it is told one for
+        one), all of them together at most ``cap`` (they read the same count), and none ever
+        more than the server has left: no 429 from our own traffic, however many processes
+        lose Redis at once. Conservative on purpose: without Redis nobody can tell how many
+        processes share the window. Implausible values go through unchanged: the bucket
+        ignores them (rule 4 of the spec), and scaling must not make them plausible.
+        """
+        if rate_limit is None or not (
+            0 < rate_limit.limit <= MAX_HEADER_COUNT
+            and 0 <= rate_limit.remaining <= MAX_HEADER_COUNT
+        ):
+            return rate_limit
+        cap = max(1, math.floor(self._quota(key)[0] * self.fallback_share))
+        others = max(0, rate_limit.limit - cap)
+        return attrs.evolve(
+            rate_limit,
+            limit=min(rate_limit.limit, cap),
+            remaining=max(0, rate_limit.remaining - others),
+        )
 
     def _quota(self, key: QuotaKey) -> tuple[int, float]:
         return self._quotas.get(key.group, (self.limit, self.window))
@@ -485,6 +554,21 @@ class RedisGovernor:
             f"margin={self.margin:g}s lease={self.lease:g}s fallback={self.fallback!r} "
             f"buckets={len(self._lanes)} waiting={waiting}>"
         )
+
+
+def _header_args(rate_limit: RateLimit | None) -> list[str]:
+    """``ARGV[13..17]`` of ``settle.lua``: whether there were headers, then their values as
+    text (the script treats implausible ones as absent, as the bucket does)."""
+    if rate_limit is None:
+        return ["0", "0", "0", "0", ""]
+    date = "" if rate_limit.server_date is None else repr(float(rate_limit.server_date))
+    return [
+        "1",
+        str(rate_limit.limit),
+        str(rate_limit.remaining),
+        repr(float(rate_limit.reset)),
+        date,
+    ]
 
 
 def _require_asyncio() -> None:

@@ -88,19 +88,21 @@ class Reply:
     def forecast(self, position: int, window: float) -> float:
         """Seconds until this process's waiter at ``position`` can expect a token.
 
-        The local bucket's ``forecast``: optimistic within the window, exact about windows.
+        The local bucket's ``forecast``: it counts the requests in flight and the unreported
+        spends as ``grantable`` does, in every phase, and is exact about windows.
         """
         limit = max(1, self.limit)
+        outstanding = self.in_flight + self.unreported
         if self.phase == "probing":
-            ahead = position - max(0, limit - self.in_flight - self.unreported)
+            ahead = position - max(0, limit - outstanding)
             return 0.0 if ahead < 0 else (ahead // limit) * window
-        reclaimable = self.remaining
-        if self.phase != "server":
-            reclaimable = max(0, self.remaining - self.in_flight - self.unreported)
-        ahead = position - reclaimable
+        start = self.window_end_in or 0.0
+        if self.phase == "closed":
+            return start + (position // limit) * window
+        ahead = position - max(0, self.remaining - outstanding)
         if ahead < 0:
             return 0.0
-        return (self.window_end_in or 0.0) + (ahead // limit) * window
+        return start + (ahead // limit) * window
 
 
 @attrs.frozen
@@ -152,6 +154,7 @@ class Lane:
         "last_at",
         "listener",
         "listening",
+        "marked",
         "nap",
         "news",
         "pump",
@@ -163,7 +166,10 @@ class Lane:
     def __init__(self, key: QuotaKey, prefix: str) -> None:
         base = f"{prefix}{{{key.group}:{key.account}}}"  # one hash slot per bucket (cluster)
         self.key = key
-        self.keys = [f"{base}:state", f"{base}:leases", f"{base}:unreported", f"{base}:waiting"]
+        self.keys = [
+            f"{base}:{part}"
+            for part in ("state", "leases", "unreported", "waiting", "turns", "wants")
+        ]
         self.channel = f"{base}:wake"
         self.args: list[Any] = []  # the scripts' common arguments (``scripts``)
         # Re-queued 429s ahead of first attempts; dicts keep arrival order (FIFO).
@@ -180,6 +186,9 @@ class Lane:
         # The latest reply and when it came (monotonic), for refusing a max_wait at once.
         self.last: Reply | None = None
         self.last_at = 0.0
+        # Whether Redis holds this process's waiting mark (its turn among processes): a lane
+        # whose queue empties takes it back at once, or it would hold tokens for nobody.
+        self.marked = False
 
     # -- the queue --------------------------------------------------------------------------
 
@@ -231,12 +240,13 @@ class Lane:
         now: float,
         refusal: Callable[[QuotaKey, float, float], RateLimitError],
     ) -> None:
-        """Refuse the waiters whose ``max_wait`` ends before their forecast turn."""
+        """Refuse the waiters whose ``max_wait`` ends before their forecast turn, or has ended
+        (another process's turn came first)."""
         position = 0
         for waiter in self.queue():
             if waiter.deadline is not None:
                 wait = reply.forecast(position, window)
-                if now + wait > waiter.deadline:
+                if now + wait > waiter.deadline or now >= waiter.deadline:
                     self.decide(waiter, refusal(self.key, wait, waiter.deadline - waiter.since))
                     continue
             position += 1
@@ -266,8 +276,15 @@ class Lane:
         wait = recheck
         if reply.deadline_in is not None:
             wait = min(wait, reply.deadline_in + 0.001)  # just past it: the scripts use ms
-        if self.wake_at is None or now + wait < self.wake_at:
-            self.wake_at = now + wait
+        self.wake_by(now + wait)
+        for waiter in self.queue():
+            if waiter.deadline is not None:
+                self.wake_by(waiter.deadline)  # refused by its max_wait at the latest
+
+    def wake_by(self, instant: float) -> None:
+        """Have the pump ask Redis again at ``instant`` at the latest."""
+        if self.wake_at is None or instant < self.wake_at:
+            self.wake_at = instant
 
     def forget_plan(self) -> None:
         """Nobody waits here any more: the next waiter asks Redis first."""

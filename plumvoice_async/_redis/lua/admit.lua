@@ -2,4 +2,5 @@
 advance()
 local granted = grant()
 save()
+if reserved then wake() end
 return report(#granted, '', granted)

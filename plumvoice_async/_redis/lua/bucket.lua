@@ -5,12 +5,15 @@
 --
 -- KEYS: 1 state hash, 2 leases (zset: admission number scored by lease expiry),
 --       3 unreported spends (zset: "number:admissions-when-joined" scored by expiry),
---       4 waiting processes (zset: process id scored by when its mark lapses).
+--       4 waiting processes (zset: process id scored by when its mark lapses),
+--       5 their turns (zset: process id scored by when it began waiting, or was last served),
+--       6 their wants (hash: process id -> tokens its queue still wants).
 -- ARGV: 1 limit, 2 window ms, 3 margin ms, 4 lease ms, 5 key ttl ms, 6 wake channel,
 --       7 waiting mark life ms, 8 the calling process's id, 9 now in ms ('' = Redis TIME;
---       anything else is the test seam of _redis_governor.py), 10 how many tokens the calling
+--       anything else is the test seam of _redis/governor.py), 10 how many tokens the calling
 --       process's queue wants handed over; the verb's own arguments from 11 on.
 local state, leases, unreported, waiting = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local turns, wants = KEYS[5], KEYS[6]
 local window, margin = tonumber(ARGV[2]), tonumber(ARGV[3])
 local lease, ttl, channel = tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6]
 local mark_life, origin, want = tonumber(ARGV[7]), ARGV[8], tonumber(ARGV[10])
@@ -33,18 +36,22 @@ local send = tonumber(s.send or '')     -- the last server window's end
 local sreset = tonumber(s.sreset or '') -- the last server window's Reset (server epoch s)
 local offset = tonumber(s.offset or '') -- server clock - Redis clock (ms), from the last Date
 local probe = s.probe or ''             -- admission number of the probe in flight
-local speaks = s.speaks ~= '0'          -- whether the server sends X-RateLimit headers
+local silent = tonumber(s.silent) or 0  -- probes answered without headers in a row
+local known = s.known == '1'            -- a later window's count came while closed
+
+-- Phases as bucket.py's TRANSITIONS table: 'probing', 'server', 'local', 'closed'. Every phase
+-- change below is one of its rows; 'probing' always goes with wend = nil.
+
+local function next_boundary()
+  -- The next window boundary: those the last known window implies, else the epoch's.
+  local anchor = send or wend
+  if anchor == nil then return now + (window - now % window) end
+  return anchor + math.max(math.floor((now - anchor) / window) + 1, 1) * window
+end
 
 local function open_local()
-  -- A window of `limit` tokens ending at the next boundary the last known window implies.
-  local anchor = send or wend
-  local e
-  if anchor == nil then
-    e = now + (window - now % window)
-  else
-    e = anchor + math.max(math.floor((now - anchor) / window) + 1, 1) * window
-  end
-  phase, wend, remaining = 'local', e, limit
+  -- A local window of `limit` tokens, ending at the next aligned boundary.
+  wend, remaining = next_boundary(), limit
 end
 
 local function advance()
@@ -57,12 +64,19 @@ local function advance()
   end
   redis.call('ZREMRANGEBYSCORE', unreported, '-inf', now)
   if phase == 'probing' or now < wend then return end
-  if speaks then
-    phase, wend = 'probing', nil
-  else
+  if phase == 'local' then -- END: the next local window
     redis.call('DEL', unreported) -- nothing reports in local windows
     open_local()
+    return
   end
+  if phase == 'closed' and known then
+    known = false
+    if now < send then -- END_KNOWN: the later window's count is the probe's answer already
+      phase, wend = 'server', send
+      return
+    end
+  end
+  phase, wend = 'probing', nil -- END: one probe
 end
 
 local function outstanding()
@@ -70,6 +84,7 @@ local function outstanding()
 end
 
 local function grantable()
+  if phase == 'closed' then return 0 end
   if phase == 'probing' then
     if probe == '' and limit - outstanding() > 0 then return 1 end
     return 0
@@ -77,23 +92,61 @@ local function grantable()
   return math.max(0, remaining - outstanding())
 end
 
+local reserved = false -- tokens left for processes that waited longer: they must hear of it
+
+local function forget_lapsed_marks()
+  for _, other in ipairs(redis.call('ZRANGEBYSCORE', waiting, '-inf', now)) do
+    redis.call('ZREM', waiting, other)
+    redis.call('ZREM', turns, other)
+    redis.call('HDEL', wants, other)
+  end
+end
+
+local function owed_ahead()
+  -- Tokens the processes waiting longer than the caller still want: they are served first, so
+  -- no process's answers keep another's waiters out for more than one window (fairness).
+  local mine = tonumber(redis.call('ZSCORE', turns, origin))
+  local owed = 0
+  local queue = redis.call('ZRANGE', turns, 0, -1, 'WITHSCORES')
+  for i = 1, #queue, 2 do
+    local other, since = queue[i], tonumber(queue[i + 1])
+    if other ~= origin and (mine == nil or since < mine or (since == mine and other < origin)) then
+      owed = owed + (tonumber(redis.call('HGET', wants, other)) or 0)
+    end
+  end
+  return owed
+end
+
 local function grant()
-  -- ADMIT (rule 1) for the caller's queue: up to `want` tokens, as leases, in one round trip.
-  -- A caller left waiting marks itself, so that others' answers wake it (see wake).
+  -- ADMIT (rule 1) for the caller's queue: up to `want` tokens, as leases, in one round trip,
+  -- after what the processes that waited longer want (they are woken to take it). A caller
+  -- left waiting marks itself, so that others' answers wake it (see wake) and leave it its
+  -- turn; one served in part goes to the back of the turns (round robin across processes).
   local granted = {}
-  while #granted < want and grantable() > 0 do
+  forget_lapsed_marks()
+  local owed = 0
+  if want > 0 then owed = owed_ahead() end
+  while #granted < want and grantable() > owed do
     local number = redis.call('HINCRBY', state, 'seq', 1)
     s.seq = tostring(number)
     redis.call('ZADD', leases, now + lease, number)
     if phase == 'probing' then probe = tostring(number) end
     granted[#granted + 1] = number
   end
+  if owed > 0 and grantable() > 0 then reserved = true end
   if #granted < want then
-    redis.call('ZREMRANGEBYSCORE', waiting, '-inf', now)
     redis.call('ZADD', waiting, now + mark_life, origin)
-    redis.call('PEXPIRE', waiting, mark_life)
+    if #granted > 0 then
+      redis.call('ZADD', turns, now, origin)
+    else
+      redis.call('ZADD', turns, 'NX', now, origin)
+    end
+    redis.call('HSET', wants, origin, want - #granted)
+    for _, key in ipairs({waiting, turns, wants}) do redis.call('PEXPIRE', key, mark_life) end
   else
     redis.call('ZREM', waiting, origin)
+    redis.call('ZREM', turns, origin)
+    redis.call('HDEL', wants, origin)
   end
   return granted
 end
@@ -111,8 +164,10 @@ end
 local function save()
   redis.call('HSET', state, 'limit', limit, 'phase', phase, 'remaining', remaining,
     'wend', wend or '', 'send', send or '', 'sreset', sreset or '', 'offset', offset or '',
-    'probe', probe, 'speaks', speaks and '1' or '0')
-  for _, key in ipairs({state, leases, unreported}) do redis.call('PEXPIRE', key, ttl) end
+    'probe', probe, 'silent', silent, 'known', known and '1' or '0')
+  -- Idle keys vanish: they outlive a closed window's end, then two windows and a lease.
+  local life = ttl + math.max(0, (wend or now) - now)
+  for _, key in ipairs({state, leases, unreported}) do redis.call('PEXPIRE', key, life) end
 end
 
 local function wake()
