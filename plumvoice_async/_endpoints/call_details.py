@@ -106,21 +106,9 @@ class CallDetails:
     ) -> ExportResult:
         """Write every call with its detailed log in the range to ``path``, exactly once.
 
-        JSON Lines (``format="jsonl"``) or CSV, one row per call as ``to_dict()`` writes it,
-        each page appended and fsynced before ``path.checkpoint`` records it. After a crash,
-        ``kill -9`` or a cancellation, the same call with ``resume=True`` drops any half-written
-        row and goes on: every call is written exactly once. A finished export's checkpoint
-        stays, marked complete, so resuming it again spends nothing. ``progress(rows, total)``
-        is called before the first page and after each one. The CLI's ``plumvoice details --out``
-        is this call.
-
-        Raises:
-            InvalidParameterError: a parameter is invalid, or ``path``'s folder does not exist
-                (nothing sent, nothing written).
-            ExportError: ``path`` holds another export's checkpoint, or an unfinished export
-                and ``resume`` is false, or it changed behind its checkpoint.
-            APIError, DecodeError, TransportError, PagingError: the export stopped; the file
-                and its checkpoint stay resumable.
+        As ``Calls.export`` (the same arguments, checkpoint, resume and errors), with each
+        row's ``detail``; ``plumvoice details --out`` is this call. Detailed logs exist for
+        the last 5 days only: an older ``start`` is an ``InvalidParameterError``.
         """
         return await export_call_logs(
             "details",
