@@ -238,7 +238,11 @@ def load_redis(
             assert process.stdin is not None
             process.stdin.write(f"go {start!r} {end!r}\n")
             process.stdin.close()
-        outputs = {role: process.communicate()[0] for role, process in workers.items()}
+        outputs: dict[str, str] = {}
+        for role, process in workers.items():
+            assert process.stdout is not None
+            outputs[role] = process.stdout.read()
+            process.wait()
     waits = json.loads(outputs["dashboard"].splitlines()[-1])
     return simulator.requests, waits, start, end
 
