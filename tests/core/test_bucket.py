@@ -1018,9 +1018,14 @@ class BucketAgainstHostileServer(RuleBasedStateMachine):
         self.closed_until = -math.inf
         self.probe_out: int | None = None
 
-    @initialize(skews=st.lists(st.floats(0, 5), min_size=1, max_size=3))
-    def servers(self, skews):
+    @initialize(skews=st.lists(st.floats(0, 5), min_size=1, max_size=3), data=st.data())
+    def servers(self, skews, data):
         self.skews = skews
+        reserve = data.draw(st.integers(0, self.limit - 1), label="reserve")
+        self.bucket = Bucket(
+            self.limit, self.window, margin=self.margin, lease=1e9, reserve=reserve
+        )
+        self.priority_of: dict[int, str] = {}
 
     def _dispatch(self) -> None:
         probing = self.bucket.view(self.now, self.now).phase is Phase.PROBING
@@ -1047,9 +1052,10 @@ class BucketAgainstHostileServer(RuleBasedStateMachine):
         for ticket, deadline in self.deadlines.items():
             assert deadline > self.now, f"waiter {ticket} still waits after its max_wait"
 
-    @rule(front=st.booleans(), max_wait=st.none() | st.floats(0, 120))
-    def arrive(self, front, max_wait):
-        ticket = self.bucket.enqueue(self.now, front=front, max_wait=max_wait)
+    @rule(front=st.booleans(), max_wait=st.none() | st.floats(0, 120), priority=PRIORITY)
+    def arrive(self, front, max_wait, priority):
+        ticket = self.bucket.enqueue(self.now, front=front, max_wait=max_wait, priority=priority)
+        self.priority_of[ticket] = priority
         self.waiting.insert(0, ticket) if front else self.waiting.append(ticket)
         if max_wait is not None:
             self.deadlines[ticket] = self.now + max_wait
@@ -1132,8 +1138,9 @@ class BucketAgainstHostileServer(RuleBasedStateMachine):
         assert view.remaining <= self.limit - self.counts.get(view.reset, 0)
 
     @invariant()
-    def nobody_waits_while_a_token_is_grantable(self):
-        assert not self.bucket.waiting or self.bucket.grantable() == 0
+    def nobody_waits_while_a_token_is_grantable_to_it(self):
+        for priority in {self.priority_of[ticket] for ticket in self.waiting}:
+            assert self.bucket.grantable_to(priority) == 0
 
     @invariant()
     def whoever_waits_has_a_deadline_to_wake_at(self):
