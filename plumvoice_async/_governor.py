@@ -3,7 +3,8 @@
 A governor owns one quota bucket per ``QuotaKey`` (quota group and account). The transport
 drives it with four verbs:
 
-- ``acquire(key)`` waits (FIFO) for a token and returns a ``Permit``; it raises
+- ``acquire(key, priority=...)`` waits (FIFO within a priority, ``"interactive"`` before
+  ``"bulk"``) for a token and returns a ``Permit``; it raises
   ``RateLimitError`` at once when the wait would exceed ``max_wait``.
 - ``settle(permit, status=..., rate_limit=..., retry_after=...)`` reports the answer: its
   ``X-RateLimit-*`` headers re-synchronise the bucket, a 429 closes it until its own reset
@@ -16,6 +17,7 @@ drives it with four verbs:
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Protocol
 
@@ -53,6 +55,9 @@ class Snapshot:
     answer), ``"server"`` (synchronised with the server's headers), ``"local"`` (the server sends
     no headers: counting locally), ``"closed"`` (a 429 said the quota is spent: nothing goes
     until the end it named, then one probe), or ``None`` when a governor does not say.
+    ``reserve`` is how many tokens of each window only ``"interactive"`` requests may take;
+    ``waiting_by_priority`` the waiters per priority (``waiting`` is their total; empty when a
+    governor does not say).
     """
 
     limit: int
@@ -61,6 +66,8 @@ class Snapshot:
     in_flight: int
     waiting: int
     phase: str | None = None
+    reserve: int = 0
+    waiting_by_priority: Mapping[str, int] = attrs.field(factory=dict)
 
 
 @attrs.define(eq=False)
@@ -75,9 +82,18 @@ class Governor(Protocol):
     """What the transport needs from a quota governor (local or shared)."""
 
     async def acquire(
-        self, key: QuotaKey, *, max_wait: float | None = None, retry: bool = False
+        self,
+        key: QuotaKey,
+        *,
+        max_wait: float | None = None,
+        retry: bool = False,
+        priority: str = "interactive",
     ) -> Permit:
-        """Wait for a token. ``retry=True`` re-queues a request that got a 429 at the front."""
+        """Wait for a token. ``retry=True`` re-queues a request that got a 429 at the front.
+
+        ``priority`` (``"interactive"`` or ``"bulk"``): interactive waiters are served before
+        bulk ones, and only they may take a window's last ``reserve`` tokens.
+        """
         ...
 
     async def settle(

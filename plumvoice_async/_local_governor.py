@@ -26,7 +26,7 @@ import anyio
 
 from ._clock import Clock, SystemClock
 from ._core import arguments
-from ._core.bucket import Bucket, Refusal, Sync
+from ._core.bucket import PRIORITIES, Bucket, Refusal, Sync
 from ._core.ratelimit import RateLimit
 from ._core.requests import QuotaGroup
 from ._errors import RateLimitError
@@ -49,11 +49,12 @@ _LATEST = datetime.max.replace(tzinfo=UTC)
 class _Waiter:
     """Strictly private: one task waiting in ``acquire``."""
 
-    __slots__ = ("outcome", "scope", "since", "ticket", "wake")
+    __slots__ = ("outcome", "priority", "scope", "since", "ticket", "wake")
 
-    def __init__(self, ticket: int, since: float) -> None:
+    def __init__(self, ticket: int, since: float, priority: str) -> None:
         self.ticket = ticket
         self.since = since
+        self.priority = priority
         self.wake = anyio.Event()
         self.scope: anyio.CancelScope | None = None
         self.outcome: object = None  # _GRANTED or a Refusal once decided
@@ -91,7 +92,9 @@ class LocalGovernor:
     VoiceTrends authentication gets 15 per 900 s. ``groups`` overrides any group's
     ``(limit, window)``. Each answer's ``X-RateLimit-*`` headers re-synchronise the bucket
     (``Reset`` read against the answer's own ``Date``, so clock skew does not matter); a 429
-    closes it for every waiter until the reset; waiters are served first come, first served.
+    closes it for every waiter until the reset; waiters are served first come, first served
+    within a priority, every ``"interactive"`` waiter before any ``"bulk"`` one, and the last
+    ``reserve`` tokens of each window of the data groups go to interactive requests only.
 
     One governor per event loop: it is not thread-safe and its waiters belong to one loop
     (asyncio or trio). Share it between clients of that loop; clients of different accounts get
@@ -105,6 +108,9 @@ class LocalGovernor:
             differences between the servers behind one host); ``Date``'s 1 s resolution is
             already on the safe side.
         clock: the clock to read and sleep on (``SystemClock`` by default).
+        reserve: tokens of every window that only ``"interactive"`` requests may take (0 to
+            ``limit - 1``), in the data groups: a bulk export then never leaves a dashboard
+            waiting for the next window. The authentication group (15 per window) has none.
     """
 
     __slots__ = (
@@ -113,9 +119,11 @@ class LocalGovernor:
         "_lanes_peak",
         "_next_pass",
         "_quotas",
+        "_reserved",
         "_sweep",
         "limit",
         "margin",
+        "reserve",
         "window",
     )
 
@@ -127,8 +135,10 @@ class LocalGovernor:
         groups: Mapping[str, tuple[int, float]] | None = None,
         margin: float = 1.0,
         clock: Clock | None = None,
+        reserve: int = 0,
     ) -> None:
         limit = arguments.count(limit, name="limit", minimum=1)
+        reserve = arguments.reserve(reserve, name="reserve", limit=limit)
         window = arguments.positive_finite(window, name="window")
         margin = arguments.non_negative_finite(margin, name="margin")
         groups = None if groups is None else arguments.quota_groups(groups, name="groups")
@@ -136,6 +146,7 @@ class LocalGovernor:
         self.limit = limit
         self.window = float(window)
         self.margin = float(margin)
+        self.reserve = reserve
         self._clock: Clock = clock if clock is not None else SystemClock()
         quotas: dict[str, tuple[int, float]] = {
             QuotaGroup.VOICETRENDS.value: (limit, self.window),
@@ -143,10 +154,14 @@ class LocalGovernor:
             QuotaGroup.VOICETRENDS_AUTH.value: DEFAULT_AUTH_QUOTA,
         }
         quotas.update({str(group): quota for group, quota in (groups or {}).items()})
+        reserved = {QuotaGroup.VOICETRENDS.value, QuotaGroup.FUSE.value}
         for group, (group_limit, group_window) in quotas.items():
+            if group in reserved:
+                arguments.reserve(reserve, name="reserve", limit=group_limit)
             Bucket(group_limit, group_window, margin=self.margin)  # validates, or raises
             quotas[group] = (group_limit, float(group_window))
         self._quotas = quotas
+        self._reserved = frozenset(reserved)
         self._lanes: dict[QuotaKey, _Lane] = {}
         self._lanes_peak = 0  # the most lanes since the dict was last rebuilt
         self._sweep: Iterator[QuotaKey] | None = None  # the pass under way
@@ -155,31 +170,42 @@ class LocalGovernor:
     # -- the four verbs -----------------------------------------------------------------------
 
     async def acquire(
-        self, key: QuotaKey, *, max_wait: float | None = None, retry: bool = False
+        self,
+        key: QuotaKey,
+        *,
+        max_wait: float | None = None,
+        retry: bool = False,
+        priority: str = "interactive",
     ) -> Permit:
-        """Wait for a token, first come first served; ``retry=True`` queues at the front.
+        """Wait for a token, first come first served within ``priority``; interactive first.
+
+        ``retry=True`` queues at the front of the priority's queue. A ``"bulk"`` request also
+        leaves the window's last ``reserve`` tokens to interactive ones.
 
         Raises:
+            InvalidParameterError: ``priority`` is not one of ``PRIORITIES`` (nothing queued).
             RateLimitError: at once, with no token taken, when the wait forecast for this
                 request exceeds ``max_wait`` (also while waiting, as soon as an answer shows
                 the forecast grew past it); ``reset_at`` says when its turn would have come.
         """
+        priority = arguments.one_of(priority, name="priority", choices=PRIORITIES)
         clock = self._clock
         now, wall = clock.monotonic(), clock.time()
         self._drop_idle(now, wall)
         lane = self._lane(key)
         bucket = lane.bucket
-        ticket = bucket.try_admit(now, wall)
+        ticket = bucket.try_admit(now, wall, priority=priority)
         if ticket is not None:
             return Permit(key, ticket)
-        ticket = bucket.enqueue(now, front=retry, max_wait=max_wait)
-        waiter = lane.waiters[ticket] = _Waiter(ticket, now)
+        ticket = bucket.enqueue(now, front=retry, max_wait=max_wait, priority=priority)
+        waiter = lane.waiters[ticket] = _Waiter(ticket, now, priority)
         self._pump(lane)
         if waiter.outcome is None:
             if logger.isEnabledFor(logging.DEBUG):
                 logger.debug(
-                    "quota %s: waiting (%s, %d ahead, %d in flight)",
+                    "quota %s: waiting %s (%s, %d waiting, %d in flight)",
                     key,
+                    priority,
                     "re-queued after 429" if retry else "queued",
                     bucket.waiting - 1,
                     bucket.in_flight,
@@ -260,6 +286,8 @@ class LocalGovernor:
             in_flight=view.in_flight,
             waiting=view.waiting,
             phase=view.phase.value,
+            reserve=view.reserve,
+            waiting_by_priority=view.waiting_by_priority,
         )
 
     # -- waiting and waking -------------------------------------------------------------------
@@ -292,7 +320,12 @@ class LocalGovernor:
             waiter.outcome = _GRANTED
             waiter.poke()
             if logger.isEnabledFor(logging.DEBUG):
-                logger.debug("quota %s: token after %.3f s", lane.key, now - waiter.since)
+                logger.debug(
+                    "quota %s: token after %.3f s (%s served)",
+                    lane.key,
+                    now - waiter.since,
+                    waiter.priority,
+                )
         for refusal in dispatch.refused:
             waiter = waiters.pop(refusal.ticket)
             waiter.outcome = refusal
@@ -318,7 +351,9 @@ class LocalGovernor:
         lane = lanes.get(key)
         if lane is None:
             limit, window = self._quotas.get(key.group, (self.limit, self.window))
-            lane = lanes[key] = _Lane(key, Bucket(limit, window, margin=self.margin))
+            reserve = self.reserve if key.group in self._reserved else 0
+            bucket = Bucket(limit, window, margin=self.margin, reserve=reserve)
+            lane = lanes[key] = _Lane(key, bucket)
             self._lanes_peak = max(self._lanes_peak, len(lanes))
         return lane
 

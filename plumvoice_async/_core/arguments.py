@@ -47,6 +47,7 @@ __all__ = [
     "one_of",
     "positive_finite",
     "quota_groups",
+    "reserve",
     "secret_text",
     "secret_tuple",
     "text",
@@ -133,6 +134,11 @@ def one_of(value: object, *, name: str, choices: Iterable[T]) -> T:
     raise InvalidParameterError(
         name, value, f"expected one of {', '.join(repr(option) for option in options)}"
     )
+
+
+def reserve(value: object, *, name: str, limit: int) -> int:
+    """A count of reserved tokens: an ``int`` from 0 to ``limit - 1`` (bulk keeps at least one)."""
+    return count(value, name=name, minimum=0, maximum=limit - 1)
 
 
 def base_url(value: object, *, name: str) -> str:

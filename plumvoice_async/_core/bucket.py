@@ -70,6 +70,18 @@ CLOSED     END_KNOWN          SERVER     a later window's count arrived while cl
                                          window has not ended: it is the probe's answer already
 =========  =================  =========  ===========================================================
 
+Priorities (rule 8) add no row: they decide who gets a token, never the phase. Which priority
+may take a token, per phase:
+
+=========  ==========================  =====================================================
+phase      ``"interactive"``           ``"bulk"``
+=========  ==========================  =====================================================
+PROBING    the probe                   the probe, if no interactive request waits for it
+SERVER     while ``grantable > 0``     while ``grantable > reserve`` and no interactive waits
+LOCAL      as SERVER                   as SERVER
+CLOSED     nothing                     nothing
+=========  ==========================  =====================================================
+
 Events not in the table cannot happen (a ``PROBING`` bucket has no end; ``NO_HEADERS_PROVEN``
 comes only from a probe's answer). ``LIMITED`` is a 429 with plausible headers, or without them
 but with a ``Retry-After`` (closed for that long plus ``margin``); ``BLIND_LIMITED`` a 429 with
@@ -116,12 +128,25 @@ The rules
    theirs is cleared at the window's end. A probe answered without headers (a proxy's 502)
    proves nothing about the window, so the slow start goes on, one probe at a time, until an
    answer with headers or ``NO_HEADER_PROOF`` header-less probe answers in a row.
-6. WAIT. Waiters queue FIFO, re-queued 429s ahead of first attempts. ``dispatch`` hands tokens
-   to the head of the queue while any are grantable, and refuses a waiter whose ``max_wait``
+6. WAIT. Waiters queue FIFO per priority (rule 8), re-queued 429s ahead of first attempts.
+   ``dispatch`` hands tokens to the head of the queue while any are grantable to its priority,
+   and refuses a waiter whose ``max_wait``
    ends before its forecast turn (``forecast``, which subtracts what ``grantable`` subtracts),
    or whose ``max_wait`` has run out. ``next_deadline`` is the one instant the shell must wake
    at without an answer arriving (a window end, a lease expiry, a lapse, a waiter's deadline).
-7. FORGET. A bucket with nothing in flight, nothing unreported, nobody waiting and no window in
+8. PRIORITIES. Two priorities, ``PRIORITIES`` in serving order: ``"interactive"`` (the default)
+   and ``"bulk"``. Each has its own FIFO queue pair (a 429 re-queue goes to the front of its
+   own priority's queue); ``dispatch`` serves every interactive waiter before any bulk one. A
+   bulk request is granted only while ``grantable > reserve``: the window's last ``reserve``
+   tokens go to interactive requests (``reserve`` 0 is the single FIFO of before). The fast
+   path (``try_admit``) lets an interactive request past bulk waiters, never past interactive
+   ones; a bulk request only when nobody waits. The probe is not reserved: either priority may
+   take it (it learns the window for everybody). The reserve in force never reaches the limit
+   the server last stated (``min(reserve, limit - 1)``), so bulk is slowed, never starved.
+   ``forecast`` counts, for an interactive waiter, the interactive waiters ahead of it with
+   the whole window; for a bulk waiter every interactive waiter and the bulk ones ahead, with
+   ``limit - reserve`` per window.
+9. FORGET. A bucket with nothing in flight, nothing unreported, nobody waiting and no window in
    force (``idle``) holds nothing a fresh bucket would not learn with its first probe: the shell
    may drop it.
 
@@ -132,11 +157,13 @@ Invariants (checked by tests/core/test_bucket.py, including a Hypothesis state m
 - Within one window ``remaining`` only falls, and ``remaining - len(unreported)`` never exceeds
   what the server has left; ``len(in_flight)`` only counts admitted, unanswered, unreleased,
   unexpired tokens; every token taken is settled, released or expired.
-- Tokens go to waiters in queue order, and only while ``grantable() > 0``: if waiters exist
-  after a ``dispatch``, no token is grantable, and ``next_deadline()`` says when to look again
-  (nobody waits forever). Once every answer is in, ``grantable()`` is what the server has
-  left, less at most one token per unreported spend (rule 5) for at most ``window + margin``:
-  the price of never overshooting when an answer carries no count.
+- Tokens go to waiters in queue order (interactive first), and only while ``grantable() > 0``
+  (``> reserve`` for bulk): if waiters of a priority exist after a ``dispatch``, no token is
+  grantable to that priority, no bulk token went out while an interactive request waited,
+  and ``next_deadline()`` says when to look again (nobody waits forever). Once every answer
+  is in, ``grantable()`` is what the server has left, less at most one token per unreported
+  spend (rule 5) for at most ``window + margin``: the price of never overshooting when an
+  answer carries no count.
 - After a 429 nothing is admitted before its own end; after that end, one probe.
 - A window's local end is never before the server's end plus ``margin``.
 - A refusal's ``ready_at`` is never before the ``now`` it was made at.
@@ -146,6 +173,7 @@ from __future__ import annotations
 
 import heapq
 import math
+from collections.abc import Iterator, Mapping
 from enum import StrEnum
 
 import attrs
@@ -157,6 +185,7 @@ __all__ = [
     "MAX_RESET_WINDOWS",
     "NO_DATE_MARGIN",
     "NO_HEADER_PROOF",
+    "PRIORITIES",
     "TRANSITIONS",
     "Bucket",
     "BucketView",
@@ -174,6 +203,12 @@ ever seen): the client's clock may be off the server's, and nothing else bounds 
 NO_HEADER_PROOF = 3
 """Probe answers without headers, in a row, that prove the server sends none (rule 5): until
 then the slow start goes on, one probe at a time."""
+
+PRIORITIES = ("interactive", "bulk")
+"""The priorities, in serving order: every waiting ``"interactive"`` request is served before any
+waiting ``"bulk"`` one (rule 8)."""
+
+_INTERACTIVE, _BULK = PRIORITIES
 
 _RESET_TOLERANCE = 0.5
 """Absolute ``Reset`` values are whole seconds: two within this distance name the same window."""
@@ -294,23 +329,43 @@ class BucketView:
     """The server's ``Remaining`` as reconciled (``None`` while probing, 0 while closed)."""
     reset: float | None
     """The absolute ``Reset`` of the server window in force (``None``: unknown, delta, local)."""
+    reserve: int = 0
+    waiting_by_priority: Mapping[str, int] = attrs.field(factory=dict)
+    """Waiters per priority (every key of ``PRIORITIES``); they add up to ``waiting``."""
 
 
 _NOTHING = Dispatch()
 
 
+def _check_priority(priority: str) -> None:
+    if priority not in PRIORITIES:
+        raise ValueError(f"priority must be one of {PRIORITIES}, got {priority!r}")
+
+
 class _Queue:
     """Strictly private: a bucket's waiters, made only once somebody waits."""
 
-    __slots__ = ("deadline_heap", "deadlines", "retries", "waiters")
+    __slots__ = ("deadline_heap", "deadlines", "lines")
 
     def __init__(self) -> None:
-        # Two FIFO queues as ordered sets: re-queued 429s go before first attempts.
-        self.retries: dict[int, None] = {}
-        self.waiters: dict[int, None] = {}
+        # Per priority, two FIFO queues as ordered sets: re-queued 429s go before first
+        # attempts. Serving order: the priorities in PRIORITIES order, each retries first.
+        self.lines: dict[str, tuple[dict[int, None], dict[int, None]]] = {
+            priority: ({}, {}) for priority in PRIORITIES
+        }
         # max_wait deadlines: ticket -> deadline, and a heap of them (stale entries skipped).
         self.deadlines: dict[int, float] = {}
         self.deadline_heap: list[tuple[float, int]] = []
+
+    def count(self, priority: str) -> int:
+        retries, waiters = self.lines[priority]
+        return len(retries) + len(waiters)
+
+    def in_order(self) -> Iterator[tuple[str, int]]:
+        """(priority, ticket) for every waiter, in serving order."""
+        for priority, (retries, waiters) in self.lines.items():
+            for ticket in (*retries, *waiters):
+                yield priority, ticket
 
 
 class Bucket:
@@ -327,6 +382,8 @@ class Bucket:
         lease: seconds after which a token never settled nor released counts as spent and
             leaves ``in_flight`` (a transport that lost it must not leak quota forever);
             twice the window by default.
+        reserve: the last ``reserve`` grantable tokens of every window go to ``"interactive"``
+            requests only (rule 8); 0 to ``limit - 1``.
     """
 
     __slots__ = (
@@ -349,15 +406,24 @@ class Bucket:
         "lease",
         "margin",
         "phase",
+        "reserve",
         "wall_clock_fallbacks",
         "window",
     )
 
     def __init__(
-        self, limit: int, window: float, *, margin: float = 1.0, lease: float | None = None
+        self,
+        limit: int,
+        window: float,
+        *,
+        margin: float = 1.0,
+        lease: float | None = None,
+        reserve: int = 0,
     ) -> None:
         if limit < 1:
             raise ValueError(f"limit must be at least 1, got {limit!r}")
+        if not 0 <= reserve < limit:
+            raise ValueError(f"reserve must be 0 to limit - 1, got {reserve!r}")
         if not 0 < window < math.inf:
             raise ValueError(f"window must be positive seconds, got {window!r}")
         if not 0 <= margin < math.inf:
@@ -365,6 +431,7 @@ class Bucket:
         self.window = float(window)
         self.margin = float(margin)
         self.lease = 2.0 * self.window if lease is None else float(lease)
+        self.reserve = reserve
         self.phase = Phase.PROBING
         self.expired = 0
         """Tokens that outlived their lease (counted as spent)."""
@@ -407,7 +474,12 @@ class Bucket:
     @property
     def waiting(self) -> int:
         queue = self._queue
-        return 0 if queue is None else len(queue.retries) + len(queue.waiters)
+        return 0 if queue is None else sum(queue.count(priority) for priority in PRIORITIES)
+
+    def waiting_by_priority(self) -> dict[str, int]:
+        """Waiters per priority, every priority a key."""
+        queue = self._queue
+        return {priority: 0 if queue is None else queue.count(priority) for priority in PRIORITIES}
 
     @property
     def remaining(self) -> int | None:
@@ -424,12 +496,12 @@ class Bucket:
     @property
     def head(self) -> int | None:
         """The ticket first in line, or ``None`` when nobody waits."""
+        head = self._head()
+        return None if head is None else head[1]
+
+    def _head(self) -> tuple[str, int] | None:
         queue = self._queue
-        if queue is not None:
-            for line in (queue.retries, queue.waiters):
-                for ticket in line:
-                    return ticket
-        return None
+        return None if queue is None else next(queue.in_order(), None)
 
     def grantable(self) -> int:
         """Tokens that may be handed out now (rule 1); never negative."""
@@ -440,6 +512,20 @@ class Bucket:
         if phase is Phase.PROBING:
             return 1 if self._probe is None and self._limit - outstanding > 0 else 0
         return max(0, self._remaining - outstanding)
+
+    def grantable_to(self, priority: str) -> int:
+        """Tokens a request of ``priority`` may take now (rule 8): bulk ones leave the reserve.
+
+        The probe is not reserved: either priority may take it (an interactive waiter first).
+        """
+        grantable = self.grantable()
+        if priority == _INTERACTIVE or self.phase is Phase.PROBING:
+            return grantable
+        return max(0, grantable - self._reserve())
+
+    def _reserve(self) -> int:
+        """The reserve in force: below the limit the server last stated, so bulk never starves."""
+        return min(self.reserve, self._limit - 1)
 
     def view(self, now: float, wall: float) -> BucketView:
         """The state at ``now`` (windows that ended by then are rolled over first)."""
@@ -454,10 +540,12 @@ class Bucket:
             waiting=self.waiting,
             remaining=self.remaining,
             reset=self._server_reset if self.phase is Phase.SERVER else None,
+            reserve=self._reserve(),
+            waiting_by_priority=self.waiting_by_priority(),
         )
 
     def idle(self, now: float, wall: float) -> bool:
-        """Whether the bucket holds nothing a fresh one would not learn again (rule 7).
+        """Whether the bucket holds nothing a fresh one would not learn again (rule 9).
 
         Nothing in flight or unreported, nobody waiting, and no server window or closure in
         force (a ``LOCAL`` window with nothing spent in it counts as over).
@@ -492,49 +580,71 @@ class Bucket:
             deadlines.append(waiter_deadline)
         return min(deadlines) if deadlines else None
 
-    def forecast(self, now: float, position: int) -> float:
-        """When the waiter at queue ``position`` (0 = head) can expect a token (monotonic).
+    def forecast(self, now: float, position: int, *, priority: str = _INTERACTIVE) -> float:
+        """When a waiter of ``priority`` at ``position`` can expect a token (monotonic).
 
-        The current window gives what ``grantable`` would (in-flight and unreported spends
-        subtracted, so a ``max_wait`` is not granted on hope); each later window gives
-        ``limit``. While probing, the window is unknown and may end any moment; while closed,
-        the next window starts at the closure's end. Never before ``now``.
+        ``position`` counts the waiters served before it (rule 8): for an interactive waiter
+        the interactive ones ahead; for a bulk waiter every interactive waiter plus the bulk
+        ones ahead. The current window gives what ``grantable_to`` would (in-flight and
+        unreported spends subtracted, so a ``max_wait`` is not granted on hope); each later
+        window gives ``limit``, less the reserve for bulk. While probing, the window is unknown
+        and may end any moment; while closed, the next window starts at the closure's end.
+        Never before ``now``.
         """
-        limit = self._limit
-        outstanding = len(self._in_flight) + len(self._unreported)
+        reserve = 0 if priority == _INTERACTIVE else self._reserve()
+        per_window = self._limit - reserve  # what each later window gives this priority
+        # What the current window still gives this priority: the reserve stays out of it.
+        outstanding = len(self._in_flight) + len(self._unreported) + reserve
         phase = self.phase
         if phase is Phase.PROBING:
-            ahead = position - max(0, limit - outstanding)
-            return now if ahead < 0 else now + (ahead // limit) * self.window
+            ahead = position - max(0, self._limit - outstanding)
+            return now if ahead < 0 else now + (ahead // per_window) * self.window
         assert self._window_end is not None  # SERVER, LOCAL and CLOSED always know their end
         start = max(now, self._window_end)
         if phase is Phase.CLOSED:
-            return start + (position // limit) * self.window
+            return start + (position // per_window) * self.window
         ahead = position - max(0, self._remaining - outstanding)
         if ahead < 0:
             return now
-        return start + (ahead // limit) * self.window
+        return start + (ahead // per_window) * self.window
 
     # -- queueing and admitting -----------------------------------------------------------------
 
-    def try_admit(self, now: float, wall: float) -> int | None:
-        """Admit at once when nobody waits and a token is grantable: the fast path."""
-        if self._queue is not None and self.waiting:
+    def try_admit(self, now: float, wall: float, *, priority: str = _INTERACTIVE) -> int | None:
+        """Admit at once when nobody it must yield to waits and a token is grantable to it.
+
+        The fast path (rule 8): an interactive request yields only to interactive waiters, a
+        bulk one to every waiter.
+        """
+        _check_priority(priority)
+        queue = self._queue
+        if queue is not None and (
+            queue.count(_INTERACTIVE) if priority == _INTERACTIVE else self.waiting
+        ):
             return None
         self._advance(now, wall)
-        if self.grantable() <= 0:
+        if self.grantable_to(priority) <= 0:
             return None
         self._last_ticket = ticket = self._last_ticket + 1
         self._admit(ticket, now)
         return ticket
 
-    def enqueue(self, now: float, *, front: bool = False, max_wait: float | None = None) -> int:
-        """Join the queue; ``front`` for a request re-queued after its 429 (rule 4)."""
+    def enqueue(
+        self,
+        now: float,
+        *,
+        front: bool = False,
+        max_wait: float | None = None,
+        priority: str = _INTERACTIVE,
+    ) -> int:
+        """Join the queue of ``priority``; ``front`` for a request re-queued after its 429."""
+        _check_priority(priority)
         queue = self._queue
         if queue is None:
             queue = self._queue = _Queue()
         self._last_ticket = ticket = self._last_ticket + 1
-        (queue.retries if front else queue.waiters)[ticket] = None
+        retries, waiters = queue.lines[priority]
+        (retries if front else waiters)[ticket] = None
         if max_wait is not None:
             deadline = now + max_wait
             queue.deadlines[ticket] = deadline
@@ -548,25 +658,26 @@ class Bucket:
         when the deadline has come and it still has no token.
         """
         queue = self._queue
-        if queue is None or not (queue.retries or queue.waiters):
+        if queue is None or not self.waiting:
             return _NOTHING
         self._advance(now, wall)
         granted: list[int] = []
         deadlines = queue.deadlines
-        while self.grantable() > 0:
-            ticket = self._pop_head()
-            if ticket is None:
-                break
-            deadlines.pop(ticket, None)
+        # In serving order: once the head cannot have a token, nobody behind it may (a bulk
+        # head means no interactive waiter is left; an interactive one that gets nothing
+        # leaves nothing for bulk either).
+        while (head := self._head()) is not None and self.grantable_to(head[0]) > 0:
+            ticket = head[1]
+            self._withdraw(ticket)
             self._admit(ticket, now)
             granted.append(ticket)
         refused: list[Refusal] = []
         if deadlines:
-            position = 0
-            for ticket in [*queue.retries, *queue.waiters]:
+            position = 0  # interactive waiters count for everybody behind them (rule 8)
+            for priority, ticket in list(queue.in_order()):
                 deadline = deadlines.get(ticket)
                 if deadline is not None:
-                    ready_at = self.forecast(now, position)
+                    ready_at = self.forecast(now, position, priority=priority)
                     if ready_at > deadline or now >= deadline:
                         self._withdraw(ticket)
                         refused.append(Refusal(ticket, ready_at))
@@ -672,21 +783,16 @@ class Bucket:
         """The server's clock as best known: an earlier ``Date``'s offset, else the wall clock."""
         return wall if self._server_offset is None else now + self._server_offset
 
-    def _pop_head(self) -> int | None:
-        ticket = self.head
-        if ticket is not None:
-            self._withdraw(ticket)
-        return ticket
-
     def _withdraw(self, ticket: int) -> bool:
         queue = self._queue
         if queue is None:
             return False
         queue.deadlines.pop(ticket, None)
-        for line in (queue.retries, queue.waiters):
-            if ticket in line:
-                del line[ticket]
-                return True
+        for lines in queue.lines.values():
+            for line in lines:
+                if ticket in line:
+                    del line[ticket]
+                    return True
         return False
 
     def _earliest_waiter_deadline(self) -> float | None:

@@ -226,7 +226,12 @@ class RedisGovernor:
     # -- the four verbs -----------------------------------------------------------------------
 
     async def acquire(
-        self, key: QuotaKey, *, max_wait: float | None = None, retry: bool = False
+        self,
+        key: QuotaKey,
+        *,
+        max_wait: float | None = None,
+        retry: bool = False,
+        priority: str = "interactive",
     ) -> Permit:
         """Wait for a token, first come first served in this process.
 
