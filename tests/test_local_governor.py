@@ -11,7 +11,7 @@ import pytest
 from plumvoice_async._clock import Clock, SystemClock
 from plumvoice_async._core.ratelimit import RateLimit
 from plumvoice_async._core.requests import QuotaGroup
-from plumvoice_async._errors import RateLimitError
+from plumvoice_async._errors import InvalidParameterError, RateLimitError
 from plumvoice_async._governor import Governor, Permit, QuotaKey, Snapshot, account_hash
 from plumvoice_async._local_governor import _SWEEP_STEP, LocalGovernor
 from plumvoice_async.testing import FakeClock
@@ -421,3 +421,86 @@ async def test_a_waiter_is_refused_by_its_own_deadline_at_the_latest():
         await clock.advance(0.1)
         tg.cancel_scope.cancel()  # (a waiter still queued here is the bug)
     assert refused == [SERVER_START + 5.0]
+
+
+# -- priorities and the reserve (issue 13) ------------------------------------------------------
+
+
+async def test_interactive_waiters_are_served_before_bulk_ones_that_came_first(caplog):
+    caplog.set_level(logging.DEBUG, logger="plumvoice_async")
+    clock = FakeClock(SERVER_START)
+    gov = await spent_governor(clock)
+    order: list[str] = []
+
+    async def waiter(name: str, priority: str) -> None:
+        permit = await gov.acquire(KEY, priority=priority)
+        order.append(name)
+        await clock.sleep(0.1)
+        await gov.settle(permit, status=200, rate_limit=answer(clock, 1))  # one at a time
+
+    async with anyio.create_task_group() as tg:
+        for name, priority in (
+            ("bulk 1", "bulk"),
+            ("bulk 2", "bulk"),
+            ("dashboard", "interactive"),
+        ):
+            tg.start_soon(waiter, name, priority)
+            await anyio.wait_all_tasks_blocked()
+        snap = await gov.snapshot(KEY)
+        assert (snap.waiting, snap.waiting_by_priority) == (3, {"interactive": 1, "bulk": 2})
+        await clock.advance(35.0)
+    assert order == ["dashboard", "bulk 1", "bulk 2"]
+    assert "(interactive served)" in caplog.text
+    assert "(bulk served)" in caplog.text
+
+
+async def test_bulk_requests_leave_the_reserve_and_interactive_ones_pass_them():
+    clock = FakeClock(SERVER_START)
+    gov = LocalGovernor(10, WINDOW, clock=clock, reserve=3)
+    probe = await gov.acquire(KEY, priority="bulk")  # the probe is for either priority
+    await gov.settle(probe, status=200, rate_limit=answer(clock, 5))
+    for _ in range(2):
+        await gov.acquire(KEY, priority="bulk")
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(lambda: gov.acquire(KEY, priority="bulk"))
+        await anyio.wait_all_tasks_blocked()
+        snap = await gov.snapshot(KEY)
+        assert (snap.remaining, snap.reserve) == (3, 3)
+        assert snap.waiting_by_priority == {"interactive": 0, "bulk": 1}
+        for _ in range(3):  # the fast path, past the bulk waiter
+            await gov.acquire(KEY)
+        snap = await gov.snapshot(KEY)
+        assert (snap.remaining, snap.waiting) == (0, 1)
+        tg.cancel_scope.cancel()
+
+
+async def test_an_interactive_max_wait_counts_only_the_interactive_queue_ahead():
+    """Ten bulk waiters fill the next window; a dashboard's max_wait=40 still fits in it."""
+    clock = FakeClock(SERVER_START)
+    gov = await spent_governor(clock)  # reset in 30 s + margin
+    async with anyio.create_task_group() as tg:
+        for _ in range(10):
+            tg.start_soon(lambda: gov.acquire(KEY, priority="bulk"))
+        await anyio.wait_all_tasks_blocked()
+        with pytest.raises(RateLimitError):  # a bulk one behind them waits two windows
+            await gov.acquire(KEY, max_wait=40.0, priority="bulk")
+        got: list[Permit] = []
+
+        async def dashboard() -> None:
+            got.append(await gov.acquire(KEY, max_wait=40.0))
+
+        tg.start_soon(dashboard)
+        await anyio.wait_all_tasks_blocked()
+        await clock.advance(31.0)
+        assert len(got) == 1
+        tg.cancel_scope.cancel()
+
+
+async def test_an_unknown_priority_is_refused_naming_it_before_anything_is_queued():
+    clock = FakeClock(SERVER_START)
+    gov = await spent_governor(clock)
+    for priority in ("urgent", "Bulk", None, 1):
+        with pytest.raises(InvalidParameterError) as caught:
+            await gov.acquire(KEY, priority=priority)  # type: ignore[arg-type]
+        assert caught.value.parameter == "priority"
+    assert (await gov.snapshot(KEY)).waiting == 0

@@ -70,6 +70,18 @@ CLOSED     END_KNOWN          SERVER     a later window's count arrived while cl
                                          window has not ended: it is the probe's answer already
 =========  =================  =========  ===========================================================
 
+Priorities (rule 8) add no row: they decide who gets a token, never the phase. Which priority
+may take a token, per phase:
+
+=========  ==========================  =====================================================
+phase      ``"interactive"``           ``"bulk"``
+=========  ==========================  =====================================================
+PROBING    the probe                   the probe, if no interactive request waits for it
+SERVER     while ``grantable > 0``     while ``grantable > reserve`` and no interactive waits
+LOCAL      as SERVER                   as SERVER
+CLOSED     nothing                     nothing
+=========  ==========================  =====================================================
+
 Events not in the table cannot happen (a ``PROBING`` bucket has no end; ``NO_HEADERS_PROVEN``
 comes only from a probe's answer). ``LIMITED`` is a 429 with plausible headers, or without them
 but with a ``Retry-After`` (closed for that long plus ``margin``); ``BLIND_LIMITED`` a 429 with
@@ -116,12 +128,25 @@ The rules
    theirs is cleared at the window's end. A probe answered without headers (a proxy's 502)
    proves nothing about the window, so the slow start goes on, one probe at a time, until an
    answer with headers or ``NO_HEADER_PROOF`` header-less probe answers in a row.
-6. WAIT. Waiters queue FIFO, re-queued 429s ahead of first attempts. ``dispatch`` hands tokens
-   to the head of the queue while any are grantable, and refuses a waiter whose ``max_wait``
+6. WAIT. Waiters queue FIFO per priority (rule 8), re-queued 429s ahead of first attempts.
+   ``dispatch`` hands tokens to the head of the queue while any are grantable to its priority,
+   and refuses a waiter whose ``max_wait``
    ends before its forecast turn (``forecast``, which subtracts what ``grantable`` subtracts),
    or whose ``max_wait`` has run out. ``next_deadline`` is the one instant the shell must wake
    at without an answer arriving (a window end, a lease expiry, a lapse, a waiter's deadline).
-7. FORGET. A bucket with nothing in flight, nothing unreported, nobody waiting and no window in
+8. PRIORITIES. Two priorities, ``PRIORITIES`` in serving order: ``"interactive"`` (the default)
+   and ``"bulk"``. Each has its own FIFO queue pair (a 429 re-queue goes to the front of its
+   own priority's queue); ``dispatch`` serves every interactive waiter before any bulk one. A
+   bulk request is granted only while ``grantable > reserve``: the window's last ``reserve``
+   tokens go to interactive requests (``reserve`` 0 is the single FIFO of before). The fast
+   path (``try_admit``) lets an interactive request past bulk waiters, never past interactive
+   ones; a bulk request only when nobody waits. The probe is not reserved: either priority may
+   take it (it learns the window for everybody). The reserve in force never reaches the limit
+   the server last stated (``min(reserve, limit - 1)``), so bulk is slowed, never starved.
+   ``forecast`` counts, for an interactive waiter, the interactive waiters ahead of it with
+   the whole window; for a bulk waiter every interactive waiter and the bulk ones ahead, with
+   ``limit - reserve`` per window.
+9. FORGET. A bucket with nothing in flight, nothing unreported, nobody waiting and no window in
    force (``idle``) holds nothing a fresh bucket would not learn with its first probe: the shell
    may drop it.
 
@@ -132,11 +157,13 @@ Invariants (checked by tests/core/test_bucket.py, including a Hypothesis state m
 - Within one window ``remaining`` only falls, and ``remaining - len(unreported)`` never exceeds
   what the server has left; ``len(in_flight)`` only counts admitted, unanswered, unreleased,
   unexpired tokens; every token taken is settled, released or expired.
-- Tokens go to waiters in queue order, and only while ``grantable() > 0``: if waiters exist
-  after a ``dispatch``, no token is grantable, and ``next_deadline()`` says when to look again
-  (nobody waits forever). Once every answer is in, ``grantable()`` is what the server has
-  left, less at most one token per unreported spend (rule 5) for at most ``window + margin``:
-  the price of never overshooting when an answer carries no count.
+- Tokens go to waiters in queue order (interactive first), and only while ``grantable() > 0``
+  (``> reserve`` for bulk): if waiters of a priority exist after a ``dispatch``, no token is
+  grantable to that priority, no bulk token went out while an interactive request waited,
+  and ``next_deadline()`` says when to look again (nobody waits forever). Once every answer
+  is in, ``grantable()`` is what the server has left, less at most one token per unreported
+  spend (rule 5) for at most ``window + margin``: the price of never overshooting when an
+  answer carries no count.
 - After a 429 nothing is admitted before its own end; after that end, one probe.
 - A window's local end is never before the server's end plus ``margin``.
 - A refusal's ``ready_at`` is never before the ``now`` it was made at.
@@ -518,7 +545,7 @@ class Bucket:
         )
 
     def idle(self, now: float, wall: float) -> bool:
-        """Whether the bucket holds nothing a fresh one would not learn again (rule 7).
+        """Whether the bucket holds nothing a fresh one would not learn again (rule 9).
 
         Nothing in flight or unreported, nobody waiting, and no server window or closure in
         force (a ``LOCAL`` window with nothing spent in it counts as over).

@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import pytest
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
-from plumvoice_async._core.bucket import NO_DATE_MARGIN, NO_HEADER_PROOF, Bucket, Phase, Sync
+from plumvoice_async._core.bucket import (
+    NO_DATE_MARGIN,
+    NO_HEADER_PROOF,
+    PRIORITIES,
+    Bucket,
+    Phase,
+    Sync,
+)
 from plumvoice_async._core.ratelimit import RateLimit
 
 LIMIT, WINDOW, MARGIN = 10, 60.0, 1.0
@@ -25,13 +33,13 @@ def answer(remaining: int, *, reset: float = RESET, date: float | None = DATE) -
     return RateLimit(LIMIT, remaining, reset, date)
 
 
-def bucket(**kwargs: float) -> Bucket:
+def bucket(**kwargs: Any) -> Bucket:
     return Bucket(LIMIT, WINDOW, margin=MARGIN, **kwargs)
 
 
-def synced(remaining: int = 9, *, reset: float = RESET) -> Bucket:
+def synced(remaining: int = 9, *, reset: float = RESET, reserve: int = 0) -> Bucket:
     """A bucket whose probe was answered with ``remaining`` for window ``reset``."""
-    b = bucket()
+    b = bucket(reserve=reserve)
     probe = b.try_admit(NOW, DATE)
     assert probe is not None
     b.settle(probe, NOW, DATE, status=200, rate_limit=answer(remaining, reset=reset))
@@ -625,6 +633,8 @@ def test_a_waiters_own_deadline_is_a_wake_up_and_it_is_refused_by_then():
         ({"limit": 0, "window": 60.0}, "limit"),
         ({"limit": 5, "window": 0.0}, "window"),
         ({"limit": 5, "window": 60.0, "margin": -1.0}, "margin"),
+        ({"limit": 5, "window": 60.0, "reserve": 5}, "reserve"),
+        ({"limit": 5, "window": 60.0, "reserve": -1}, "reserve"),
     ],
 )
 def test_bad_settings_are_refused(kwargs, message):
@@ -632,11 +642,131 @@ def test_bad_settings_are_refused(kwargs, message):
         Bucket(**kwargs)
 
 
+def test_an_unknown_priority_is_refused_before_anything_is_queued():
+    b = synced(remaining=0)
+    with pytest.raises(ValueError, match="priority"):
+        b.enqueue(NOW, priority="urgent")
+    with pytest.raises(ValueError, match="priority"):
+        b.try_admit(NOW, DATE, priority="Bulk")
+    assert b.waiting == 0
+
+
+# -- priorities and the reserve (issue 13) -------------------------------------------------------
+
+
+def test_interactive_waiters_go_first_fifo_within_a_priority_and_429s_first_in_their_own():
+    b = synced(remaining=0)
+    bulk_a, interactive_a = b.enqueue(NOW, priority="bulk"), b.enqueue(NOW)
+    bulk_retry = b.enqueue(NOW, front=True, priority="bulk")
+    interactive_b = b.enqueue(NOW)
+    interactive_retry = b.enqueue(NOW, front=True)
+    bulk_b = b.enqueue(NOW, priority="bulk")
+    assert b.waiting_by_priority() == {"interactive": 3, "bulk": 3}
+    assert b.head == interactive_retry
+    assert b.dispatch(NOW + 31, RESET + 1).granted == (interactive_retry,)  # the probe
+    b.settle(
+        interactive_retry,
+        NOW + 32,
+        RESET + 2,
+        status=200,
+        rate_limit=answer(9, reset=RESET + WINDOW),
+    )
+    served = b.dispatch(NOW + 32, RESET + 2).granted
+    assert served == (interactive_a, interactive_b, bulk_retry, bulk_a, bulk_b)
+
+
+def test_bulk_leaves_the_reserve_which_interactive_requests_may_take():
+    b = synced(remaining=5, reserve=3)
+    assert [b.try_admit(NOW, DATE, priority="bulk") is not None for _ in range(3)] == [
+        True,
+        True,
+        False,  # 3 grantable: the reserve
+    ]
+    waiter = b.enqueue(NOW, priority="bulk")
+    assert b.dispatch(NOW, DATE).granted == ()
+    assert b.grantable() == 3
+    # The fast path: an interactive request does not queue behind bulk waiters.
+    assert [b.try_admit(NOW, DATE) is not None for _ in range(4)] == [True, True, True, False]
+    assert b.head == waiter
+    view = b.view(NOW, DATE)
+    assert (view.reserve, view.waiting_by_priority) == (3, {"interactive": 0, "bulk": 1})
+
+
+def test_with_no_reserve_bulk_takes_the_last_token_and_nothing_changes():
+    b = synced(remaining=2)
+    assert b.try_admit(NOW, DATE, priority="bulk") is not None
+    assert b.try_admit(NOW, DATE, priority="bulk") is not None
+    assert b.grantable() == 0
+
+
+def test_a_bulk_request_waits_behind_an_interactive_waiter_even_with_tokens_left():
+    b = synced(remaining=1, reserve=0)
+    first = admit(b)  # the last token
+    interactive = b.enqueue(NOW)
+    assert b.try_admit(NOW, DATE, priority="bulk") is None
+    bulk = b.enqueue(NOW, priority="bulk")
+    b.release(first)
+    assert b.dispatch(NOW, DATE).granted == (interactive,)
+    assert b.head == bulk
+
+
+def test_either_priority_may_take_the_probe_and_an_interactive_waiter_goes_first():
+    b = bucket(reserve=LIMIT - 1)
+    assert b.try_admit(NOW, DATE, priority="bulk") is not None  # the reserve never blocks it
+    b = bucket(reserve=LIMIT - 1)
+    probe = admit(b)
+    bulk, interactive = b.enqueue(NOW, priority="bulk"), b.enqueue(NOW)
+    b.release(probe)
+    assert b.dispatch(NOW, DATE).granted == (interactive,)
+    assert b.head == bulk
+
+
+def test_the_reserve_never_reaches_the_limit_the_server_states():
+    """A server stating a limit at or below the reserve must not lock bulk out for good."""
+    b = bucket(reserve=LIMIT - 1)
+    probe = admit(b)
+    b.settle(probe, NOW, DATE, status=200, rate_limit=RateLimit(3, 2, RESET, DATE))
+    assert b.view(NOW, DATE).reserve == 2
+    assert b.try_admit(NOW, DATE, priority="bulk") is None  # 2 grantable, reserve 2
+    assert b.forecast(NOW, 0, priority="bulk") == NOW + 31  # one per window for bulk
+
+
+def test_forecasts_count_only_the_waiters_served_before_and_bulk_windows_lack_the_reserve():
+    b = synced(remaining=0, reserve=4)  # closed until NOW + 31; bulk gets 6 per window
+    for _ in range(5):
+        b.enqueue(NOW, priority="bulk")
+    hurried = b.enqueue(NOW, max_wait=40.0)  # behind five bulk waiters, but served first
+    outcome = b.dispatch(NOW, DATE)
+    assert outcome.refused == ()
+    assert b.head == hurried
+    assert b.forecast(NOW, LIMIT - 1) == NOW + 31
+    assert b.forecast(NOW, LIMIT - 1, priority="bulk") == NOW + 31 + WINDOW
+    assert b.forecast(NOW, 6, priority="bulk") == NOW + 31 + WINDOW
+    assert b.forecast(NOW, 5, priority="bulk") == NOW + 31
+    # A bulk waiter counts every interactive waiter as ahead of it.
+    for _ in range(5):
+        b.enqueue(NOW, max_wait=40.0)
+    late_bulk = b.enqueue(NOW, max_wait=40.0, priority="bulk")  # position 11: two windows
+    refused = b.dispatch(NOW, DATE).refused
+    assert [(r.ticket, r.ready_at) for r in refused] == [(late_bulk, NOW + 31 + WINDOW)]
+
+
+def test_the_current_window_gives_bulk_only_what_lies_above_the_reserve():
+    b = synced(remaining=5, reserve=3)
+    assert b.forecast(NOW, 1, priority="bulk") == NOW
+    assert b.forecast(NOW, 2, priority="bulk") == NOW + 31
+    assert b.forecast(NOW, 4) == NOW
+
+
 # -- the invariants, under any interleaving ------------------------------------------------------
 
 
+PRIORITY = st.sampled_from(PRIORITIES)
+
+
 class BucketAgainstServer(RuleBasedStateMachine):
-    """Random arrivals, sends, latencies, answers, losses, cancellations and clock moves.
+    """Random arrivals of both priorities, sends, latencies, answers, losses, cancellations and
+    clock moves, with a reserve from 0 to ``limit - 1``.
 
     The server counts per clock-aligned window and answers with ``Date`` at 1 s resolution;
     answers may arrive in any order and any number of windows late. No other process spends
@@ -651,40 +781,90 @@ class BucketAgainstServer(RuleBasedStateMachine):
         self.server_offset = 1_700_000_017.0 - self.now  # server clock = now + offset
         self.counts: dict[int, int] = {}
         self.rejected = 0
-        self.queue: list[int] = []  # the model's FIFO (retries are put in front of waiters)
-        self.retries: list[int] = []
+        # The model's FIFOs, per priority (retries are put in front of waiters of theirs).
+        self.lines = {priority: ([], []) for priority in PRIORITIES}
+        self.priority_of: dict[int, str] = {}
         self.unsent: list[int] = []
         self.on_the_way: list[int] = []
         self.answers: list[tuple[int, int, RateLimit]] = []
         self.taken = self.settled = self.released = 0
         self.lost = False
 
+    @initialize(reserve=st.integers(0, 3))
+    def reserve(self, reserve):
+        self.bucket = Bucket(self.limit, self.window, margin=1.0, lease=1e9, reserve=reserve)
+
     @property
     def server_time(self) -> float:
         return self.now + self.server_offset
 
+    @property
+    def queue_order(self) -> list[int]:
+        return [ticket for retries, queue in self.lines.values() for ticket in retries + queue]
+
+    def _unqueue(self, ticket: int) -> None:
+        for line in self.lines[self.priority_of[ticket]]:
+            if ticket in line:
+                line.remove(ticket)
+
+    def _waiting(self, priority: str) -> int:
+        return sum(len(line) for line in self.lines[priority])
+
+    def _check_bulk_grants(self, granted: list[int], interactive_waited: bool) -> None:
+        """Issue 13: no bulk grant while grantable <= reserve, or an interactive waiter waits."""
+        if not any(self.priority_of[ticket] == "bulk" for ticket in granted):
+            return
+        assert not interactive_waited, "bulk served while an interactive request waited"
+        if self.bucket.phase is Phase.PROBING:
+            assert len(granted) == 1  # the probe: either priority may take it
+        else:
+            # Each bulk grant left the grantable count at or above the reserve.
+            assert self.bucket.grantable() >= self.bucket.view(self.now, self.now).reserve
+
     def _dispatch(self) -> None:
         outcome = self.bucket.dispatch(self.now, self.now)
         for refusal in outcome.refused:
-            (self.retries if refusal.ticket in self.retries else self.queue).remove(refusal.ticket)
-        expected = (self.retries + self.queue)[: len(outcome.granted)]
-        assert list(outcome.granted) == expected, "FIFO broken"
-        for ticket in outcome.granted:
-            (self.retries if ticket in self.retries else self.queue).remove(ticket)
+            self._unqueue(refusal.ticket)
+        expected = self.queue_order[: len(outcome.granted)]
+        assert list(outcome.granted) == expected, "priority order or FIFO broken"
+        granted = list(outcome.granted)
+        interactive_left = self._waiting("interactive") - sum(
+            self.priority_of[ticket] == "interactive" for ticket in granted
+        )
+        for ticket in granted:
+            self._unqueue(ticket)
+        self._check_bulk_grants(granted, interactive_left > 0)
         self.unsent += outcome.granted
         self.taken += len(outcome.granted)
 
-    @rule(front=st.booleans(), max_wait=st.none() | st.floats(0, 120))
-    def arrive(self, front, max_wait):
-        ticket = self.bucket.enqueue(self.now, front=front, max_wait=max_wait)
-        (self.retries if front else self.queue).append(ticket)
+    def _enqueue(self, priority: str, *, front: bool = False, max_wait: float | None = None):
+        ticket = self.bucket.enqueue(self.now, front=front, max_wait=max_wait, priority=priority)
+        self.priority_of[ticket] = priority
+        self.lines[priority][0 if front else 1].append(ticket)
+
+    @rule(front=st.booleans(), max_wait=st.none() | st.floats(0, 120), priority=PRIORITY)
+    def arrive(self, front, max_wait, priority):
+        self._enqueue(priority, front=front, max_wait=max_wait)
         self._dispatch()
 
-    @rule(count=st.integers(2, 8))
-    def a_burst_arrives(self, count):
+    @rule(count=st.integers(2, 8), priority=PRIORITY)
+    def a_burst_arrives(self, count, priority):
         for _ in range(count):
-            self.queue.append(self.bucket.enqueue(self.now))
+            self._enqueue(priority)
         self._dispatch()
+
+    @rule(priority=PRIORITY)
+    def fast_path(self, priority):
+        interactive_waited = self._waiting("interactive") > 0
+        ticket = self.bucket.try_admit(self.now, self.now, priority=priority)
+        if ticket is None:
+            return
+        assert priority == "bulk" or not interactive_waited
+        assert priority == "interactive" or not self.queue_order
+        self.priority_of[ticket] = priority
+        self._check_bulk_grants([ticket], interactive_waited)
+        self.unsent.append(ticket)
+        self.taken += 1
 
     @rule(seconds=st.floats(0.01, 3) | st.floats(3, 90))
     def time_passes(self, seconds):
@@ -747,12 +927,12 @@ class BucketAgainstServer(RuleBasedStateMachine):
             self.bucket.settle(ticket, self.now, self.now, status=status, rate_limit=rate_limit)
         self.settled += 1
         if status == 429 and not lose:
-            self.retries.append(self.bucket.enqueue(self.now, front=True))
+            self._enqueue(self.priority_of[ticket], front=True)
         self._dispatch()
 
     @rule(data=st.data())
     def cancel(self, data):
-        choices = self.unsent + self.queue + self.retries
+        choices = self.unsent + self.queue_order
         if not choices:
             return
         ticket = data.draw(st.sampled_from(choices))
@@ -761,7 +941,7 @@ class BucketAgainstServer(RuleBasedStateMachine):
             self.unsent.remove(ticket)
             self.released += 1
         else:
-            (self.retries if ticket in self.retries else self.queue).remove(ticket)
+            self._unqueue(ticket)
         self._dispatch()
 
     @invariant()
@@ -773,11 +953,15 @@ class BucketAgainstServer(RuleBasedStateMachine):
         in_flight = len(self.unsent) + len(self.on_the_way) + len(self.answers)
         assert self.bucket.in_flight == in_flight
         assert self.taken == in_flight + self.settled + self.released
-        assert self.bucket.waiting == len(self.queue) + len(self.retries)
+        assert self.bucket.waiting == len(self.queue_order)
+        assert self.bucket.waiting_by_priority() == {
+            priority: self._waiting(priority) for priority in PRIORITIES
+        }
 
     @invariant()
-    def nobody_waits_while_a_token_is_grantable(self):
-        assert not self.bucket.waiting or self.bucket.grantable() == 0
+    def nobody_waits_while_a_token_is_grantable_to_it(self):
+        for priority in PRIORITIES:
+            assert not self._waiting(priority) or self.bucket.grantable_to(priority) == 0
 
     @invariant()
     def whoever_waits_has_a_deadline_to_wake_at(self):
