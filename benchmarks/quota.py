@@ -66,7 +66,12 @@ class AiolimiterGovernor:
         self._limiter = AsyncLimiter(limit, window)
 
     async def acquire(
-        self, key: QuotaKey, *, max_wait: float | None = None, retry: bool = False
+        self,
+        key: QuotaKey,
+        *,
+        max_wait: float | None = None,
+        retry: bool = False,
+        priority: str = "interactive",
     ) -> Permit:
         await self._limiter.acquire()
         return Permit(key)
@@ -96,7 +101,12 @@ class SleepUntilResetGovernor:
         self._reset: contextvars.ContextVar[float] = contextvars.ContextVar("reset", default=0.0)
 
     async def acquire(
-        self, key: QuotaKey, *, max_wait: float | None = None, retry: bool = False
+        self,
+        key: QuotaKey,
+        *,
+        max_wait: float | None = None,
+        retry: bool = False,
+        priority: str = "interactive",
     ) -> Permit:
         if retry:
             await anyio.sleep(max(0.0, self._reset.get() - time.time()))

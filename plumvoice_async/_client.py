@@ -13,6 +13,7 @@ import httpx
 
 from ._clock import Clock, SystemClock
 from ._core import arguments
+from ._core.bucket import PRIORITIES
 from ._core.requests import (
     CALLER_PROFILE,
     DEFAULT_FUSE_URL,
@@ -96,6 +97,10 @@ class PlumClient:
             and are retried without spending one).
         max_wait: seconds a request may wait for quota; beyond it ``RateLimitError`` is
             raised at once, with no request sent. ``None`` waits as long as it takes.
+        priority: ``"interactive"`` (a dashboard, a web handler) or ``"bulk"`` (an export):
+            waiting interactive requests are served before waiting bulk ones, and only they
+            may take the last ``reserve`` tokens of a window (``LocalGovernor(reserve=...)``).
+            One client of each on a shared governor: ``client.with_options(priority="bulk")``.
         clock: the time source (tests inject ``plumvoice_async.testing.FakeClock``).
         geographic_resource: where the geographic report lives under ``voicetrends_url``.
             The docs say ``"profile"`` (``profile/{start}/{end}/{phone}``, the caller
@@ -137,13 +142,16 @@ class PlumClient:
         timeout: float | httpx.Timeout = 30.0,
         max_retries: int = 3,
         max_wait: float | None = None,
+        priority: str = "interactive",
         clock: Clock | None = None,
         geographic_resource: str = DEFAULT_GEOGRAPHIC_RESOURCE,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
         event_hooks: Sequence[EventHook] = (),
     ) -> None:
         format = arguments.one_of(format, name="format", choices=("json", "xml"))
-        timeout, max_retries, max_wait = _request_settings(timeout, max_retries, max_wait)
+        timeout, max_retries, max_wait, priority = _request_settings(
+            timeout, max_retries, max_wait, priority
+        )
         governor = arguments.governor(governor, name="governor")
         if http_client is not None:
             arguments.instance(http_client, name="http_client", kind=httpx.AsyncClient)
@@ -184,6 +192,7 @@ class PlumClient:
                 timeout=timeout,
                 max_retries=max_retries,
                 max_wait=max_wait,
+                priority=priority,
                 clock=self.clock,
                 max_response_bytes=max_response_bytes,
                 hooks=hooks,
@@ -211,14 +220,15 @@ class PlumClient:
         max_wait: float | _Unset | None = UNSET,
         timeout: float | httpx.Timeout | _Unset = UNSET,
         max_retries: int | _Unset = UNSET,
+        priority: str | _Unset = UNSET,
     ) -> PlumClient:
         """This client with other per-request settings: for one call, or one part of a program.
 
-        ``client.with_options(max_wait=2).calls.page(...)`` in a web handler, the plain client
-        in the nightly job: one process, one connection pool, one governor (so one quota), the
-        same credentials. The new client differs only in what is given here, checked as the
-        constructor checks it; it is closed when this one is, and closing it closes nothing
-        this one uses.
+        ``client.with_options(max_wait=2).calls.page(...)`` in a web handler,
+        ``client.with_options(priority="bulk")`` in the nightly job: one process, one connection
+        pool, one governor (so one quota), the same credentials. The new client differs only in
+        what is given here, checked as the constructor checks it; it is closed when this one is,
+        and closing it closes nothing this one uses.
 
         Raises:
             InvalidParameterError: a value is invalid (named in the error).
@@ -229,13 +239,16 @@ class PlumClient:
             current.timeout if isinstance(timeout, _Unset) else timeout,
             current.max_retries if isinstance(max_retries, _Unset) else max_retries,
             current.max_wait if isinstance(max_wait, _Unset) else max_wait,
+            current.priority if isinstance(priority, _Unset) else priority,
         )
         child = copy.copy(self)
         child._owns_http = False
         child._owned_governor = None
-        timeout_, max_retries_, max_wait_ = settings
+        timeout_, max_retries_, max_wait_, priority_ = settings
         child._attach(
-            current.with_settings(timeout=timeout_, max_retries=max_retries_, max_wait=max_wait_)
+            current.with_settings(
+                timeout=timeout_, max_retries=max_retries_, max_wait=max_wait_, priority=priority_
+            )
         )
         return child
 
@@ -352,14 +365,14 @@ class PlumClient:
 
 
 def _request_settings(
-    timeout: object, max_retries: object, max_wait: object
-) -> tuple[float | httpx.Timeout, int, float | None]:
+    timeout: object, max_retries: object, max_wait: object, priority: object
+) -> tuple[float | httpx.Timeout, int, float | None, str]:
     """The per-request settings, checked: for the constructor and ``with_options`` alike."""
     if not isinstance(timeout, httpx.Timeout):
         timeout = arguments.positive_finite(timeout, name="timeout")
     retries = arguments.count(max_retries, name="max_retries", minimum=0)
     wait = None if max_wait is None else arguments.non_negative_finite(max_wait, name="max_wait")
-    return timeout, retries, wait
+    return timeout, retries, wait, arguments.one_of(priority, name="priority", choices=PRIORITIES)
 
 
 def _credentials(pair: object, name: str) -> Credentials | None:

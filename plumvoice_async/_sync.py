@@ -361,6 +361,7 @@ class SyncPlumClient:
         timeout: float | httpx.Timeout = 30.0,
         max_retries: int = 3,
         max_wait: float | None = None,
+        priority: str = "interactive",
         clock: Clock | None = None,
         geographic_resource: str = DEFAULT_GEOGRAPHIC_RESOURCE,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
@@ -379,6 +380,7 @@ class SyncPlumClient:
             timeout=timeout,
             max_retries=max_retries,
             max_wait=max_wait,
+            priority=priority,
             clock=clock,
             geographic_resource=geographic_resource,
             max_response_bytes=max_response_bytes,
@@ -431,6 +433,7 @@ class SyncPlumClient:
         max_wait: float | _Unset | None = UNSET,
         timeout: float | httpx.Timeout | _Unset = UNSET,
         max_retries: int | _Unset = UNSET,
+        priority: str | _Unset = UNSET,
     ) -> SyncPlumClient:
         """``PlumClient.with_options``, blocking: the same loop, pool, governor and credentials.
 
@@ -438,7 +441,7 @@ class SyncPlumClient:
         """
         child = type(self).__new__(type(self))
         options = self._client.with_options(
-            max_wait=max_wait, timeout=timeout, max_retries=max_retries
+            max_wait=max_wait, timeout=timeout, max_retries=max_retries, priority=priority
         )
         child._bind(options, self._portal, None)
         return child

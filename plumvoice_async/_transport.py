@@ -89,6 +89,7 @@ class Transport:
         timeout: float | httpx.Timeout,
         max_retries: int,
         max_wait: float | None,
+        priority: str = "interactive",
         clock: Clock,
         max_response_bytes: int,
         hooks: Hooks | None = None,
@@ -101,6 +102,7 @@ class Transport:
         self._timeout = timeout
         self._max_retries = max_retries
         self._max_wait = max_wait
+        self._priority = priority
         self._max_response_bytes = max_response_bytes
         self.clock = clock
         self._jitter = random.Random()  # noqa: S311 - backoff jitter, not cryptography
@@ -121,13 +123,23 @@ class Transport:
     def max_wait(self) -> float | None:
         return self._max_wait
 
+    @property
+    def priority(self) -> str:
+        return self._priority
+
     def with_settings(
-        self, *, timeout: float | httpx.Timeout, max_retries: int, max_wait: float | None
+        self,
+        *,
+        timeout: float | httpx.Timeout,
+        max_retries: int,
+        max_wait: float | None,
+        priority: str,
     ) -> Transport:
         """A transport sharing this one's pool, governor and credentials, with these settings;
         closed when this one is (``PlumClient.with_options``)."""
         twin = copy.copy(self)
         twin._timeout, twin._max_retries, twin._max_wait = timeout, max_retries, max_wait
+        twin._priority = priority
         twin.lifetime = Lifetime(parent=self.lifetime)
         return twin
 
@@ -273,10 +285,12 @@ class Transport:
     ) -> httpx.Response | httpx.TransportError:
         """One permit, one send, one settle: the answer, or the error that stood for it."""
         asked_at = self.clock.monotonic()
-        permit = await self.governor.acquire(key, max_wait=self._max_wait, retry=requeue)
+        permit = await self.governor.acquire(
+            key, max_wait=self._max_wait, retry=requeue, priority=self._priority
+        )
         if self._hooks:
             waited = self.clock.monotonic() - asked_at
-            self._hooks.emit(QuotaWaited(operation, key.group, waited))
+            self._hooks.emit(QuotaWaited(operation, key.group, waited, self._priority))
         try:
             await anyio.lowlevel.checkpoint_if_cancelled()
         except BaseException:

@@ -17,13 +17,21 @@ class RecordingGovernor:
     def __init__(self) -> None:
         self.calls: list[tuple[str, object]] = []
         self.retry_afters: list[float | None] = []
+        self.priorities: list[str] = []
+        """The ``priority`` of each acquire, in order."""
         """The ``retry_after`` of each settle, in order."""
 
     async def acquire(
-        self, key: QuotaKey, *, max_wait: float | None = None, retry: bool = False
+        self,
+        key: QuotaKey,
+        *,
+        max_wait: float | None = None,
+        retry: bool = False,
+        priority: str = "interactive",
     ) -> Permit:
         await anyio.lowlevel.checkpoint()
         self.calls.append(("acquire", (key, retry)))
+        self.priorities.append(priority)
         return Permit(key)
 
     async def settle(

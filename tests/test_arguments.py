@@ -217,6 +217,7 @@ PLUM_CLIENT_ARGS = {
     "timeout": Arg((0.001, 30, 30.0, 1e9, httpx.Timeout(5.0)), POSITIVE_SECONDS_BAD),
     "max_retries": Arg((0, 3, 100), COUNT_BAD),
     "max_wait": Arg((None, 0, 0.5, 3600), NON_NEGATIVE_SECONDS_BAD),
+    "priority": Arg(("interactive", "bulk"), ("urgent", "Bulk", "", b"bulk", None, 1)),
     "clock": Arg((None, FakeClock()), (*CLOCK_BAD, LocalGovernor())),
     "max_response_bytes": Arg((1, 64 * 2**20), POSITIVE_COUNT_BAD),
     "event_hooks": Arg(((), [print], (print, len)), (print, "x", [1], {"a": print}, None, 5)),

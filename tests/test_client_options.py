@@ -13,10 +13,11 @@ from plumvoice_async import (
     InvalidParameterError,
     LocalGovernor,
     PlumClient,
+    QuotaWaited,
     RateLimitError,
     ServerError,
 )
-from tests.doubles import InstantClock
+from tests.doubles import InstantClock, RecordingGovernor
 
 pytestmark = pytest.mark.anyio
 
@@ -123,6 +124,10 @@ async def test_siblings_running_at_once_keep_their_own_settings():
         ("max_retries", 2.0),
         ("max_wait", -1),
         ("max_wait", math.inf),
+        ("priority", "urgent"),
+        ("priority", "BULK"),
+        ("priority", None),
+        ("priority", 1),
     ],
 )
 async def test_options_are_checked_as_the_constructor_checks_them(option, value):
@@ -139,3 +144,28 @@ async def test_an_unknown_option_is_a_type_error():
     async with make_client(transport) as parent:
         with pytest.raises(TypeError):
             parent.with_options(format="xml")  # type: ignore[call-arg]
+
+
+async def test_priority_reaches_the_governor_and_the_quota_wait_event():
+    """Issue 13: a bulk child's requests queue as bulk; the parent's stay interactive."""
+    transport, _ = counting_server()
+    governor = RecordingGovernor()
+    waited: list[QuotaWaited] = []
+    hooks = [lambda event: waited.append(event) if isinstance(event, QuotaWaited) else None]
+    async with make_client(transport, governor=governor, event_hooks=hooks) as parent:
+        bulk = parent.with_options(priority="bulk")
+        await bulk.calls.page(1, 2, limit=10)
+        await parent.calls.page(1, 2, limit=10)
+        await bulk.with_options(max_wait=1).calls.page(1, 2, limit=10)  # a grandchild keeps it
+        await bulk.with_options(priority="interactive").calls.page(1, 2, limit=10)
+    expected = ["bulk", "interactive", "bulk", "interactive"]
+    assert governor.priorities == expected
+    assert [event.priority for event in waited] == expected
+
+
+async def test_the_constructors_priority_is_the_default_of_every_request():
+    transport, _ = counting_server()
+    governor = RecordingGovernor()
+    async with make_client(transport, governor=governor, priority="bulk") as client:
+        await client.calls.page(1, 2, limit=10)
+    assert governor.priorities == ["bulk"]

@@ -57,7 +57,7 @@ class _Unlimited:
     """A governor that lets everything through (and gives up after a 429): the table must
     fail it."""
 
-    async def acquire(self, key, *, max_wait=None, retry=False):
+    async def acquire(self, key, *, max_wait=None, retry=False, priority="interactive"):
         if retry:
             raise RateLimitError("gave up", reset_at=None)
         return Permit(key)

@@ -250,8 +250,8 @@ async def test_cancelled_before_sending_returns_the_permit():
 
         scope: anyio.CancelScope
 
-        async def acquire(self, key, *, max_wait=None, retry=False):
-            permit = await super().acquire(key, max_wait=max_wait, retry=retry)
+        async def acquire(self, key, *, max_wait=None, retry=False, priority="interactive"):
+            permit = await super().acquire(key, max_wait=max_wait, retry=retry, priority=priority)
             self.scope.cancel()
             return permit
 
