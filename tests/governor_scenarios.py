@@ -1,11 +1,12 @@
 """The governor's scenario table, as data, and a runner that plays it against any ``Governor``.
 
-Each ``Scenario`` is a few tasks that each make one request (plus its retries after a 429), a
-model of the server, and what must hold. The runner drives them on a ``FakeClock`` and talks to
-the governor only through its four verbs (``acquire``, ``settle``, ``release``, ``snapshot``)
-and the injected clock, so the same table runs unchanged against ``LocalGovernor`` and
-``RedisGovernor``: a factory builds the governor under test from ``(clock, limit, window,
-margin)``.
+Each ``Scenario`` is a few tasks that each make one request (plus its retries after a 429) at
+a priority, a model of the server, and what must hold. The runner drives them on a
+``FakeClock`` and talks to the governor only through its four verbs (``acquire``,
+``settle``, ``release``, ``snapshot``) and the injected clock, so the same table runs
+unchanged against ``LocalGovernor`` and ``RedisGovernor``: a factory builds the governor
+under test from ``(clock, limit, window, margin)``, and ``reserve=`` as a keyword when the
+scenario has one (issue 13).
 
 The server is a tiny inline model of plum-api.md 1.3, not the HTTP simulator: per account, a
 counter per window aligned to the server's clock; every answer carries ``X-RateLimit-Limit``,
@@ -24,20 +25,24 @@ counts as blocked, and without it fake time would jump while Redis answers.
 
 - nothing leaked: every task ended, and the governor ends with nothing in flight or waiting;
 - no more 429s than expected (0 unless other processes spend the quota unannounced);
-- ``fifo``: first attempts are granted in the order they asked; a request re-queued after its
-  429 goes before every first attempt already waiting;
+- ``fifo``: first attempts are granted in the order they asked, within a priority; a request
+  re-queued after its 429 goes before every first attempt of its priority already waiting;
+- priorities (always): no bulk attempt is granted while an interactive one waits, and no
+  window counts more than ``limit - reserve`` bulk requests;
 - ``probe_first``: when waiters were queued at a window's start and the previous window was
   spent, at most one of them is admitted before the new window's first answer arrives;
 - ``prompt``: waiters queued at a window's start reach the server within ``margin`` + ``Date``'s
   resolution + the latencies of that start (no idling after the reset);
-- ``full_windows``: a window with tasks waiting through all of it serves exactly ``limit``,
+- ``full_windows``: a window with tasks waiting through all of it serves exactly ``limit``
+  (at least ``limit - reserve`` when only bulk ones waited through it),
   less one per answer without headers, or lost, in the window before it or in it: such a spend
   may already be in a count the server reported, but nothing says which, so a governor that
   never overshoots holds a token back for it until the server's next report (or the window
   it reached has surely ended);
 - ``no_idle``: whenever an answer leaves tasks waiting and nothing in flight, the server has no
-  quota left (outside the window's first ``margin`` + ``Date`` resolution + latency seconds),
-  with the same allowance;
+  quota left (no more than the reserve when only bulk tasks wait), outside the window's first
+  ``margin`` + ``Date`` resolution + latency seconds, with the same allowance;
+- ``interactive_wait``: every interactive first attempt is granted within that many seconds;
 - refusals (``max_wait``) happen at once, only for the tasks named, and ``reset_at`` is never
   before the server's window end nor later than it by more than that slack.
 """
@@ -58,7 +63,6 @@ import anyio
 import attrs
 from anyio.lowlevel import checkpoint
 
-from plumvoice_async._clock import Clock
 from plumvoice_async._core.ratelimit import RateLimit, parse_retry_after
 from plumvoice_async._core.requests import QuotaGroup
 from plumvoice_async._errors import RateLimitError
@@ -67,8 +71,9 @@ from plumvoice_async.testing import FakeClock
 
 __all__ = ["SCENARIOS", "Expect", "Fault", "Foreign", "Headers", "Req", "Scenario", "check", "run"]
 
-GovernorFactory = Callable[[Clock, int, float, float], Governor]
-"""Builds the governor under test from ``(clock, limit, window, margin)``."""
+GovernorFactory = Callable[..., Governor]
+"""Builds the governor under test from ``(clock, limit, window, margin)`` and, in the
+scenarios that have one, the keyword ``reserve``."""
 
 Quiesce = Callable[[], Awaitable[bool]]
 """Waits until the governor under test has no I/O in flight; says whether there was any."""
@@ -138,6 +143,7 @@ class Req:
     lag: float = 0.0
     """Seconds the clock of the server answering this task lags the others' (servers behind
     one host that disagree on the window: it counts and stamps ``Reset``/``Date`` by its own)."""
+    priority: str = "interactive"
 
 
 @attrs.frozen
@@ -159,6 +165,7 @@ class Expect:
     prompt: bool = True
     full_windows: bool = True
     no_idle: bool = True
+    interactive_wait: float | None = None
 
 
 @attrs.frozen
@@ -174,6 +181,8 @@ class Scenario:
     """The client's wall clock minus the server's, in seconds."""
     headers: Headers = Headers.ALL
     foreign: tuple[Foreign, ...] = ()
+    reserve: int = 0
+    """Tokens of each window left to interactive requests (issue 13)."""
     expect: Expect = Expect()
 
     @property
@@ -308,6 +317,37 @@ SCENARIOS: tuple[Scenario, ...] = (
         (*_many(3), Req(at=1.0, fault=Fault.PROXY_429), *_many(3, at=1.5, max_wait=10.0)),
         expect=Expect(no_idle=False),
     ),
+    # Issue 13: priorities and the reserve.
+    Scenario(
+        "interactive requests are served before the bulk ones that queued first",
+        (*_many(30, priority="bulk"), *_many(5, at=1.0), *_many(5, at=65.0)),
+    ),
+    Scenario(
+        "the reserve is left to interactive requests: a dashboard never waits for an export",
+        (*_many(40, priority="bulk"), *_many(3, at=20.0), *_many(3, at=80.0), Req(at=140.0)),
+        reserve=3,
+        expect=Expect(interactive_wait=0.0),
+    ),
+    Scenario(
+        "a 429 re-queues each request at the front of its own priority",
+        tuple(Req(up=1.0, priority=("bulk", "interactive")[i % 3 == 0]) for i in range(36)),
+        foreign=(Foreign(at=1.5, count=5),),
+        reserve=2,
+        expect=Expect(max_429=5),
+    ),
+    Scenario(
+        "an interactive max_wait counts only the interactive queue ahead, not the export",
+        # Fifteen bulk requests wait past this window; the dashboard's turn is the next one.
+        (*_many(25, priority="bulk"), Req(at=10.0, max_wait=45.0)),
+    ),
+    Scenario(
+        "bulk requests of two accounts: each account keeps its own reserve",
+        tuple(
+            Req(account=("alice", "bob")[i % 2], priority="bulk" if i < 40 else "interactive")
+            for i in range(46)
+        ),
+        reserve=4,
+    ),
 )
 
 
@@ -324,6 +364,7 @@ class Attempt:
     seq: int
     asked_at: float
     granted_at: float
+    priority: str = "interactive"
     arrived_at: float | None = None
     window: int | None = None
     status: int | None = None
@@ -350,6 +391,8 @@ class IdleSample:
     at: float
     server_remaining: int
     into_window: float
+    bulk_only: bool = False
+    """Only bulk requests waited: the reserve may be left."""
 
 
 @attrs.define
@@ -453,7 +496,9 @@ async def run(
     server_start = (1_700_000_000 // window) * window + scenario.phase
     server_clock = base.skewed(server_start - MONOTONIC_START)
     client_clock = steps.clock(server_clock.skewed(scenario.skew))
-    governor = make_governor(client_clock, scenario.limit, window, scenario.margin)
+    # The keyword only when used: it is newer than the table (as ``retry_after`` below).
+    reserved = {"reserve": scenario.reserve} if scenario.reserve else {}
+    governor = make_governor(client_clock, scenario.limit, window, scenario.margin, **reserved)
     record = Run(scenario, window_zero=MONOTONIC_START - scenario.phase)
     server = _Server(scenario, server_clock, record)
     order = itertools.count()
@@ -468,7 +513,9 @@ async def run(
                 seq, asked_at = next(order), base.monotonic()
                 record.asked.setdefault(task, asked_at)
                 try:
-                    permit = await governor.acquire(key, max_wait=req.max_wait, retry=retry)
+                    permit = await governor.acquire(
+                        key, max_wait=req.max_wait, retry=retry, priority=req.priority
+                    )
                 except RateLimitError as exc:
                     record.refused.append(
                         Refused(
@@ -482,7 +529,9 @@ async def run(
                         )
                     )
                     break
-                attempt = Attempt(task, req.account, retry, seq, asked_at, base.monotonic())
+                attempt = Attempt(
+                    task, req.account, retry, seq, asked_at, base.monotonic(), req.priority
+                )
                 record.attempts.append(attempt)
                 try:
                     await clock.sleep(req.up)
@@ -511,9 +560,15 @@ async def run(
                 snap = await governor.snapshot(key)
                 if snap.waiting and not snap.in_flight:
                     into = server_clock.time() % window
+                    # A governor that does not say who waits: all of them count as interactive.
+                    bulk_only = snap.waiting_by_priority.get("interactive", snap.waiting) == 0
                     record.idle.append(
                         IdleSample(
-                            req.account, base.monotonic(), server.remaining(req.account), into
+                            req.account,
+                            base.monotonic(),
+                            server.remaining(req.account),
+                            into,
+                            bulk_only,
                         )
                     )
                 if status != 429 or answered is None:
@@ -676,6 +731,7 @@ def check(run: Run) -> None:
         attempts = [a for a in run.attempts if a.account == account]
         if expect.fifo:
             _check_fifo(run, attempts)
+        _check_priorities(run, account, attempts)
         if expect.probe_first:
             _check_probe_first(run, account, attempts)
         if expect.prompt:
@@ -687,7 +743,9 @@ def check(run: Run) -> None:
             sample
             for sample in run.idle
             if sample.into_window > scenario.slack
-            and sample.server_remaining > run.allowance(sample.account, sample.at, sample.at)
+            and sample.server_remaining
+            > run.allowance(sample.account, sample.at, sample.at)
+            + (scenario.reserve if sample.bulk_only else 0)
         ]
         assert not late, f"idle under the quota after an answer: {late[:3]}"
 
@@ -707,6 +765,11 @@ def _check_refusals(run: Run) -> None:
 
 
 def _check_fifo(run: Run, attempts: list[Attempt]) -> None:
+    for priority in {a.priority for a in attempts}:
+        _check_fifo_of(run, [a for a in attempts if a.priority == priority])
+
+
+def _check_fifo_of(run: Run, attempts: list[Attempt]) -> None:
     cancelled = run.cancelled
     first = sorted((a for a in attempts if not a.retry and a.task not in cancelled), key=_seq)
     for earlier, later in itertools.pairwise(first):
@@ -720,6 +783,31 @@ def _check_fifo(run: Run, attempts: list[Attempt]) -> None:
             assert not waiting or retry.granted_at <= other.granted_at, (
                 f"re-queued task {retry.task} served after waiting task {other.task}"
             )
+
+
+def _check_priorities(run: Run, account: str, attempts: list[Attempt]) -> None:
+    """No bulk grant while an interactive request waits; at most ``limit - reserve`` bulk
+    requests counted per window; interactive first attempts served within their bound."""
+    scenario = run.scenario
+    interactive = [a for a in attempts if a.priority == "interactive"]
+    for bulk in (a for a in attempts if a.priority == "bulk"):
+        for other in interactive:
+            # Strictly: within one instant of fake time the order of wake-ups is the loop's.
+            assert not other.asked_at < bulk.granted_at < other.granted_at, (
+                f"{account}: bulk task {bulk.task} served while interactive task "
+                f"{other.task} waited"
+            )
+    per_window: dict[int, int] = {}
+    for attempt in attempts:
+        if attempt.priority == "bulk" and attempt.window is not None:
+            per_window[attempt.window] = per_window.get(attempt.window, 0) + 1
+    most = scenario.limit - scenario.reserve
+    over = {index: count for index, count in per_window.items() if count > most}
+    assert not over, f"{account}: bulk requests per window above {most}: {over}"
+    bound = scenario.expect.interactive_wait
+    if bound is not None:
+        slow = [a.task for a in interactive if not a.retry and a.granted_at - a.asked_at > bound]
+        assert not slow, f"{account}: interactive tasks waited over {bound} s: {slow}"
 
 
 def _seq(attempt: Attempt) -> int:
@@ -762,10 +850,13 @@ def _check_full_windows(run: Run, account: str, attempts: list[Attempt]) -> None
     scenario = run.scenario
     for index in _windows(run, attempts):
         start, end = run.window_start(index), run.window_start(index + 1)
-        if not any(a.asked_at <= start and a.granted_at >= end for a in attempts):
+        through = [a for a in attempts if a.asked_at <= start and a.granted_at >= end]
+        if not through:
             continue
         used = run.counts.get((account, index), 0)
-        least = scenario.limit - run.allowance(account, start, end)
+        bulk_only = all(a.priority == "bulk" for a in through)
+        reserve = scenario.reserve if bulk_only else 0
+        least = scenario.limit - reserve - run.allowance(account, start, end)
         assert least <= used <= scenario.limit, (
             f"{account}: window {index} used {used}/{scenario.limit} (at least {least})"
         )

@@ -35,6 +35,8 @@ from plumvoice_async import (
     TransportError,
 )
 from plumvoice_async._cli.args import fuse_instant, report_day
+from plumvoice_async._cli.exits import make_client
+from plumvoice_async._cli.main import build_parser
 from plumvoice_async._cli.output import render_progress, series_rows
 from plumvoice_async._encoding import CsvEncoder
 from plumvoice_async._export import (
@@ -233,6 +235,7 @@ def closed_port() -> int:
         (["events", "2024-01-01", "2024-01-07", "--period", "year"], "argument --period"),
         (["events", "2024-01-01", "2024-01-07", "--phone", "all"], "argument --phone"),
         (["calls", "0", "1", "--fuse-url", "http://example.com/api/"], "fuse_url uses plain"),
+        (["calls", "0", "1", "--priority", "urgent"], "argument --priority: invalid choice"),
     ],
 )
 def test_bad_arguments_exit_2_naming_the_parameter(argv, named, simulator, env_in_process, capsys):
@@ -683,3 +686,28 @@ def test_a_checkpoint_round_trips_its_resume_point_and_older_ones_still_read(tmp
     assert resumed is not None
     assert (resumed.resume.offset, resumed.resume.last_key) == (9, "9;3;1")
     assert (resumed.recent, resumed.ahead, resumed.since_start) == ((), (), False)
+
+
+# --- Quota priority (issue 13) ---------------------------------------------------------------
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("argv", "priority"),
+    [
+        (["calls", "0", "1"], "bulk"),  # exports leave a shared quota's reserve to dashboards
+        (["details", "0", "1"], "bulk"),
+        (["sync", "--db", "sqlite:///x.db"], "bulk"),
+        (["events", "2024-01-01", "2024-01-07"], "interactive"),
+        (["report", "volume", "2024-01-01", "2024-01-07"], "interactive"),
+        (["calls", "0", "1", "--priority", "interactive"], "interactive"),
+        (["sync", "--db", "sqlite:///x.db", "--priority", "interactive"], "interactive"),
+        (["events", "2024-01-01", "2024-01-07", "--priority", "bulk"], "bulk"),
+    ],
+)
+async def test_exports_and_sync_run_as_bulk_unless_priority_says_otherwise(
+    argv, priority, env_in_process
+):
+    args = build_parser().parse_args(argv)
+    async with make_client(args) as client:
+        assert client._transport.priority == priority

@@ -27,8 +27,10 @@ SERVER_START = 1_700_000_010.0
 """30 s before a server window ends (1_700_000_040 is a multiple of 60)."""
 
 
-def local_governor(clock: Clock, limit: int, window: float, margin: float) -> Governor:
-    return LocalGovernor(limit, window, margin=margin, clock=clock)
+def local_governor(
+    clock: Clock, limit: int, window: float, margin: float, *, reserve: int = 0
+) -> Governor:
+    return LocalGovernor(limit, window, margin=margin, clock=clock, reserve=reserve)
 
 
 def answer(server: FakeClock, remaining: int, limit: int = 10) -> RateLimit:

@@ -15,6 +15,7 @@ import argparse
 import re
 from datetime import UTC, date, datetime, timedelta
 
+from .._core.bucket import PRIORITIES
 from .._models import Period
 
 __all__ = [
@@ -129,9 +130,15 @@ def _positive(text: str) -> int:
 # --- Arguments -------------------------------------------------------------------------------
 
 
-def add_connection_options(parser: argparse.ArgumentParser, *, api: str) -> None:
+def add_connection_options(
+    parser: argparse.ArgumentParser, *, api: str, priority: str = "interactive"
+) -> None:
     """The connection options; ``api`` (``"fuse"`` or ``"voicetrends"``) is the one the command
-    talks to, whose base URL alone is offered (a flag the command would ignore is not)."""
+    talks to, whose base URL alone is offered (a flag the command would ignore is not).
+
+    ``priority``: the command's default quota priority. Exports and ``sync`` run as ``"bulk"``
+    so that a dashboard on the same account (a shared governor) is served first.
+    """
     group = parser.add_argument_group("connection (credentials come from PLUM_* variables)")
     if api == "fuse":
         group.add_argument("--fuse-url", metavar="URL", help="Fuse base URL (env PLUM_FUSE_URL)")
@@ -156,6 +163,13 @@ def add_connection_options(parser: argparse.ArgumentParser, *, api: str) -> None
         default=3,
         metavar="N",
         help="retries of network errors and 5xx answers (default: 3)",
+    )
+    group.add_argument(
+        "--priority",
+        choices=PRIORITIES,
+        default=priority,
+        help=f"quota priority: interactive requests are served before bulk ones on a shared "
+        f"governor (default: {priority})",
     )
 
 
@@ -192,7 +206,7 @@ def add_call_log_arguments(parser: argparse.ArgumentParser) -> None:
         help="continue the interrupted export to --out (the same query) from its checkpoint",
     )
     add_output_options(parser)
-    add_connection_options(parser, api="fuse")
+    add_connection_options(parser, api="fuse", priority="bulk")
 
 
 def add_report_arguments(parser: argparse.ArgumentParser) -> None:

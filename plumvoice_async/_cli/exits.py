@@ -53,7 +53,11 @@ class CliError(Exception):
 
 def make_client(args: argparse.Namespace) -> PlumClient:
     """A client from the environment, with the connection flags on top."""
-    overrides: dict[str, Any] = {"max_wait": args.max_wait, "max_retries": args.max_retries}
+    overrides: dict[str, Any] = {
+        "max_wait": args.max_wait,
+        "max_retries": args.max_retries,
+        "priority": args.priority,
+    }
     for flag, setting in (
         ("fuse_url", "fuse_url"),
         ("voicetrends_url", "voicetrends_url"),

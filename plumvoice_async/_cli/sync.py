@@ -79,7 +79,7 @@ def add_sync_arguments(parser: argparse.ArgumentParser) -> None:
         help="calls per request, 1..10000 (default 10000: each page spends one request)",
     )
     parser.add_argument("-q", "--quiet", action="store_true", help="no summary lines")
-    add_connection_options(parser, api="fuse")
+    add_connection_options(parser, api="fuse", priority="bulk")
 
 
 def summary(result: SyncResult, *, follow: bool) -> str:
