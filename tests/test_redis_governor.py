@@ -159,12 +159,15 @@ async def test_scenario(scenario: Scenario, redis_url: str, prefix: str):
     client = CountingRedis.from_url(redis_url, decode_responses=True, socket_timeout=5.0)
     made: list[RedisGovernor] = []
 
-    def redis_governor(clock: Clock, limit: int, window: float, margin: float) -> Governor:
+    def redis_governor(
+        clock: Clock, limit: int, window: float, margin: float, *, reserve: int = 0
+    ) -> Governor:
         governor = RedisGovernor(
             client,
             limit=limit,
             window=window,
             margin=margin,
+            reserve=reserve,
             prefix=prefix,
             recheck=DAY,
             clock=clock,
