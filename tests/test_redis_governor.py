@@ -962,6 +962,37 @@ async def test_snapshot_reports_the_reserve_and_this_process_s_waiters_per_prior
     assert (await b.snapshot(KEY)).waiting_by_priority == {"interactive": 0, "bulk": 0}
 
 
+async def test_the_authentication_group_keeps_no_reserve(pair):
+    """As ``LocalGovernor``: a bulk client must still sign in when a data window is down to
+    its reserve; the sign-in group's window (15) keeps none."""
+    clock, a, _ = pair
+    auth = QuotaKey(QuotaGroup.VOICETRENDS_AUTH.value, KEY.account)
+    probe = await a.acquire(auth)
+    await a.settle(probe, status=200, rate_limit=answer(clock, 2, limit=15))
+    with anyio.fail_after(5):
+        await a.acquire(auth, priority="bulk", max_wait=1.0)  # 2 left, under a reserve of 3
+    assert (await a.snapshot(auth)).reserve == 0
+    probe = await a.acquire(KEY)
+    await a.settle(probe, status=200, rate_limit=answer(clock, 2))
+    with pytest.raises(RateLimitError), anyio.fail_after(5):
+        await a.acquire(KEY, priority="bulk", max_wait=1.0)
+    assert (await a.snapshot(KEY)).reserve == 3
+
+
+def test_the_fallback_s_reserve_fits_every_group_s_share(redis_url):
+    """A reserve valid for every group (5 of fuse's 6) stays valid for the fallback's shares
+    (a quarter: 1 of fuse's 1 was refused): the fallback keeps what fits, 0 here."""
+    governor = RedisGovernor.from_url(
+        redis_url,
+        groups={QuotaGroup.FUSE.value: (6, 60.0)},
+        reserve=5,
+        fallback="local",
+        fallback_share=0.25,
+    )
+    assert governor._fallback is not None
+    assert governor._fallback.reserve == 0
+
+
 @pytest.mark.parametrize("reserve", ["3", 1.5, True, None, -1, 10, 11])
 async def test_a_bad_reserve_is_refused_naming_it(redis_url, reserve):
     with pytest.raises(InvalidParameterError) as raised:

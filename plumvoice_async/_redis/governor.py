@@ -98,6 +98,9 @@ if TYPE_CHECKING:
 
 __all__ = ["RedisGovernor"]
 
+_RESERVED = (QuotaGroup.VOICETRENDS.value, QuotaGroup.FUSE.value)
+"""The groups whose windows keep the reserve (as ``LocalGovernor``'s)."""
+
 
 @attrs.frozen
 class _Borrowed:
@@ -191,12 +194,14 @@ class RedisGovernor:
                 for group, (n, w) in quotas.items()
             }
             cap = max(1, math.floor(limit * fallback_share))
+            # The reserve's share, below every data group's share of its limit.
+            smallest = min(shared[group][0] for group in _RESERVED)
             self._fallback = LocalGovernor(
                 cap,
                 self.window,
                 groups=shared,
                 margin=self.margin,
-                reserve=min(math.floor(self.reserve * fallback_share), cap - 1),
+                reserve=max(0, min(math.floor(self.reserve * fallback_share), smallest - 1)),
                 clock=self._clock,
             )
         self._down_until: float | None = None
@@ -382,7 +387,7 @@ class RedisGovernor:
             in_flight=reply.in_flight,
             waiting=lane.waiting,
             phase=reply.phase,
-            reserve=self.reserve,
+            reserve=min(lane.reserve, max(0, reply.limit - 1)),  # the reserve in force
             waiting_by_priority={p: lane.wanting(p) for p in PRIORITIES},
         )
 
@@ -461,7 +466,7 @@ class RedisGovernor:
         surplus = lane.hand_out(reply)
         self._refuse_lost_causes(lane, reply)
         head = lane.head()
-        if head is not None and reply.grantable_to(head.priority, self.reserve) > 0:
+        if head is not None and reply.grantable_to(head.priority, lane.reserve) > 0:
             lane.news = True  # more waiters came than were asked for
         lane.stir()  # to look at the new plan
         if lane.marked and not lane.waiting:  # refused, or served by another answer
@@ -473,7 +478,7 @@ class RedisGovernor:
 
     def _refuse_lost_causes(self, lane: Lane, reply: Reply) -> None:
         window = self._quota(lane.key)[1]
-        lane.refuse_lost_causes(reply, window, self.reserve, self._clock.monotonic(), self._refusal)
+        lane.refuse_lost_causes(reply, window, lane.reserve, self._clock.monotonic(), self._refusal)
 
     # -- Redis and its absence ----------------------------------------------------------------
 
@@ -566,6 +571,9 @@ class RedisGovernor:
         if lane is None:
             limit, window = self._quota(key)
             lane = self._lanes[key] = Lane(key, self.prefix)
+            # Only the data groups keep a reserve, as in LocalGovernor: bulk clients must
+            # still be able to sign in.
+            lane.reserve = self.reserve if key.group in _RESERVED else 0
             lane.args = bucket_args(
                 limit=limit,
                 window=window,
@@ -574,7 +582,7 @@ class RedisGovernor:
                 recheck=self.recheck,
                 channel=lane.channel,
                 origin=self._origin,
-                reserve=self.reserve,
+                reserve=lane.reserve,
             )
         return lane
 

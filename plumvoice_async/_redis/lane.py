@@ -175,6 +175,7 @@ class Lane:
         "news",
         "pump",
         "queues",
+        "reserve",
         "wake_at",
     )
 
@@ -196,6 +197,7 @@ class Lane:
         ]
         self.channel = f"{base}:wake"
         self.args: list[Any] = []  # the scripts' common arguments (``scripts``)
+        self.reserve = 0  # tokens of each window bulk requests leave (its group's)
         # Per priority, interactive first: re-queued 429s, then first attempts; dicts keep
         # arrival order (FIFO).
         self.queues: dict[str, tuple[dict[Waiter, None], dict[Waiter, None]]] = {
