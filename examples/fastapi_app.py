@@ -11,6 +11,12 @@ client raises ``RateLimitError`` at once, without sending anything, and the hand
 429 with ``Retry-After`` (from the error's ``reset_at``) instead of holding the connection
 for up to 15 minutes.
 
+Beside the handlers, ``POST /exports`` starts a bulk job on the same account: a copy of the
+client with ``priority="bulk"`` (the same pool, governor and quota). The governor serves every
+waiting handler request before any waiting export request, and keeps the last ``RESERVE``
+requests of each window for the handlers: an export that would spend every window's quota
+never makes a dashboard wait for the next window. ``GET /exports/{job}`` shows its progress.
+
 ``create_app(client_factory)`` takes the client's maker, so a test (or a second deployment)
 can point the app at a ``PlumSimulator`` without touching the environment.
 """
@@ -23,13 +29,15 @@ from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime
 from typing import Annotated, Any
 
+import anyio
 import attrs
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
 
 from plumvoice_async import (
     EventReport,
     InvalidParameterError,
+    LocalGovernor,
     Period,
     PlumClient,
     PlumError,
@@ -38,12 +46,15 @@ from plumvoice_async import (
 
 MAX_WAIT = 5.0
 """Seconds a handler may wait for quota before answering 429."""
+RESERVE = 15
+"""Requests of each window (of 150) only the handlers may take; an export leaves them."""
 UNKNOWN_RESET = 900
 """Retry-After when the server gave no reset time: Plum's whole window (plum-api.md 1.3)."""
 
 
 def client_from_env() -> PlumClient:
-    return PlumClient.from_env(max_wait=MAX_WAIT)
+    # With several processes, RedisGovernor.from_url(url, reserve=RESERVE) instead.
+    return PlumClient.from_env(max_wait=MAX_WAIT, governor=LocalGovernor(reserve=RESERVE))
 
 
 def plum(request: Request) -> PlumClient:
@@ -65,9 +76,12 @@ def retry_after(error: RateLimitError, now: datetime) -> int:
 def create_app(client_factory: Callable[[], PlumClient] = client_from_env) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with client_factory() as client:
+        async with client_factory() as client, anyio.create_task_group() as jobs:
             app.state.plum = client
+            app.state.jobs = jobs
+            app.state.exports = {}
             yield
+            jobs.cancel_scope.cancel()  # the server stops: so do the exports
 
     app = FastAPI(title="Plum call logs", lifespan=lifespan)
 
@@ -120,6 +134,36 @@ def create_app(client_factory: Callable[[], PlumClient] = client_from_env) -> Fa
             name: {moment.isoformat(): value for moment, value in values.items()}
             for name, values in series.items()
         }
+
+    @app.post("/exports", status_code=202)
+    async def start_export(
+        request: Request, client: Plum, *, start: int, end: int, page_size: int = 10_000
+    ) -> dict[str, int]:
+        """Count the calls of a range in the background, as a bulk job."""
+        # Bulk: behind every handler's request, never taking the reserve; no max_wait, since a
+        # job may well wait for the next window.
+        bulk = client.with_options(priority="bulk", max_wait=None)
+        exports: dict[int, dict[str, Any]] = request.app.state.exports
+        job = len(exports) + 1
+        progress = exports[job] = {"calls": 0, "done": False, "error": None}
+
+        async def run() -> None:
+            try:
+                async for _ in bulk.calls.iterate(start, end, page_size=page_size):
+                    progress["calls"] += 1
+            except PlumError as error:
+                progress["error"] = str(error)
+            progress["done"] = True
+
+        request.app.state.jobs.start_soon(run)
+        return {"export": job}
+
+    @app.get("/exports/{job}")
+    async def export_progress(request: Request, job: int) -> dict[str, Any]:
+        exports: dict[int, dict[str, Any]] = request.app.state.exports
+        if job not in exports:
+            raise HTTPException(404, f"no export {job}")
+        return exports[job]
 
     return app
 

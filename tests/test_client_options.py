@@ -16,6 +16,7 @@ from plumvoice_async import (
     QuotaWaited,
     RateLimitError,
     ServerError,
+    SyncPlumClient,
 )
 from tests.doubles import InstantClock, RecordingGovernor
 
@@ -169,3 +170,24 @@ async def test_the_constructors_priority_is_the_default_of_every_request():
     async with make_client(transport, governor=governor, priority="bulk") as client:
         await client.calls.page(1, 2, limit=10)
     assert governor.priorities == ["bulk"]
+
+
+def test_the_sync_client_takes_priority_in_the_constructor_and_with_options():
+    transport, _ = counting_server()
+    governor = RecordingGovernor()
+    client = SyncPlumClient(
+        fuse_auth=FUSE,
+        http_client=httpx.AsyncClient(transport=transport),
+        clock=InstantClock(),
+        governor=governor,
+        priority="bulk",
+    )
+    try:
+        client.calls.page(1, 2, limit=10)
+        client.with_options(priority="interactive").calls.page(1, 2, limit=10)
+        with pytest.raises(InvalidParameterError) as caught:
+            client.with_options(priority="later")
+        assert caught.value.parameter == "priority"
+    finally:
+        client.close()
+    assert governor.priorities == ["bulk", "interactive"]

@@ -15,7 +15,9 @@ import anyio
 import httpx
 import pytest
 
-from plumvoice_async import Period, PlumClient
+from plumvoice_async import LocalGovernor, Period, PlumClient
+from plumvoice_async._core.requests import QuotaGroup
+from plumvoice_async._governor import QuotaKey, account_hash
 from plumvoice_async.testing import FakeClock, PlumSimulator, Quota, serve
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -87,6 +89,52 @@ async def test_fastapi_app_shares_one_client_and_answers_429_with_retry_after():
         moment.isoformat(): count for moment, count in report.calls.items()
     }
     assert len(made) == 1  # one client (and one governor) for every request
+
+
+@pytest.mark.anyio
+async def test_fastapi_handlers_take_the_reserve_while_a_bulk_export_waits():
+    """Issue 13: the export spends what the reserve leaves; the handlers still get answers."""
+    fastapi_app = load("fastapi_app")
+    clock = FakeClock()  # the simulator's quota window ends 100 s after its start
+    simulator = PlumSimulator(clock=clock, quotas={"fuse": Quota(limit=6, window=900)})
+    governor = LocalGovernor(6, 900.0, clock=clock, reserve=2)
+    app = fastapi_app.create_app(
+        lambda: simulator.client(max_wait=fastapi_app.MAX_WAIT, governor=governor)
+    )
+    start = simulator.dataset.start
+    window = {"start": start, "end": start + 3600}
+    expected = simulator.dataset.page(window["start"], window["end"], offset=0, limit=10_000)
+    with anyio.fail_after(10):
+        async with (
+            app.router.lifespan_context(app),
+            httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app), base_url="http://app"
+            ) as http,
+        ):
+            job = (await http.post("/exports", params={**window, "page_size": 2})).json()
+            await anyio.wait_all_tasks_blocked()
+            stuck = (await http.get(f"/exports/{job['export']}")).json()
+            snapshot = await governor.snapshot(
+                QuotaKey(QuotaGroup.FUSE.value, account_hash(simulator.fuse_auth[0]))
+            )
+            pages = [
+                await http.get("/calls", params={**window, "limit": 5, "offset": offset})
+                for offset in (0, 5)
+            ]
+            spent = await http.get("/calls", params={**window, "limit": 5, "offset": 10})
+            while not (await http.get(f"/exports/{job['export']}")).json()["done"]:
+                await clock.advance(100.0)
+            done = (await http.get(f"/exports/{job['export']}")).json()
+            missing = await http.get("/exports/99")
+    # The export stopped with the reserve left, queued as bulk.
+    assert stuck == {"calls": 8, "done": False, "error": None}
+    assert (snapshot.remaining, snapshot.reserve) == (2, 2)
+    assert snapshot.waiting_by_priority == {"interactive": 0, "bulk": 1}
+    assert [page.status_code for page in pages] == [200, 200]  # the reserve, at once
+    assert spent.status_code == 429  # then the window is spent for everyone
+    assert done == {"calls": len(expected), "done": True, "error": None}
+    assert missing.status_code == 404
+    assert not any(entry.status == 429 for entry in simulator.requests)
 
 
 def test_bulk_export_script_writes_each_number_once(tmp_path):
