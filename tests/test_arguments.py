@@ -158,6 +158,7 @@ REDIS_ARGS = {
     ),
     "retry_after": Arg((0.1, 5), POSITIVE_SECONDS_BAD),
     "recheck": Arg((0.1, 1), POSITIVE_SECONDS_BAD),
+    "reserve": RESERVE_ARG,
 }
 
 FAULT_ARGS = {

@@ -4,10 +4,11 @@
 tests/core); ``_redis/lua/`` re-states it for Redis. Hypothesis generates random operation
 sequences (waiters arriving, answers with headers, without, none at all, 429s naming our window,
 an earlier or a later one, 429s with and without ``Retry-After``, absurd header values, tokens
-given back, time passing past window ends and lease expiries, server clocks a few seconds off)
-and feeds each to a fresh ``Bucket`` and to the scripts on a real redis-server, through the
-scripts' fake-clock seam (``ARGV[9]``: now in ms) so both read one clock. After every step both
-must have granted the same number of tokens to the queue and agree on the phase, the limit, the
+given back, time passing past window ends and lease expiries, server clocks a few seconds off;
+waiters of both priorities, and a reserve from none to ``limit - 1``) and feeds each to a fresh
+``Bucket`` and to the scripts on a real redis-server, through the scripts' fake-clock seam
+(``ARGV[10]``: now in ms) so both read one clock. After every step both must have granted the
+same number of tokens to each priority's queue and agree on the phase, the limit, the
 server's remaining, the requests in flight, the unreported spends, what is grantable and when
 the window (or closure) ends (to the millisecond the scripts count in).
 
@@ -28,7 +29,7 @@ import redis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from plumvoice_async._core.bucket import NO_DATE_MARGIN, NO_HEADER_PROOF, Bucket
+from plumvoice_async._core.bucket import NO_DATE_MARGIN, NO_HEADER_PROOF, PRIORITIES, Bucket
 from plumvoice_async._core.ratelimit import MAX_HEADER_COUNT, MAX_RESET_WINDOWS, RateLimit
 from plumvoice_async._core.requests import QuotaGroup
 from plumvoice_async._governor import QuotaKey, account_hash
@@ -49,7 +50,7 @@ _examples = itertools.count()
 class Lua:
     """The four scripts on one bucket, called as ``RedisGovernor`` calls them, at ``now_ms``."""
 
-    def __init__(self, client: redis.Redis, prefix: str) -> None:
+    def __init__(self, client: redis.Redis, prefix: str, reserve: int) -> None:
         self.scripts = {
             v: client.register_script(_script_text(v))
             for v in ("admit", "settle", "release", "view")
@@ -64,10 +65,14 @@ class Lua:
             recheck=86_400.0,
             channel=lane.channel,
             origin="differential",
+            reserve=reserve,
         )
 
-    def run(self, verb: str, now_ms: int, want: int, extra: tuple[Any, ...] = ()) -> Reply:
-        raw = self.scripts[verb](keys=self.keys, args=[*self.args, now_ms, want, *extra])
+    def run(
+        self, verb: str, now_ms: int, want: dict[str, int], extra: tuple[Any, ...] = ()
+    ) -> Reply:
+        wants = [want[priority] for priority in PRIORITIES]
+        raw = self.scripts[verb](keys=self.keys, args=[*self.args, now_ms, *wants, *extra])
         return Reply.parse(raw)
 
 
@@ -105,7 +110,7 @@ ABSURD = (
     {"server_date": math.inf},
 )
 
-arrive = st.tuples(st.just("arrive"), st.integers(1, 4))
+arrive = st.tuples(st.just("arrive"), st.integers(1, 4), st.sampled_from(PRIORITIES))
 answer = st.tuples(
     st.just("settle"),
     st.integers(0, 50),  # which token held
@@ -159,29 +164,35 @@ def headers(kind: str, server_now: float, remaining: int, absurd: int) -> RateLi
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
-@given(ops=operations, skew=st.integers(-5_000, 5_000))
-def test_the_lua_scripts_do_what_the_python_bucket_does(client: redis.Redis, ops, skew: int):
-    lua = Lua(client, f"differential-{next(_examples)}:")
-    bucket = Bucket(LIMIT, WINDOW, margin=MARGIN, lease=LEASE)
+@given(ops=operations, skew=st.integers(-5_000, 5_000), reserve=st.integers(0, LIMIT - 1))
+def test_the_lua_scripts_do_what_the_python_bucket_does(
+    client: redis.Redis, ops, skew: int, reserve: int
+):
+    lua = Lua(client, f"differential-{next(_examples)}:", reserve)
+    bucket = Bucket(LIMIT, WINDOW, margin=MARGIN, lease=LEASE, reserve=reserve)
     now_ms = START_MS
     held: list[tuple[int, int]] = []  # (Python ticket, Lua lease number), in grant order
-    waiting = 0  # the Lua side's queue: how many tokens it wants
+    waiting = dict.fromkeys(PRIORITIES, 0)  # the Lua side's queues: how many tokens they want
+    priority_of: dict[int, str] = {}  # the Python side's tickets
 
     def hand_over(granted: tuple[int, ...], reply: Reply, step: object) -> None:
-        nonlocal waiting
-        assert len(granted) == len(reply.granted), (step, granted, reply)
-        held.extend(zip(granted, reply.granted, strict=True))
-        waiting -= len(reply.granted)
+        python = {p: [ticket for ticket in granted if priority_of[ticket] == p] for p in PRIORITIES}
+        assert len(python["interactive"]) == len(reply.granted), (step, granted, reply)
+        assert len(python["bulk"]) == len(reply.granted_bulk), (step, granted, reply)
+        held.extend(zip(python["interactive"], reply.granted, strict=True))
+        held.extend(zip(python["bulk"], reply.granted_bulk, strict=True))
+        waiting["interactive"] -= len(reply.granted)
+        waiting["bulk"] -= len(reply.granted_bulk)
 
     for generated in ops:
         now = now_ms / 1000
         step = generated
         if step[0] in ("settle", "release") and not held:
-            step = ("arrive", 1)  # nothing to answer: somebody asks instead
+            step = ("arrive", 1, "interactive")  # nothing to answer: somebody asks instead
         if step[0] == "arrive":
             for _ in range(step[1]):
-                bucket.enqueue(now)
-            waiting += step[1]
+                priority_of[bucket.enqueue(now, priority=step[2])] = step[2]
+            waiting[step[2]] += step[1]
             granted = bucket.dispatch(now, now).granted
             hand_over(granted, lua.run("admit", now_ms, waiting), step)
         elif step[0] == "settle":
@@ -215,8 +226,8 @@ def test_the_lua_scripts_do_what_the_python_bucket_does(client: redis.Redis, ops
             now = now_ms / 1000
             granted = bucket.dispatch(now, now).granted
             hand_over(granted, lua.run("admit", now_ms, waiting), step)
-        assert bucket.waiting == waiting, step
-        compare(bucket, lua.run("view", now_ms, 0), now, step)
+        assert bucket.waiting_by_priority() == waiting, step
+        compare(bucket, lua.run("view", now_ms, dict.fromkeys(PRIORITIES, 0)), now, step)
 
 
 def compare(bucket: Bucket, lua: Reply, now: float, step: object) -> None:

@@ -29,6 +29,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +37,12 @@ import anyio
 import pytest
 from redis.asyncio import Redis
 
-from plumvoice_async import GovernorUnavailableError, RateLimitError, RedisGovernor
+from plumvoice_async import (
+    GovernorUnavailableError,
+    InvalidParameterError,
+    RateLimitError,
+    RedisGovernor,
+)
 from plumvoice_async._clock import Clock, SystemClock
 from plumvoice_async._core.ratelimit import RateLimit
 from plumvoice_async._core.requests import QuotaGroup
@@ -153,12 +159,15 @@ async def test_scenario(scenario: Scenario, redis_url: str, prefix: str):
     client = CountingRedis.from_url(redis_url, decode_responses=True, socket_timeout=5.0)
     made: list[RedisGovernor] = []
 
-    def redis_governor(clock: Clock, limit: int, window: float, margin: float) -> Governor:
+    def redis_governor(
+        clock: Clock, limit: int, window: float, margin: float, *, reserve: int = 0
+    ) -> Governor:
         governor = RedisGovernor(
             client,
             limit=limit,
             window=window,
             margin=margin,
+            reserve=reserve,
             prefix=prefix,
             recheck=DAY,
             clock=clock,
@@ -748,10 +757,14 @@ async def _quiet(*governors: RedisGovernor) -> None:
                     return
 
 
-async def test_no_process_with_waiters_is_passed_over_for_more_than_one_window(redis_url, prefix):
+@pytest.mark.parametrize(("priority", "reserve"), [("interactive", 0), ("bulk", 1)])
+async def test_no_process_with_waiters_is_passed_over_for_more_than_one_window(
+    redis_url, prefix, priority, reserve
+):
     """Issue 11, case 8: a settle handed what it freed to its own process first, so a busy
     process kept another waiting window after window. The process that has waited longer is
-    served first (its turn among processes), and one served in part goes to the back."""
+    served first (its turn among processes), and one served in part goes to the back. Issue
+    13: the same at bulk priority, whose turns are kept apart, with a reserve left unspent."""
     clock = FakeClock(start=1_700_000_040.0)  # a 60 s boundary
     governors = {
         name: RedisGovernor.from_url(
@@ -760,6 +773,7 @@ async def test_no_process_with_waiters_is_passed_over_for_more_than_one_window(r
             window=60.0,
             prefix=prefix,
             recheck=DAY,
+            reserve=reserve,
             clock=clock,
             _time_from_clock=True,
         )
@@ -781,7 +795,7 @@ async def test_no_process_with_waiters_is_passed_over_for_more_than_one_window(r
         await governors[name].settle(permit, status=status, rate_limit=answer(clock, left, limit=4))
 
     async def task(name: str) -> None:
-        await send(name, await governors[name].acquire(KEY))
+        await send(name, await governors[name].acquire(KEY, priority=priority))
 
     try:
         probe = await busy.acquire(KEY)
@@ -805,6 +819,7 @@ async def test_no_process_with_waiters_is_passed_over_for_more_than_one_window(r
             await governor.aclose()
     assert spent[0] <= 4
     assert all(count <= 4 for count in spent.values()), spent  # no 429 from our traffic
+    assert all(n <= 4 - reserve for n in Counter(i for _, i in served).values()), served
     assert len(served) == 20
     assert ("other", 0) in served, served  # the first answer's tokens went to it
     for name in governors:
@@ -812,6 +827,196 @@ async def test_no_process_with_waiters_is_passed_over_for_more_than_one_window(r
         windows = {index for who, index in served if who == name}
         for index in range(max(windows)):
             assert index in windows or index + 1 in windows, (name, served)
+
+
+# -- priorities and the reserve (issue 13), on a fake clock ----------------------------------
+
+
+@pytest.fixture
+async def pair(
+    redis_url: str, prefix: str
+) -> AsyncIterator[tuple[FakeClock, RedisGovernor, RedisGovernor]]:
+    """Two processes on one Redis and one ``FakeClock``: limit 10 per 60 s, reserve 3."""
+    clock = FakeClock(start=1_700_000_040.0)  # a 60 s boundary
+    a, b = (
+        RedisGovernor.from_url(
+            redis_url,
+            limit=10,
+            window=60.0,
+            prefix=prefix,
+            recheck=DAY,
+            reserve=3,
+            clock=clock,
+            _time_from_clock=True,
+        )
+        for _ in range(2)
+    )
+    yield clock, a, b
+    await a.aclose()
+    await b.aclose()
+
+
+async def test_an_interactive_waiter_anywhere_goes_before_bulk_waiters_elsewhere(pair):
+    """Issue 13: bulk waiters in process B queued first; an interactive waiter in process A
+    came later. B's own answer frees the tokens, and still A's interactive waiters take theirs
+    first; B's bulk ones get only what is left above the reserve."""
+    clock, a, b = pair
+    probe = await b.acquire(KEY)
+    served: list[str] = []
+
+    async def wait(governor: RedisGovernor, name: str, priority: str) -> None:
+        await governor.acquire(KEY, priority=priority)
+        served.append(name)
+
+    async with anyio.create_task_group() as group:
+        for _ in range(5):
+            group.start_soon(wait, b, "b bulk", "bulk")
+        await _quiet(b)
+        for _ in range(3):
+            group.start_soon(wait, a, "a interactive", "interactive")
+        await _quiet(a, b)
+        assert served == []  # the probe is out: nothing to grant until it answers
+        await b.settle(probe, status=200, rate_limit=answer(clock, 7))  # 7 left, 3 reserved
+        await _quiet(a, b)
+        group.cancel_scope.cancel()
+    assert Counter(served) == {"a interactive": 3, "b bulk": 1}, served
+    snapshot = await b.snapshot(KEY)
+    assert snapshot.remaining == 3  # the reserve, untouched by bulk
+
+
+async def test_the_reserve_is_one_per_window_for_the_account_and_bulk_never_takes_it(pair):
+    """Issue 13: bulk waiters in two processes together take the window down to the reserve,
+    not a reserve each; the reserve then serves interactive requests of either process, and
+    no bulk request even when a bulk process's own answers free tokens."""
+    clock, a, b = pair
+    probe = await a.acquire(KEY)
+    bulk: Counter[str] = Counter()
+    held: list[tuple[RedisGovernor, Permit]] = []
+
+    async def wait(governor: RedisGovernor, name: str) -> None:
+        permit = await governor.acquire(KEY, priority="bulk")
+        bulk[name] += 1
+        held.append((governor, permit))
+
+    async with anyio.create_task_group() as group:
+        for governor, name in ((a, "a"), (b, "b")):
+            for _ in range(6):
+                group.start_soon(wait, governor, name)
+        await _quiet(a, b)
+        await a.settle(probe, status=200, rate_limit=answer(clock, 9))
+        await _quiet(a, b)
+        assert sum(bulk.values()) == 6, bulk  # 9 grantable, 3 of them reserved
+        assert (await a.snapshot(KEY)).remaining == 3
+        # Bulk answers free nothing new (the server counts them): still no bulk grant, though
+        # each process's own answers hand what they free to its own queue first.
+        for governor, permit in list(held):
+            await governor.settle(permit, status=200, rate_limit=answer(clock, 3))
+        await _quiet(a, b)
+        assert sum(bulk.values()) == 6, bulk
+        # The reserve is the interactive requests', from either process (fake time stands).
+        with anyio.fail_after(5):
+            for governor in (a, b, a):
+                await governor.acquire(KEY, max_wait=1.0)
+            with pytest.raises(RateLimitError):
+                await b.acquire(KEY, max_wait=1.0)
+        group.cancel_scope.cancel()
+
+
+async def test_max_wait_counts_priorities_and_the_reserve(pair):
+    """Issue 13: bulk waiters queued ahead do not push an interactive request's forecast past
+    its max_wait; a bulk request is refused when only the reserve is left."""
+    clock, a, _ = pair
+    probe = await a.acquire(KEY)
+    await a.settle(probe, status=200, rate_limit=answer(clock, 4))  # 4 left, 3 reserved
+    first = await a.acquire(KEY, priority="bulk")
+    with pytest.raises(RateLimitError):
+        with anyio.fail_after(5):
+            await a.acquire(KEY, max_wait=1.0, priority="bulk")
+    async with anyio.create_task_group() as group:
+        for _ in range(4):
+            group.start_soon(partial(a.acquire, KEY, priority="bulk"))
+        await _quiet(a)
+        assert (await a.snapshot(KEY)).waiting_by_priority == {"interactive": 0, "bulk": 4}
+        with anyio.fail_after(5):  # behind 4 bulk waiters, still at once (fake time stands)
+            permit = await a.acquire(KEY, max_wait=1.0)
+        await a.release(permit)
+        group.cancel_scope.cancel()
+    await a.release(first)
+
+
+async def test_snapshot_reports_the_reserve_and_this_process_s_waiters_per_priority(pair):
+    _, a, b = pair
+    probe = await a.acquire(KEY)
+    async with anyio.create_task_group() as group:
+        group.start_soon(partial(a.acquire, KEY, priority="bulk"))
+        group.start_soon(partial(a.acquire, KEY, priority="bulk"))
+        group.start_soon(partial(a.acquire, KEY, priority="interactive"))
+        group.start_soon(partial(b.acquire, KEY, priority="bulk"))
+        await _quiet(a, b)
+        snapshot = await a.snapshot(KEY)
+        assert snapshot.reserve == 3
+        assert snapshot.waiting == 3
+        assert snapshot.waiting_by_priority == {"interactive": 1, "bulk": 2}
+        group.cancel_scope.cancel()
+    await a.release(probe)
+    assert (await b.snapshot(KEY)).waiting_by_priority == {"interactive": 0, "bulk": 0}
+
+
+async def test_the_authentication_group_keeps_no_reserve(pair):
+    """As ``LocalGovernor``: a bulk client must still sign in when a data window is down to
+    its reserve; the sign-in group's window (15) keeps none."""
+    clock, a, _ = pair
+    auth = QuotaKey(QuotaGroup.VOICETRENDS_AUTH.value, KEY.account)
+    probe = await a.acquire(auth)
+    await a.settle(probe, status=200, rate_limit=answer(clock, 2, limit=15))
+    with anyio.fail_after(5):
+        await a.acquire(auth, priority="bulk", max_wait=1.0)  # 2 left, under a reserve of 3
+    assert (await a.snapshot(auth)).reserve == 0
+    probe = await a.acquire(KEY)
+    await a.settle(probe, status=200, rate_limit=answer(clock, 2))
+    with pytest.raises(RateLimitError), anyio.fail_after(5):
+        await a.acquire(KEY, priority="bulk", max_wait=1.0)
+    assert (await a.snapshot(KEY)).reserve == 3
+
+
+def test_the_fallback_s_reserve_fits_every_group_s_share(redis_url):
+    """A reserve valid for every group (5 of fuse's 6) stays valid for the fallback's shares
+    (a quarter: 1 of fuse's 1 was refused): the fallback keeps what fits, 0 here."""
+    governor = RedisGovernor.from_url(
+        redis_url,
+        groups={QuotaGroup.FUSE.value: (6, 60.0)},
+        reserve=5,
+        fallback="local",
+        fallback_share=0.25,
+    )
+    assert governor._fallback is not None
+    assert governor._fallback.reserve == 0
+
+
+@pytest.mark.parametrize("reserve", ["3", 1.5, True, None, -1, 10, 11])
+async def test_a_bad_reserve_is_refused_naming_it(redis_url, reserve):
+    with pytest.raises(InvalidParameterError) as raised:
+        RedisGovernor.from_url(redis_url, limit=10, reserve=reserve)
+    assert raised.value.parameter == "reserve"
+    with pytest.raises(InvalidParameterError) as raised:
+        RedisGovernor(Redis.from_url(redis_url), limit=10, reserve=reserve)
+    assert raised.value.parameter == "reserve"
+
+
+@pytest.mark.parametrize("priority", ["urgent", "", "Interactive", None, 1])
+async def test_an_unknown_priority_is_refused_before_anything_is_queued_or_sent(
+    make, prefix, redis_url, priority
+):
+    governor = make()
+    probe = Redis.from_url(redis_url)
+    try:
+        with pytest.raises(InvalidParameterError) as raised:
+            await governor.acquire(KEY, priority=priority)
+        assert raised.value.parameter == "priority"
+        assert governor._lanes == {}  # nothing queued
+        assert await probe.keys(f"{prefix}*") == []  # nothing sent
+    finally:
+        await probe.aclose()
 
 
 # -- Redis itself --------------------------------------------------------------------------

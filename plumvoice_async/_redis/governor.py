@@ -22,12 +22,18 @@ Differences from ``LocalGovernor``, on purpose:
 - In-flight requests are leases scored by expiry (``lease`` seconds, 120 by default: longer
   than a request's timeout), so a process killed mid-request leaks its tokens for at most
   that long; an expired lease counts as spent, like the local bucket's lost tokens.
-- FIFO holds within a process; across processes, turns: each process queues its own waiters
+- Priorities (``"interactive"``, ``"bulk"``) and the ``reserve`` hold across processes: the
+  scripts serve every process's interactive waiters before any process's bulk ones, a bulk
+  grant leaves the window's last ``reserve`` tokens (one reserve per window for the account),
+  and the turns below are kept per priority.
+- FIFO holds within a process and a priority; across processes, turns: each process queues its
+  own waiters
   and one of them, the pump, asks Redis for all (one round trip grants as many tokens as the
   queue wants and the bucket allows). A process left waiting marks its turn in Redis (since
   when, how many tokens it wants); any call serves the processes that have waited longer
   first, and one served in part goes to the back, so no process with waiters is passed over
-  for more than one window while others are served. A process whose last waiter leaves takes
+  for more than one window while others are served at its priority. A process whose last
+  waiter leaves takes
   its mark back; a dead one's lapses after ``2 * recheck``.
 - Waiting processes do not poll: the pump sleeps until the scripts' next deadline (a window
   end, a lease expiry), until this process's settle or release hands tokens over, or until
@@ -37,7 +43,8 @@ Differences from ``LocalGovernor``, on purpose:
 - ``max_wait`` forecasts count this process's queue only (other processes' waiters are not
   visible), so a refusal is exact about windows but optimistic about other processes' demand;
   a waiter's deadline wakes the pump, so it is refused by then at the latest.
-- ``Snapshot.waiting`` counts this process's waiters; ``in_flight`` counts every process's.
+- ``Snapshot.waiting`` and ``waiting_by_priority`` count this process's waiters; ``in_flight``
+  counts every process's.
 - Redis ``TIME`` is the Redis host's wall clock, not a monotonic one: a step of that clock
   moves every window end with it (the margin absorbs NTP slewing, not a manual reset). Local
   windows (a server without headers) are aligned to the Redis epoch.
@@ -76,7 +83,7 @@ import attrs
 
 from .._clock import Clock, SystemClock
 from .._core import arguments
-from .._core.bucket import NO_DATE_MARGIN, NO_HEADER_PROOF
+from .._core.bucket import NO_DATE_MARGIN, NO_HEADER_PROOF, PRIORITIES
 from .._core.ratelimit import MAX_HEADER_COUNT, MAX_RESET_WINDOWS, RateLimit
 from .._core.requests import QuotaGroup
 from .._errors import GovernorUnavailableError, InvalidParameterError, RateLimitError
@@ -90,6 +97,9 @@ if TYPE_CHECKING:
     from redis.asyncio import Redis
 
 __all__ = ["RedisGovernor"]
+
+_RESERVED = (QuotaGroup.VOICETRENDS.value, QuotaGroup.FUSE.value)
+"""The groups whose windows keep the reserve (as ``LocalGovernor``'s)."""
 
 
 @attrs.frozen
@@ -120,6 +130,8 @@ class RedisGovernor:
         fallback: ``None`` (raise ``GovernorUnavailableError`` when Redis is unreachable) or
             ``"local"`` (fall back to a per-process ``LocalGovernor``).
         fallback_share: the fraction of each limit the fallback may spend (at least 1).
+        reserve: the last ``reserve`` grantable tokens of every window, for the whole account,
+            go to ``"interactive"`` requests only (an int from 0 to ``limit - 1``).
         retry_after: seconds in fallback before trying Redis again.
         recheck: the longest a waiting process sleeps without asking Redis (a lost pub/sub
             message costs at most this).
@@ -142,6 +154,7 @@ class RedisGovernor:
         fallback_share: float = 0.25,
         retry_after: float = 5.0,
         recheck: float = 1.0,
+        reserve: int = 0,
         clock: Clock | None = None,
         _time_from_clock: bool = False,
     ) -> None:
@@ -152,9 +165,12 @@ class RedisGovernor:
         fallback_share = arguments.fraction(fallback_share, name="fallback_share")
         retry_after = arguments.positive_finite(retry_after, name="retry_after")
         recheck = arguments.positive_finite(recheck, name="recheck")
-        # Validates limit, window, margin and groups the way the local governor does.
-        local = LocalGovernor(limit, window, groups=groups, margin=margin, clock=clock)
+        # Validates limit, window, margin, groups and reserve the way the local governor does.
+        local = LocalGovernor(
+            limit, window, groups=groups, margin=margin, reserve=reserve, clock=clock
+        )
         self.limit, self.window, self.margin = local.limit, local.window, local.margin
+        self.reserve = local.reserve
         self.lease, self.prefix, self.recheck = float(lease), prefix, float(recheck)
         self.fallback, self.fallback_share, self.retry_after = fallback, fallback_share, retry_after
         self._clock: Clock = clock if clock is not None else SystemClock()
@@ -177,11 +193,15 @@ class RedisGovernor:
                 group: (max(1, math.floor(n * fallback_share)), w)
                 for group, (n, w) in quotas.items()
             }
+            cap = max(1, math.floor(limit * fallback_share))
+            # The reserve's share, below every data group's share of its limit.
+            smallest = min(shared[group][0] for group in _RESERVED)
             self._fallback = LocalGovernor(
-                max(1, math.floor(limit * fallback_share)),
+                cap,
                 self.window,
                 groups=shared,
                 margin=self.margin,
+                reserve=max(0, min(math.floor(self.reserve * fallback_share), smallest - 1)),
                 clock=self._clock,
             )
         self._down_until: float | None = None
@@ -233,21 +253,28 @@ class RedisGovernor:
         retry: bool = False,
         priority: str = "interactive",
     ) -> Permit:
-        """Wait for a token, first come first served in this process.
+        """Wait for a token, first come first served in this process at ``priority``; every
+        process's interactive waiters go before any bulk one.
 
         Raises:
+            InvalidParameterError: ``priority`` is not ``"interactive"`` or ``"bulk"``.
             RateLimitError: at once when the forecast wait exceeds ``max_wait``.
             GovernorUnavailableError: Redis is unreachable and no fallback was chosen.
         """
+        priority = arguments.one_of(priority, name="priority", choices=PRIORITIES)
         _require_asyncio()
         if self._in_fallback():
-            return await self._borrow(key, max_wait=max_wait, retry=retry)
+            return await self._borrow(key, max_wait=max_wait, retry=retry, priority=priority)
         lane = self._lane(key)
         now = self._clock.monotonic()
         # Queued before any round trip, so arrival order is queue order even while Redis
         # answers somebody else.
-        waiter = Waiter(now, None if max_wait is None else now + max_wait)
+        waiter = Waiter(now, None if max_wait is None else now + max_wait, priority)
         lane.enqueue(waiter, retry=retry)
+        if priority == "interactive" and lane.wanting(priority) == 1 and lane.pump is not None:
+            # The pump sleeps for bulk waiters, maybe only on the reserve, which this one may
+            # take: Redis is asked again now.
+            lane.hear()
         if max_wait is not None and lane.pump is not None and lane.last is not None:
             # Refused at once on what Redis said last, not after the pump's next round trip;
             # else the pump wakes by its deadline to refuse it then at the latest.
@@ -257,11 +284,13 @@ class RedisGovernor:
                 lane.stir()
         outcome = await self._queue(lane, waiter)
         if isinstance(outcome, Unavailable):
-            return await self._unavailable(key, max_wait=max_wait, retry=retry)
+            return await self._unavailable(key, max_wait=max_wait, retry=retry, priority=priority)
         if isinstance(outcome, RateLimitError):
             raise outcome
         if logger.isEnabledFor(logging.DEBUG):
-            logger.debug("quota %s: token after %.3f s", key, self._clock.monotonic() - now)
+            logger.debug(
+                "quota %s: %s token after %.3f s", key, priority, self._clock.monotonic() - now
+            )
         return Permit(key, outcome)
 
     async def settle(
@@ -340,7 +369,8 @@ class RedisGovernor:
         await self._apply(lane, reply)
 
     async def snapshot(self, key: QuotaKey) -> Snapshot:
-        """The shared bucket's state; ``waiting`` counts this process's waiters only."""
+        """The shared bucket's state; ``waiting`` and ``waiting_by_priority`` count this
+        process's waiters only."""
         _require_asyncio()
         if self._in_fallback():
             assert self._fallback is not None
@@ -357,6 +387,8 @@ class RedisGovernor:
             in_flight=reply.in_flight,
             waiting=lane.waiting,
             phase=reply.phase,
+            reserve=min(lane.reserve, max(0, reply.limit - 1)),  # the reserve in force
+            waiting_by_priority={p: lane.wanting(p) for p in PRIORITIES},
         )
 
     async def aclose(self) -> None:
@@ -431,11 +463,11 @@ class RedisGovernor:
 
     async def _apply(self, lane: Lane, reply: Reply) -> None:
         """Hand a reply's tokens to the head of the queue, refuse lost causes, stir the pump."""
-        surplus = lane.hand_out(reply.granted)
-        if lane.waiting:
-            self._refuse_lost_causes(lane, reply)
-            if reply.grantable > 0:  # more waiters came than were asked for
-                lane.news = True
+        surplus = lane.hand_out(reply)
+        self._refuse_lost_causes(lane, reply)
+        head = lane.head()
+        if head is not None and reply.grantable_to(head.priority, lane.reserve) > 0:
+            lane.news = True  # more waiters came than were asked for
         lane.stir()  # to look at the new plan
         if lane.marked and not lane.waiting:  # refused, or served by another answer
             await self._unmark(lane)
@@ -446,7 +478,7 @@ class RedisGovernor:
 
     def _refuse_lost_causes(self, lane: Lane, reply: Reply) -> None:
         window = self._quota(lane.key)[1]
-        lane.refuse_lost_causes(reply, window, self._clock.monotonic(), self._refusal)
+        lane.refuse_lost_causes(reply, window, lane.reserve, self._clock.monotonic(), self._refusal)
 
     # -- Redis and its absence ----------------------------------------------------------------
 
@@ -454,7 +486,7 @@ class RedisGovernor:
         want = lane.waiting
         reply = await self._scripts.run(lane, verb, extra)
         if verb != "view":
-            lane.marked = len(reply.granted) < want
+            lane.marked = len(reply.granted) + len(reply.granted_bulk) < want
         lane.learn(reply, self._clock.monotonic(), self.recheck)
         return reply
 
@@ -475,7 +507,9 @@ class RedisGovernor:
         self._down_until = None  # try Redis again
         return False
 
-    async def _unavailable(self, key: QuotaKey, *, max_wait: float | None, retry: bool) -> Permit:
+    async def _unavailable(
+        self, key: QuotaKey, *, max_wait: float | None, retry: bool, priority: str
+    ) -> Permit:
         if self._fallback is None:
             raise GovernorUnavailableError(
                 f"quota {key}: the quota store (Redis) is unreachable; no request was sent"
@@ -488,11 +522,15 @@ class RedisGovernor:
                 self.retry_after,
             )
         self._down_until = self._clock.monotonic() + self.retry_after
-        return await self._borrow(key, max_wait=max_wait, retry=retry)
+        return await self._borrow(key, max_wait=max_wait, retry=retry, priority=priority)
 
-    async def _borrow(self, key: QuotaKey, *, max_wait: float | None, retry: bool) -> Permit:
+    async def _borrow(
+        self, key: QuotaKey, *, max_wait: float | None, retry: bool, priority: str
+    ) -> Permit:
         assert self._fallback is not None
-        permit = await self._fallback.acquire(key, max_wait=max_wait, retry=retry)
+        permit = await self._fallback.acquire(
+            key, max_wait=max_wait, retry=retry, priority=priority
+        )
         return Permit(key, _Borrowed(permit))
 
     # -- helpers ------------------------------------------------------------------------------
@@ -533,6 +571,9 @@ class RedisGovernor:
         if lane is None:
             limit, window = self._quota(key)
             lane = self._lanes[key] = Lane(key, self.prefix)
+            # Only the data groups keep a reserve, as in LocalGovernor: bulk clients must
+            # still be able to sign in.
+            lane.reserve = self.reserve if key.group in _RESERVED else 0
             lane.args = bucket_args(
                 limit=limit,
                 window=window,
@@ -541,6 +582,7 @@ class RedisGovernor:
                 recheck=self.recheck,
                 channel=lane.channel,
                 origin=self._origin,
+                reserve=lane.reserve,
             )
         return lane
 
@@ -556,7 +598,8 @@ class RedisGovernor:
         waiting = sum(lane.waiting for lane in self._lanes.values())
         return (
             f"<RedisGovernor prefix={self.prefix!r} limit={self.limit} window={self.window:g}s "
-            f"margin={self.margin:g}s lease={self.lease:g}s fallback={self.fallback!r} "
+            f"margin={self.margin:g}s lease={self.lease:g}s reserve={self.reserve} "
+            f"fallback={self.fallback!r} "
             f"buckets={len(self._lanes)} waiting={waiting}>"
         )
 

@@ -1,7 +1,8 @@
 """What a ``RedisGovernor`` keeps per bucket in this process: names, its queue, the pump's plan.
 
 The bucket itself lives in Redis; a ``Lane`` is the part no other process needs: the names of
-one ``QuotaKey``'s keys and wake channel, this process's FIFO of waiters (re-queued 429s first),
+one ``QuotaKey``'s keys and wake channel, this process's two FIFOs of waiters, one per priority
+(interactive first; re-queued 429s first within theirs),
 and the plan of its pump, the one waiter that asks Redis for everybody. The plan is when to ask
 again (``wake_at``: the scripts' next deadline, or the ``recheck`` safety net, whichever comes
 first) and whether something happened elsewhere in the meantime (``news``). Every reply updates
@@ -26,6 +27,7 @@ from typing import Any
 import anyio
 import attrs
 
+from .._core.bucket import PRIORITIES
 from .._errors import RateLimitError
 from .._governor import QuotaKey
 from .._logging import logger
@@ -58,7 +60,9 @@ class Reply:
     deadline_in: float | None
     """Seconds from now until time alone changes the bucket (``None``: nothing due)."""
     granted: tuple[int, ...] = ()
-    """Lease numbers granted to this process's queue, for its head first."""
+    """Lease numbers granted to this process's interactive queue, for its head first."""
+    granted_bulk: tuple[int, ...] = ()
+    """Lease numbers granted to this process's bulk queue (never the reserve)."""
 
     @classmethod
     def parse(cls, raw: list[Any]) -> Reply:
@@ -77,6 +81,7 @@ class Reply:
             int(raw[8]),
             seconds(raw[9]),
             tuple(int(number) for number in raw[10]),
+            tuple(int(number) for number in raw[11]),
         )
 
     def aged(self, seconds: float) -> Reply:
@@ -85,21 +90,31 @@ class Reply:
             return self
         return attrs.evolve(self, window_end_in=max(0.0, self.window_end_in - seconds))
 
-    def forecast(self, position: int, window: float) -> float:
+    def grantable_to(self, priority: str, reserve: int) -> int:
+        """Tokens a request of ``priority`` could take now: bulk ones leave the reserve in
+        force (below the stated limit), except the probe, which either priority may take."""
+        if priority == "interactive" or self.phase == "probing":
+            return self.grantable
+        return max(0, self.grantable - min(reserve, max(0, self.limit - 1)))
+
+    def forecast(self, position: int, window: float, reserve: int = 0) -> float:
         """Seconds until this process's waiter at ``position`` can expect a token.
 
         The local bucket's ``forecast``: it counts the requests in flight and the unreported
-        spends as ``grantable`` does, in every phase, and is exact about windows.
+        spends as ``grantable`` does, in every phase, and is exact about windows. A bulk
+        waiter passes ``reserve`` (the tokens of each window it may not take) and counts every
+        interactive waiter in ``position``.
         """
-        limit = max(1, self.limit)
+        reserve = min(reserve, max(0, self.limit - 1))  # the reserve in force, as in Lua
+        limit = max(1, self.limit - reserve)
         outstanding = self.in_flight + self.unreported
         if self.phase == "probing":
-            ahead = position - max(0, limit - outstanding)
+            ahead = position - max(0, self.limit - outstanding - reserve)
             return 0.0 if ahead < 0 else (ahead // limit) * window
         start = self.window_end_in or 0.0
         if self.phase == "closed":
             return start + (position // limit) * window
-        ahead = position - max(0, self.remaining - outstanding)
+        ahead = position - max(0, self.remaining - outstanding - reserve)
         if ahead < 0:
             return 0.0
         return start + (ahead // limit) * window
@@ -119,11 +134,12 @@ class Unavailable(Exception):
 class Waiter:
     """Strictly private: one task waiting in ``acquire``."""
 
-    __slots__ = ("deadline", "outcome", "since", "wake")
+    __slots__ = ("deadline", "outcome", "priority", "since", "wake")
 
-    def __init__(self, since: float, deadline: float | None) -> None:
+    def __init__(self, since: float, deadline: float | None, priority: str = "interactive") -> None:
         self.since = since
         self.deadline = deadline
+        self.priority = priority
         # Made when the waiter first sleeps: most are served by their own first round trip.
         self.wake: anyio.Event | None = None
         self.outcome: Lease | RateLimitError | Unavailable | None = None
@@ -158,8 +174,8 @@ class Lane:
         "nap",
         "news",
         "pump",
-        "retries",
-        "waiters",
+        "queues",
+        "reserve",
         "wake_at",
     )
 
@@ -168,13 +184,25 @@ class Lane:
         self.key = key
         self.keys = [
             f"{base}:{part}"
-            for part in ("state", "leases", "unreported", "waiting", "turns", "wants")
+            for part in (
+                "state",
+                "leases",
+                "unreported",
+                "waiting",
+                "turns",
+                "wants",
+                "bulk-turns",
+                "bulk-wants",
+            )
         ]
         self.channel = f"{base}:wake"
         self.args: list[Any] = []  # the scripts' common arguments (``scripts``)
-        # Re-queued 429s ahead of first attempts; dicts keep arrival order (FIFO).
-        self.retries: dict[Waiter, None] = {}
-        self.waiters: dict[Waiter, None] = {}
+        self.reserve = 0  # tokens of each window bulk requests leave (its group's)
+        # Per priority, interactive first: re-queued 429s, then first attempts; dicts keep
+        # arrival order (FIFO).
+        self.queues: dict[str, tuple[dict[Waiter, None], dict[Waiter, None]]] = {
+            priority: ({}, {}) for priority in PRIORITIES
+        }
         self.pump: Waiter | None = None  # the waiter asking Redis for everybody
         # The pump's plan: ask Redis again at ``wake_at`` (monotonic; ``None``: ask now), or
         # sooner when ``news`` came; ``nap`` is the pump's sleep, cancelled to make it look.
@@ -194,23 +222,33 @@ class Lane:
 
     @property
     def waiting(self) -> int:
-        return len(self.retries) + len(self.waiters)
+        return sum(self.wanting(priority) for priority in PRIORITIES)
 
-    def queue(self) -> list[Waiter]:
-        return [*self.retries, *self.waiters]
+    def wanting(self, priority: str) -> int:
+        """How many tokens this process's queue at ``priority`` wants."""
+        retries, waiters = self.queues[priority]
+        return len(retries) + len(waiters)
 
-    def head(self) -> Waiter | None:
-        for queue in (self.retries, self.waiters):
-            for waiter in queue:
-                return waiter
+    def queue(self, priority: str | None = None) -> list[Waiter]:
+        """The waiters in the order they are served (of one priority, or all)."""
+        chosen = PRIORITIES if priority is None else (priority,)
+        return [waiter for p in chosen for part in self.queues[p] for waiter in part]
+
+    def head(self, priority: str | None = None) -> Waiter | None:
+        chosen = PRIORITIES if priority is None else (priority,)
+        for p in chosen:
+            for part in self.queues[p]:
+                for waiter in part:
+                    return waiter
         return None
 
     def enqueue(self, waiter: Waiter, *, retry: bool) -> None:
-        (self.retries if retry else self.waiters)[waiter] = None
+        retries, waiters = self.queues[waiter.priority]
+        (retries if retry else waiters)[waiter] = None
 
     def remove(self, waiter: Waiter) -> None:
-        self.retries.pop(waiter, None)
-        self.waiters.pop(waiter, None)
+        for part in self.queues[waiter.priority]:
+            part.pop(waiter, None)
         # The waiter woken to pump next may leave before it runs (served by another answer,
         # cancelled): the role must still reach the rest of the queue, or it sleeps forever.
         self.pass_on()
@@ -237,29 +275,38 @@ class Lane:
         self,
         reply: Reply,
         window: float,
+        reserve: int,
         now: float,
         refusal: Callable[[QuotaKey, float, float], RateLimitError],
     ) -> None:
         """Refuse the waiters whose ``max_wait`` ends before their forecast turn, or has ended
-        (another process's turn came first)."""
+        (another process's turn came first). An interactive waiter's turn counts only the
+        interactive waiters ahead of it; a bulk one's counts them all and not the reserve."""
         position = 0
         for waiter in self.queue():
             if waiter.deadline is not None:
-                wait = reply.forecast(position, window)
+                bulk = waiter.priority == "bulk"
+                wait = reply.forecast(position, window, reserve if bulk else 0)
                 if now + wait > waiter.deadline or now >= waiter.deadline:
                     self.decide(waiter, refusal(self.key, wait, waiter.deadline - waiter.since))
                     continue
             position += 1
 
-    def hand_out(self, numbers: tuple[int, ...]) -> list[int]:
-        """Give granted tokens to the head of the queue in turn; return those nobody took."""
+    def hand_out(self, reply: Reply) -> list[int]:
+        """Give granted tokens to the head of their priority's queue in turn (a bulk grant to
+        an interactive waiter when no bulk one is left: interactive may take whatever bulk
+        may); return those nobody took."""
         surplus = []
-        for number in numbers:
-            waiter = self.head()
-            if waiter is None:  # everybody it was for left while Redis answered
-                surplus.append(number)
-                continue
-            self.decide(waiter, Lease(number))
+        for numbers, order in (
+            (reply.granted, ("interactive",)),
+            (reply.granted_bulk, ("bulk", "interactive")),
+        ):
+            for number in numbers:
+                waiter = next(filter(None, (self.head(p) for p in order)), None)
+                if waiter is None:  # everybody it was for left while Redis answered
+                    surplus.append(number)
+                    continue
+                self.decide(waiter, Lease(number))
         return surplus
 
     # -- the plan ---------------------------------------------------------------------------

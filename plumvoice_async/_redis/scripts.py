@@ -16,6 +16,7 @@ from typing import Any
 import anyio
 
 from .._clock import Clock
+from .._core.bucket import PRIORITIES
 from .._errors import GovernorUnavailableError
 from .lane import Lane, Reply
 
@@ -48,8 +49,9 @@ def bucket_args(
     recheck: float,
     channel: str,
     origin: str,
+    reserve: int = 0,
 ) -> list[Any]:
-    """``ARGV[1..8]`` of every call on one bucket (``bucket.lua``), the same for every verb."""
+    """``ARGV[1..9]`` of every call on one bucket (``bucket.lua``), the same for every verb."""
     ttl = 2 * window + lease  # idle keys outlive two windows and a lease, then expire
     return [
         limit,
@@ -60,6 +62,7 @@ def bucket_args(
         channel,
         math.ceil(2 * recheck * 1000),  # a waiting mark outlives one re-check
         origin,
+        reserve,
     ]
 
 
@@ -67,7 +70,7 @@ class Scripts:
     """Strictly private: the four scripts registered on one client.
 
     ``time_from_clock`` is the governor's test seam: the scripts read ``clock.time()``, sent as
-    ``ARGV[9]``, instead of Redis ``TIME``.
+    ``ARGV[10]``, instead of Redis ``TIME``.
     """
 
     __slots__ = ("_clock", "_registered", "_time_from_clock", "_unreachable")
@@ -80,17 +83,17 @@ class Scripts:
         self._unreachable = (errors.ConnectionError, errors.TimeoutError, OSError)
 
     async def run(self, lane: Lane, verb: str, extra: list[Any] | None = None) -> Reply:
-        """One script, one round trip; every verb but ``view`` asks for ``lane``'s queue.
+        """One script, one round trip; every verb but ``view`` asks for ``lane``'s queues.
 
         Shielded whenever it may grant: a token granted while the caller was cancelled would
         stay leased, unused, until its lease expired.
         """
         script = self._registered[verb]
         now = math.floor(self._clock.time() * 1000) if self._time_from_clock else ""
-        want = 0 if verb == "view" else lane.waiting
-        args = [*lane.args, now, want, *(extra or [])]
+        wants = [0, 0] if verb == "view" else [lane.wanting(p) for p in PRIORITIES]
+        args = [*lane.args, now, *wants, *(extra or [])]
         try:
-            if want or verb == "admit":
+            if any(wants) or verb == "admit":
                 with anyio.CancelScope(shield=True):
                     raw = await script(keys=lane.keys, args=args)
             else:

@@ -1,11 +1,11 @@
--- SETTLE (rules 2, 4, 5), then ADMIT for the caller's queue with what it freed (rule 6: the
--- answer hands tokens over, as the local governor's settle does). ARGV: 11 the lease (admission
--- number), 12 status ('' = no answer), 13 '1' if the answer had X-RateLimit headers, 14 Limit,
--- 15 Remaining, 16 Reset, 17 Date ('' = none), 18 the extra margin (ms) when a Reset must be
--- read without any Date, 19 Retry-After seconds ('' = none), 20 MAX_RESET_WINDOWS, 21 the
--- largest plausible Limit or Remaining, 22 NO_HEADER_PROOF (bucket.py's constants).
+-- SETTLE (rules 2, 4, 5), then ADMIT for the caller's queues with what it freed (rule 6: the
+-- answer hands tokens over, as the local governor's settle does). ARGV: 13 the lease (admission
+-- number), 14 status ('' = no answer), 15 '1' if the answer had X-RateLimit headers, 16 Limit,
+-- 17 Remaining, 18 Reset, 19 Date ('' = none), 20 the extra margin (ms) when a Reset must be
+-- read without any Date, 21 Retry-After seconds ('' = none), 22 MAX_RESET_WINDOWS, 23 the
+-- largest plausible Limit or Remaining, 24 NO_HEADER_PROOF (bucket.py's constants).
 advance()
-local member, status = ARGV[11], ARGV[12]
+local member, status = ARGV[13], ARGV[14]
 local admitted = redis.call('ZREM', leases, member) == 1
 local was_probe = admitted and member == probe
 if was_probe then probe = '' end
@@ -23,19 +23,19 @@ end
 local function plausible()
   -- Header values that are not finite, negative or implausible are treated as absent (rule 4
   -- of the governor spec): nothing a header says may raise, or keep the bucket from reopening.
-  local values = {tonumber(ARGV[14]), tonumber(ARGV[15]), tonumber(ARGV[16])}
-  if ARGV[17] ~= '' then values[4] = tonumber(ARGV[17]) end
+  local values = {tonumber(ARGV[16]), tonumber(ARGV[17]), tonumber(ARGV[18])}
+  if ARGV[19] ~= '' then values[4] = tonumber(ARGV[19]) end
   for i = 1, 3 do
     local v = values[i]
     if v == nil or v ~= v or v < 0 or v == math.huge then return false end
   end
   local date = values[4]
-  if ARGV[17] ~= '' and (date == nil or date ~= date or math.abs(date) == math.huge) then
+  if ARGV[19] ~= '' and (date == nil or date ~= date or math.abs(date) == math.huge) then
     return false
   end
-  local most = tonumber(ARGV[21])
+  local most = tonumber(ARGV[23])
   if values[1] < 1 or values[1] > most or values[2] > most then return false end
-  local horizon = tonumber(ARGV[20]) * window / 1000
+  local horizon = tonumber(ARGV[22]) * window / 1000
   local reset = values[3]
   if reset < 1000000000 then return reset <= horizon end
   -- With no Date: the server's clock as an earlier Date placed it, else ours.
@@ -44,15 +44,15 @@ end
 
 local function window_of()
   -- The answer's window end on the Redis clock, and its absolute Reset (nil: a delta).
-  local reset = tonumber(ARGV[16])
+  local reset = tonumber(ARGV[18])
   if reset < 1000000000 then return now + reset * 1000 + margin, nil end
-  if ARGV[17] ~= '' then
-    local date = tonumber(ARGV[17])
+  if ARGV[19] ~= '' then
+    local date = tonumber(ARGV[19])
     offset = date * 1000 - now -- Reset - Date: the server's clock only
     return now + math.max(0, reset - date) * 1000 + margin, reset
   end
   if offset then return math.max(now, reset * 1000 - offset) + margin, reset end
-  return now + math.max(0, reset * 1000 - now) + margin + tonumber(ARGV[18]), reset
+  return now + math.max(0, reset * 1000 - now) + margin + tonumber(ARGV[20]), reset
 end
 
 local function compare(e, reset)
@@ -79,7 +79,7 @@ local function resync(closed)
   forget_reported(admitted and tonumber(member) or nil)
   local e, reset = window_of()
   local relation = compare(e, reset)
-  local reported, reported_limit = tonumber(ARGV[15]), tonumber(ARGV[14])
+  local reported, reported_limit = tonumber(ARGV[17]), tonumber(ARGV[16])
   if closed then
     -- Closed until the 429's own end, whatever window we believed current (rule 1): a
     -- same-window 429 keeps the earliest end any answer implied; a later or an earlier
@@ -116,10 +116,10 @@ local function resync(closed)
 end
 
 local function close_blind()
-  -- A 429 without plausible headers: closed for its Retry-After (ARGV[19]) plus margin, else
+  -- A 429 without plausible headers: closed for its Retry-After (ARGV[21]) plus margin, else
   -- until the window we know ends (the next aligned boundary when probing).
-  local seconds = tonumber(ARGV[19])
-  if seconds ~= nil and not (seconds >= 0 and seconds <= tonumber(ARGV[20]) * window / 1000) then
+  local seconds = tonumber(ARGV[21])
+  if seconds ~= nil and not (seconds >= 0 and seconds <= tonumber(ARGV[22]) * window / 1000) then
     seconds = nil -- implausible (nan fails both comparisons)
   end
   if seconds ~= nil then
@@ -138,14 +138,14 @@ local function count()
   -- The probe answered without headers: a proxy's error page proves nothing about the
   -- window, unless it keeps happening.
   silent = silent + 1
-  if silent < tonumber(ARGV[22]) then return 'counted' end
+  if silent < tonumber(ARGV[24]) then return 'counted' end
   phase = 'local'
   open_local()
   return 'local'
 end
 
 local outcome
-if ARGV[13] == '1' and plausible() then
+if ARGV[15] == '1' and plausible() then
   outcome = resync(status == '429')
   advance()
 elseif status == '429' then
