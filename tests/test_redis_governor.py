@@ -740,6 +740,21 @@ async def test_retry_after_on_a_429_without_headers_closes_the_gate_that_long(fa
     assert (await governor.snapshot(KEY)).remaining == 3
 
 
+async def test_after_a_retry_after_closure_the_same_window_s_count_is_adopted(fake):
+    """The closure ends inside the window the scripts knew: the probe's answer for that same
+    window is the server's count now. Read as stale, it kept the slow start to the window's end."""
+    clock, governor = fake
+    probe = await governor.acquire(KEY)
+    await governor.settle(probe, status=200, rate_limit=answer(clock, 5))
+    permit = await governor.acquire(KEY)
+    await governor.settle(permit, status=429, rate_limit=None, retry_after=1.0)
+    await clock.advance(2.01)
+    probe = await governor.acquire(KEY, max_wait=0.0)
+    await governor.settle(probe, status=200, rate_limit=answer(clock, 3))
+    snapshot = await governor.snapshot(KEY)
+    assert (snapshot.phase, snapshot.remaining) == ("server", 3)
+
+
 async def _quiet(*governors: RedisGovernor) -> None:
     """Until every lane with waiters has its pump asleep on its plan, subscribed, with no news,
     twice in a row 50 ms apart (real time, bounded): pub/sub messages and round trips done."""

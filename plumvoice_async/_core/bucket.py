@@ -870,6 +870,10 @@ class Bucket:
             self.ignored_headers += 1
             retry_after = None
         if retry_after is not None:
+            # The closure ends inside a server window, not at its end: forget the window, so
+            # the probe's answer afterwards, naming that same window, is adopted as the
+            # server's count instead of read as stale (which kept the slow start to its end).
+            self._server_reset = self._server_end = None
             self._close(now + retry_after + self.margin)
             self._remaining = 0
             return

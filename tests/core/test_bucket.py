@@ -317,6 +317,18 @@ def test_a_429_with_retry_after_and_no_headers_closes_for_that_long_then_one_pro
     assert b.phase is Phase.PROBING
 
 
+def test_after_a_retry_after_closure_the_probe_s_answer_for_the_same_window_is_adopted():
+    # A Retry-After closure ends inside the server window the bucket knew. The probe's answer
+    # names that same window: it is the server's count now, not a stale one (read as stale, it
+    # kept the bucket probing, one request at a time, until the window's end).
+    b = synced(remaining=8)
+    b.settle(admit(b), NOW, DATE, status=429, rate_limit=None, retry_after=1.0)
+    later = NOW + 1 + MARGIN
+    probe = admit(b, later, DATE + 2)
+    b.settle(probe, later, DATE + 2, status=200, rate_limit=answer(5, date=DATE + 2))
+    assert (b.phase, b.grantable()) == (Phase.SERVER, 5)
+
+
 @pytest.mark.parametrize("retry_after", [-1.0, math.nan, math.inf, 4 * WINDOW + 1])
 def test_a_retry_after_that_is_absurd_is_ignored(retry_after):
     b = synced(remaining=8)

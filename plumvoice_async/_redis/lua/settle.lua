@@ -123,6 +123,9 @@ local function close_blind()
     seconds = nil -- implausible (nan fails both comparisons)
   end
   if seconds ~= nil then
+    -- It ends inside a server window: forget the window, so the probe's answer for that same
+    -- window is adopted, not read as stale (bucket.py, _close_blind).
+    sreset, send = nil, nil
     close(now + seconds * 1000 + margin)
   elseif phase == 'probing' then
     phase, wend, known = 'closed', next_boundary(), false
