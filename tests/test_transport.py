@@ -36,6 +36,7 @@ from plumvoice_async._core.ratelimit import RateLimit
 from plumvoice_async._core.retry import backoff_delay
 from plumvoice_async._governor import account_hash
 from tests.doubles import InstantClock, RecordingGovernor, json_response, scripted
+from tests.samples import wire_call
 
 pytestmark = pytest.mark.anyio
 
@@ -403,15 +404,7 @@ async def test_a_large_body_is_decoded_off_the_event_loop(monkeypatch: pytest.Mo
         return decode_response(*args)
 
     monkeypatch.setattr(transport_module, "decode_response", recording_decode)
-    call = {
-        "dest": "8009957586",
-        "src": "2125551234",
-        "start": 1529552691,
-        "end": 1529552697,
-        "session_id": "300060;001;1529552581",
-        "type": "inbound",
-        "log": True,
-    }
+    call = wire_call()
     small = {"calls": [call], "total_calls": 1}
     large = {"calls": [call] * 1000, "total_calls": 1000}  # 160 KB
     transport, _ = scripted(json_response(200, small), json_response(200, large))

@@ -27,6 +27,7 @@ from plumvoice_async._models import (
     DetailedCallPage,
     EventReport,
 )
+from tests.samples import wire_call
 
 CONVERTER = make_converter()
 START = datetime(2018, 6, 21, 3, 44, 51, tzinfo=UTC)
@@ -42,20 +43,6 @@ SERIES_NAMES = (
     "loops",
     "average_form_items",
 )
-
-
-def wire_call(**changes: Any) -> dict[str, Any]:
-    call = {
-        "dest": "8009957586",
-        "src": "2125551234",
-        "start": 1529552691,
-        "end": 1529552697,
-        "session_id": "300060;001;1529552581",
-        "type": "inbound",
-        "log": True,
-    }
-    call.update(changes)
-    return call
 
 
 def call_with(**changes: Any) -> Call:

@@ -35,7 +35,7 @@ from plumvoice_async._models import (
     DetailedCallPage,
     EventReport,
 )
-from tests.samples import load_sample
+from tests.samples import load_sample, wire_call
 
 JSON = {"Content-Type": "application/json"}
 XML = {"Content-Type": "application/xml"}
@@ -706,15 +706,7 @@ def test_a_bad_row_deep_in_a_page_is_named_by_its_index() -> None:
 
 # --- totals (issue 12, item 10) ------------------------------------------------------------------
 
-CALL_ROW = {
-    "dest": "8009957586",
-    "src": "2125551234",
-    "start": 1529552691,
-    "end": 1529552697,
-    "session_id": "300060;001;1529552581",
-    "type": "inbound",
-    "log": True,
-}
+CALL_ROW = wire_call()
 
 
 @pytest.mark.parametrize("model", [CallPage, DetailedCallPage])
