@@ -55,6 +55,22 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repositor
 from tests.redis_server import RedisServerMissing, running_redis_server
 
 
+async def export_forever(client: PlumClient, day: date) -> None:
+    """The export's task: one report after another, as fast as the quota lets it."""
+    while True:
+        try:
+            await client.events.fetch(day, day + timedelta(days=1), period="day", phone="ALL")
+        except PlumError:
+            await anyio.lowlevel.checkpoint()
+
+
+async def dashboard_request(client: PlumClient, day: date, at: float) -> None:
+    """One dashboard request at ``at`` (wall clock); a failure counts as not answered."""
+    await anyio.sleep(max(0.0, at - time.time()))
+    with contextlib.suppress(PlumError):
+        await client.volume.fetch(day, day, period="day", phone="ALL")
+
+
 async def load(
     *,
     priorities: bool,
@@ -80,31 +96,16 @@ async def load(
     )
     dashboard = simulator.client(governor=governor, max_retries=0, event_hooks=[record])
     async with export, dashboard:
-
-        async def fetch_forever() -> None:
-            while True:
-                try:
-                    await export.events.fetch(
-                        day, day + timedelta(days=1), period="day", phone="ALL"
-                    )
-                except PlumError:
-                    await anyio.lowlevel.checkpoint()
-
-        async def refresh(at: float) -> None:
-            await anyio.sleep(max(0.0, at - time.time()))
-            with contextlib.suppress(PlumError):  # counted as not answered
-                await dashboard.volume.fetch(day, day, period="day", phone="ALL")
-
         await anyio.sleep(window - time.time() % window + 0.001)  # start on a boundary
         start = time.time()
         end = (math.floor(start / window) + windows) * window
         with anyio.move_on_after(end - start):
             async with anyio.create_task_group() as group:
                 for _ in range(tasks):
-                    group.start_soon(fetch_forever)
+                    group.start_soon(export_forever, export, day)
                 at = start + every / 2
                 while at < end:
-                    group.start_soon(refresh, at)
+                    group.start_soon(dashboard_request, dashboard, day, at)
                     at += every
     return simulator.requests, waits, start, end
 
@@ -153,30 +154,16 @@ def worker(role: str, redis_url: str, simulator_url: str, settings: str) -> None
             line = await anyio.to_thread.run_sync(sys.stdin.readline)
             start, end = (float(word) for word in line.split()[1:3])
 
-            async def fetch_forever() -> None:
-                while True:
-                    try:
-                        await client.events.fetch(
-                            day, day + timedelta(days=1), period="day", phone="ALL"
-                        )
-                    except PlumError:
-                        await anyio.lowlevel.checkpoint()
-
-            async def refresh(at: float) -> None:
-                await anyio.sleep(max(0.0, at - time.time()))
-                with contextlib.suppress(PlumError):
-                    await client.volume.fetch(day, day, period="day", phone="ALL")
-
             await anyio.sleep(max(0.0, start - time.time()))
             with anyio.move_on_after(end - time.time()):
                 async with anyio.create_task_group() as group:
                     if role == "export":
                         for _ in range(options["tasks"]):
-                            group.start_soon(fetch_forever)
+                            group.start_soon(export_forever, client, day)
                     else:
                         at = start + options["every"] / 2
                         while at < end:
-                            group.start_soon(refresh, at)
+                            group.start_soon(dashboard_request, client, day, at)
                             at += options["every"]
         await governor.aclose()
         if role == "dashboard":
