@@ -234,7 +234,9 @@ class Transport:
                         RateLimited(
                             spec.operation,
                             key.group,
-                            reset_at=self._reset_at(response),
+                            reset_at=self._reset_at(
+                                RateLimit.from_headers(response.headers.multi_items())
+                            ),
                             retry_after=retry_after,
                         )
                     )
@@ -349,7 +351,7 @@ class Transport:
 
     def _raw_response(self, response: httpx.Response, model: type[T]) -> RawResponse[T]:
         rate_limit = RateLimit.from_headers(response.headers.multi_items())
-        reset_at = self._reset_at(response)
+        reset_at = self._reset_at(rate_limit)
         info = (
             None
             if rate_limit is None or reset_at is None
@@ -363,10 +365,9 @@ class Transport:
             ),
         )
 
-    def _reset_at(self, response: httpx.Response) -> datetime | None:
-        """When a 429's window ends, by its ``Reset - Date`` on our wall clock; ``None`` when
-        its headers are absent or name a reset more than a day away."""
-        rate_limit = RateLimit.from_headers(response.headers.multi_items())
+    def _reset_at(self, rate_limit: RateLimit | None) -> datetime | None:
+        """When an answer's window ends, by its ``Reset - Date`` on our wall clock; ``None``
+        when it had no quota headers or names a reset more than a day away."""
         if rate_limit is None:
             return None
         now = self.clock.time()
