@@ -18,6 +18,13 @@ def test_the_license_file_is_the_one_the_metadata_names():
     assert (ROOT / "LICENSE").read_text().startswith("MIT License")
 
 
+def test_the_project_urls_are_https_addresses_that_exist_today():
+    urls = PROJECT["project"]["urls"]
+    assert urls and all(url.startswith("https://") for url in urls.values())
+    # The same address plum-api.md cites for the Plum documentation.
+    assert urls["Plum API documentation"] in (ROOT.parent / "shared/design/plum-api.md").read_text()
+
+
 def test_the_sdist_carries_everything_the_readme_links_to():
     included = set(PROJECT["tool"]["hatch"]["build"]["targets"]["sdist"]["include"])
     readme = (ROOT / "README.md").read_text()
