@@ -513,8 +513,10 @@ def _bool_column(values: list[Any]) -> list[Any]:
 
 
 def _call_type_column(values: list[Any]) -> list[Any]:
-    known = list(map(_CALL_TYPES.get, values)) if _all_of(str, values) else [None]
-    return list(map(_structure_call_type, values)) if None in known else known
+    try:  # the text keys match only text; a list or a dict is unhashable
+        return list(map(_CALL_TYPES.__getitem__, values))
+    except (KeyError, TypeError):  # an unknown type (kept by the hook) or a non-text value
+        return list(map(_structure_call_type, values))
 
 
 def _data_column(values: list[Any]) -> list[Any]:
