@@ -20,7 +20,8 @@ def test_the_license_file_is_the_one_the_metadata_names():
 
 def test_the_project_urls_are_https_addresses_that_exist_today():
     urls = PROJECT["project"]["urls"]
-    assert urls and all(url.startswith("https://") for url in urls.values())
+    assert urls
+    assert all(url.startswith("https://") for url in urls.values())
     # The same address plum-api.md cites for the Plum documentation.
     assert urls["Plum API documentation"] in (ROOT.parent / "shared/design/plum-api.md").read_text()
 
