@@ -8,6 +8,8 @@ the same through the ``plumvoice`` command once, end to end.)
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import random
@@ -15,13 +17,25 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import anyio
+import attrs
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from plumvoice_async import ExportError, ExportResult, InvalidParameterError
+from plumvoice_async._encoding import (
+    DETAILED_CALL_COLUMNS,
+    CsvEncoder,
+    JsonLinesEncoder,
+    detailed_call_row,
+)
 from plumvoice_async._export import read_checkpoint
+from plumvoice_async._models import CallEvent, CallType, DetailedCall
 from plumvoice_async.testing import CallDataset, PlumSimulator, serve
 
 from .cli_support import plum_env
@@ -195,3 +209,72 @@ def test_the_sync_client_exports_too(tmp_path: Path):
         result = client.calls.export(start, end, out, page_size=200)
     assert result.rows == 500
     assert session_ids(out) == expected_ids(simulator, start, end)
+
+
+# --- Rows read back exactly -------------------------------------------------------------------
+
+HOSTILE = st.text(
+    st.characters(blacklist_categories=()) | st.sampled_from('\r\n",\x00\u2028\x85😀\ud800'),
+    max_size=30,
+)
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | HOSTILE,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(HOSTILE, inner, max_size=3),
+    max_leaves=8,
+)
+INSTANTS = st.datetimes(
+    min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(UTC)
+).map(lambda moment: moment.replace(microsecond=0))
+CALLS = st.builds(
+    DetailedCall,
+    dest=HOSTILE,
+    src=HOSTILE,
+    start=INSTANTS,
+    end=INSTANTS,
+    session_id=HOSTILE,
+    type=HOSTILE.filter(bool).map(CallType),
+    log=st.booleans(),
+    detail=st.lists(
+        st.builds(
+            CallEvent,
+            line=HOSTILE,
+            data=st.dictionaries(HOSTILE, JSON_VALUES, max_size=4),
+            event_class=HOSTILE,
+            timestamp=INSTANTS,
+        ),
+        max_size=3,
+    ),
+)
+
+
+def without_surrogates(value: Any) -> Any:
+    """What a CSV cell that is not JSON holds: UTF-8 cannot hold a lone surrogate."""
+    return "".join("\ufffd" if 0xD800 <= ord(c) <= 0xDFFF else c for c in value)
+
+
+@settings(max_examples=300, deadline=None)
+@given(calls=st.lists(CALLS, max_size=4), long=st.integers(0, 200_000))
+def test_jsonl_and_csv_rows_read_back_as_their_to_dict(calls: list[DetailedCall], long: int):
+    """Newlines, a CR alone, quotes, commas, NULs, non-BMP text, lone surrogates, nested data and
+    a very long field: each row reads back with ``json`` / ``csv`` as the model's ``to_dict()``.
+    (Before: a CR alone was written bare in CSV, so ``csv.reader`` split the record; a lone
+    surrogate raised ``UnicodeEncodeError`` at the same row on every resume.)"""
+    if calls:
+        calls[0] = attrs.evolve(calls[0], src="x\r" * (long // 2))
+    rows = [detailed_call_row(call) for call in calls]
+    jsonl = b"".join(JsonLinesEncoder().row(row) for row in rows)
+    assert [json.loads(line) for line in jsonl.decode().split("\n")[:-1]] == [
+        call.to_dict() for call in calls
+    ]
+    encoder = CsvEncoder(DETAILED_CALL_COLUMNS)
+    data = encoder.header() + b"".join(encoder.row(row) for row in rows)
+    csv.field_size_limit(1 << 30)
+    header, *records = csv.reader(io.StringIO(data.decode(), newline=""))
+    assert tuple(header) == DETAILED_CALL_COLUMNS
+    assert len(records) == len(calls)
+    for record, call in zip(records, calls, strict=True):
+        expected = call.to_dict()
+        read = dict(zip(header, record, strict=True))
+        assert json.loads(read.pop("detail")) == expected.pop("detail")
+        assert read.pop("log") == ("true" if expected.pop("log") else "false")
+        assert read == {column: without_surrogates(value) for column, value in expected.items()}
