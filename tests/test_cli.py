@@ -229,6 +229,7 @@ def closed_port() -> int:
         (["calls", "0", "1", "--number", "+1 617"], "argument --number: invalid number="),
         (["calls", "0", "1", "--max-wait", "-1"], "argument --max-wait"),
         (["calls", "0", "1", "--resume"], "argument --resume: needs --out"),
+        (["calls", "0", "1", "--out", "."], "argument --out: invalid path='.': is a directory"),
         (["details", "0", "1"], "argument START: invalid start=0"),
         (["events", "1700000000", "2024-01-01"], "argument START: '1700000000' is not a day"),
         (["events", "2024-01-01", "2024-02-30"], "argument END: '2024-02-30' is not a calendar"),

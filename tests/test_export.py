@@ -34,7 +34,7 @@ from plumvoice_async._encoding import (
     JsonLinesEncoder,
     detailed_call_row,
 )
-from plumvoice_async._export import read_checkpoint
+from plumvoice_async._export import read_checkpoint, write_checkpoint
 from plumvoice_async._models import CallEvent, CallType, DetailedCall
 from plumvoice_async.testing import CallDataset, PlumSimulator, serve
 
@@ -132,8 +132,9 @@ async def test_refusals_come_before_anything_is_sent_or_written(tmp_path: Path):
         # An unfinished export is not overwritten, and is resumed only by the same query.
         await client.calls.export(start, end, out, page_size=10)
         checkpoint = out.with_name("calls.jsonl.checkpoint")
-        state = json.loads(checkpoint.read_text())
-        checkpoint.write_text(json.dumps({**state, "complete": False}))
+        state = read_checkpoint(checkpoint)
+        assert state is not None
+        write_checkpoint(checkpoint, attrs.evolve(state, complete=False))  # as a kill leaves it
         sent = len(simulator.requests)
         with pytest.raises(ExportError, match="unfinished export"):
             await client.calls.export(start, end, out, page_size=10)
@@ -278,3 +279,213 @@ def test_jsonl_and_csv_rows_read_back_as_their_to_dict(calls: list[DetailedCall]
         assert json.loads(read.pop("detail")) == expected.pop("detail")
         assert read.pop("log") == ("true" if expected.pop("log") else "false")
         assert read == {column: without_surrogates(value) for column, value in expected.items()}
+
+
+# --- Output path hazards -------------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_a_second_export_to_the_same_file_at_once_is_refused(tmp_path: Path):
+    """Before: the second (resume=True) read the first's checkpoint and wrote beside it, and
+    the file held calls twice. Now the output is locked (``flock``) while an export writes it."""
+    simulator = PlumSimulator(recent(1_000))
+    start, end = simulator.dataset.start, simulator.dataset.start + 4 * DAY
+    out = tmp_path / "calls.jsonl"
+    first_page = anyio.Event()
+    refused: list[ExportError] = []
+    async with simulator.client() as client:
+
+        async def first() -> None:
+            def pause(rows: int, total: int | None) -> None:
+                if rows:
+                    first_page.set()
+
+            await client.calls.export(start, end, out, page_size=100, progress=pause)
+
+        async def second() -> None:
+            await first_page.wait()
+            with pytest.raises(ExportError, match="another export is writing") as caught:
+                await client.calls.export(start, end, out, page_size=100, resume=True)
+            refused.append(caught.value)
+
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(first)
+            tasks.start_soon(second)
+        assert refused
+        # Once the first is through, the file is free again.
+        again = await client.calls.export(start, end, out, page_size=100, resume=True)
+    assert again.already_complete
+    assert session_ids(out) == expected_ids(simulator, start, end)
+
+
+@pytest.mark.anyio
+async def test_an_existing_file_without_a_checkpoint_is_never_overwritten(tmp_path: Path):
+    """Before: both resume=False and resume=True truncated it to nothing, silently."""
+    simulator = PlumSimulator(recent(100))
+    start, end = simulator.dataset.start, simulator.dataset.start + 4 * DAY
+    out = tmp_path / "calls.jsonl"
+    out.write_bytes(b"someone's precious data\n")
+    async with simulator.client() as client:
+        for resume in (False, True):
+            with pytest.raises(ExportError, match="no checkpoint"):
+                await client.calls.export(start, end, out, resume=resume)
+        assert out.read_bytes() == b"someone's precious data\n"
+        assert not out.with_name("calls.jsonl.checkpoint").exists()
+        assert simulator.requests == []
+        out.write_bytes(b"")  # an empty file (mktemp's) is fine to write
+        result = await client.calls.export(start, end, out)
+    assert result.rows == 100
+
+
+@pytest.mark.anyio
+async def test_a_directory_as_the_output_is_refused_naming_the_path(tmp_path: Path):
+    """Before: an IsADirectoryError after a stray ``folder.checkpoint`` had been written."""
+    simulator = PlumSimulator(recent(10))
+    start, end = simulator.dataset.start, simulator.dataset.start + 4 * DAY
+    folder = tmp_path / "calls"
+    folder.mkdir()
+    link = tmp_path / "link"
+    link.symlink_to(folder)
+    async with simulator.client() as client:
+        for out in (folder, link):
+            with pytest.raises(InvalidParameterError, match=r"path.*directory"):
+                await client.calls.export(start, end, out)
+    assert sorted(os.listdir(tmp_path)) == ["calls", "link"]
+    assert simulator.requests == []
+
+
+@pytest.mark.anyio
+async def test_a_symlink_to_a_file_exports_into_its_target(tmp_path: Path):
+    simulator = PlumSimulator(recent(50))
+    start, end = simulator.dataset.start, simulator.dataset.start + 4 * DAY
+    target = tmp_path / "target.jsonl"
+    link = tmp_path / "calls.jsonl"
+    link.symlink_to(target)
+    async with simulator.client() as client:
+        await client.calls.export(start, end, link, page_size=20)
+        again = await client.calls.export(start, end, link, page_size=20, resume=True)
+    assert again.already_complete
+    assert link.is_symlink()
+    assert session_ids(target) == expected_ids(simulator, start, end)
+    assert link.with_name("calls.jsonl.checkpoint").exists()
+
+
+# --- Checkpoints and outputs changed behind the export's back ---------------------------------
+
+
+async def unfinished_export(client: Any, simulator: PlumSimulator, out: Path, fmt: str) -> None:
+    """An export of the simulator's calls stopped after 3 pages of 10, as a kill leaves it."""
+    start, end = simulator.dataset.start, simulator.dataset.start + 4 * DAY
+    with anyio.CancelScope() as scope:
+
+        def stop(rows: int, total: int | None) -> None:
+            if rows >= 30:
+                scope.cancel()
+
+        await client.calls.export(start, end, out, page_size=10, format=fmt, progress=stop)
+    assert scope.cancelled_caught
+
+
+def edits(document: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """Hand edits of a checkpoint, each a plausible value of the wrong thing."""
+    query = document["query"]
+    return [
+        ("offset back", {**document, "offset": document["offset"] - 10}),
+        ("offset on", {**document, "offset": document["offset"] + 10}),
+        ("rows", {**document, "rows": 3}),
+        ("size", {**document, "size": document["size"] - 1}),
+        ("last_key", {**document, "last_key": "1;2;3"}),
+        ("recent", {**document, "recent": []}),
+        ("complete", {**document, "complete": True}),
+        ("start", {**document, "query": {**query, "start": query["start"] + 1}}),
+    ]
+
+
+def broken(document: dict[str, Any]) -> list[tuple[str, Any]]:
+    """Checkpoints no version of the export writes (without a checksum, as older files)."""
+    older = {key: value for key, value in document.items() if key not in ("checksum", "sha256")}
+    query = older["query"]
+    return [
+        ("size negative", {**older, "size": -1}),
+        ("offset text", {**older, "offset": "30"}),
+        ("rows float", {**older, "rows": 30.0}),
+        ("version true", {**older, "version": True}),
+        ("recent a string", {**older, "recent": "1;2;3"}),
+        ("complete text", {**older, "complete": "no"}),
+        ("unknown field", {**older, "page": 3}),
+        ("format", {**older, "query": {**query, "format": "xml"}}),
+        ("command", {**older, "query": {**query, "command": "events"}}),
+        ("query missing a field", {**older, "query": {"command": "calls"}}),
+        ("query a list", {**older, "query": [1]}),
+        ("checksum dropped", {key: value for key, value in document.items() if key != "checksum"}),
+        ("a list", [older]),
+        ("null", None),
+    ]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("fmt", ["jsonl", "csv"])
+async def test_a_damaged_or_hand_edited_checkpoint_is_refused_and_changes_nothing(
+    tmp_path: Path, fmt: str
+):
+    """Before: a hand-edited offset or ``recent`` resumed at the wrong place (rows doubled or
+    skipped), ``size: -1`` raised ``OSError`` from ``truncate``, ``"recent": "1;2;3"`` became
+    five one-character ids, ``version: true`` passed for 1."""
+    simulator = PlumSimulator(recent(100))
+    start, end = simulator.dataset.start, simulator.dataset.start + 4 * DAY
+    out = tmp_path / f"calls.{fmt}"
+    checkpoint = out.with_name(out.name + ".checkpoint")
+    async with simulator.client() as client:
+        await unfinished_export(client, simulator, out, fmt)
+        good, written = checkpoint.read_bytes(), out.read_bytes()
+        document = json.loads(good)
+        cases: list[tuple[str, bytes]] = [
+            *((f"edited {name}", json.dumps(doc).encode()) for name, doc in edits(document)),
+            *((f"broken: {name}", json.dumps(doc).encode()) for name, doc in broken(document)),
+            *((f"cut at {cut}", good[:cut]) for cut in range(0, len(good) - 1, 7)),
+            ("not UTF-8", b"\xff" + good[1:]),
+        ]
+        sent = len(simulator.requests)
+        for name, damaged in cases:
+            checkpoint.write_bytes(damaged)
+            with pytest.raises(ExportError, match=r"checkpoint|changed since") as caught:
+                await client.calls.export(start, end, out, format=fmt, page_size=10, resume=True)
+            assert str(out) in str(caught.value) or str(checkpoint) in str(caught.value), name
+            assert (out.read_bytes(), checkpoint.read_bytes()) == (written, damaged), name
+        assert len(simulator.requests) == sent
+        checkpoint.write_bytes(good)  # put back, it resumes to the end
+        await client.calls.export(start, end, out, format=fmt, page_size=10, resume=True)
+    ids = expected_ids(simulator, start, end)
+    if fmt == "jsonl":
+        assert session_ids(out) == ids
+    else:
+        assert [row["session_id"] for row in csv.DictReader(io.StringIO(out.read_text()))] == ids
+
+
+@pytest.mark.anyio
+async def test_an_output_edited_behind_its_checkpoint_is_not_resumed(tmp_path: Path):
+    """Before: only a shorter output was noticed; one edited in place (same length) or
+    swapped for another file as long was truncated and resumed as if it were the export's."""
+    simulator = PlumSimulator(recent(100))
+    start, end = simulator.dataset.start, simulator.dataset.start + 4 * DAY
+    out = tmp_path / "calls.jsonl"
+    async with simulator.client() as client:
+        await unfinished_export(client, simulator, out, "jsonl")
+        written = out.read_bytes()
+        lines = written.splitlines(keepends=True)
+        other_call = lines[1].replace(lines[1][16:23], b"9999999")  # one id changed, same length
+        for name, changed in [
+            ("a row edited in place", lines[0] + other_call + b"".join(lines[2:])),
+            ("a byte flipped", written[:-2] + b"X\n"),
+            ("rows swapped", lines[1] + lines[0] + b"".join(lines[2:])),
+            ("another file, longer", b"x" * (len(written) + 100)),
+            ("deleted", b""),
+            ("one byte short", written[:-1]),
+        ]:
+            out.write_bytes(changed)
+            with pytest.raises(ExportError, match="changed since"):
+                await client.calls.export(start, end, out, page_size=10, resume=True)
+            assert out.read_bytes() == changed, name
+        out.write_bytes(written + b'{"session_id": "half a r')  # a torn write: resumed
+        await client.calls.export(start, end, out, page_size=10, resume=True)
+    assert session_ids(out) == expected_ids(simulator, start, end)

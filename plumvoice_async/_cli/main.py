@@ -104,6 +104,7 @@ _OPTION_NAMES = {
     "concurrency": "--concurrency",
     "period": "--period",
     "phone": "--phone",
+    "path": "--out",
 }
 
 
