@@ -30,12 +30,13 @@ retry loop. The file work runs in worker threads, never on the event loop.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import functools
 import hashlib
 import json
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any, BinaryIO, Literal, Protocol, TypeVar
@@ -250,12 +251,24 @@ def write_checkpoint(path: Path, checkpoint: Checkpoint) -> None:
     fields = attrs.asdict(checkpoint)
     document = {"version": _VERSION, **fields, "checksum": _checksum(fields)}
     temporary = path.with_name(path.name + ".tmp")
-    with temporary.open("wb") as file:
+    with _naming(path), temporary.open("wb") as file:
         file.write(json.dumps(document, indent=1).encode() + b"\n")
         file.flush()
         os.fsync(file.fileno())
     os.replace(temporary, path)
     _fsync_directory(path.parent)
+
+
+@contextlib.contextmanager
+def _naming(path: Path) -> Iterator[None]:
+    """A write error names its file: a full disk's ``write`` or ``fsync`` says only "No space
+    left on device", and the user must know it was the export's output (or its checkpoint)."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.filename is not None or exc.errno is None:
+            raise
+        raise OSError(exc.errno, exc.strerror, str(path)) from exc
 
 
 def _fsync_directory(directory: Path) -> None:
@@ -358,7 +371,8 @@ class CheckpointedFile:
     def open(self, header: bytes) -> CheckpointedFile:
         file = self._file = self.out.open("ab+")
         try:
-            self._start(file, header)
+            with _naming(self.out):
+                self._start(file, header)
         except BaseException:
             self._file = None
             file.close()  # and with it the lock
@@ -395,9 +409,10 @@ class CheckpointedFile:
 
     def append(self, data: bytes, *, place: ResumePoint[str], rows: int) -> None:
         assert self._file is not None, "open() first"
-        self._file.write(data)
-        self._file.flush()
-        os.fsync(self._file.fileno())
+        with _naming(self.out):
+            self._file.write(data)
+            self._file.flush()
+            os.fsync(self._file.fileno())
         self._digest.update(data)
         self.checkpoint = attrs.evolve(
             self.checkpoint,
@@ -421,7 +436,8 @@ class CheckpointedFile:
 
     def __exit__(self, *exc_info: object) -> None:
         if self._file is not None:
-            self._file.close()
+            with _naming(self.out):  # a failed write's bytes still buffered fail again here
+                self._file.close()
 
 
 def _digest(file: BinaryIO, size: int) -> Any:

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
 import io
 import json
 import os
 import pty
+import resource
 import signal
 import socket
 import subprocess
@@ -712,3 +714,61 @@ async def test_exports_and_sync_run_as_bulk_unless_priority_says_otherwise(
     args = build_parser().parse_args(argv)
     async with make_client(args) as client:
         assert client._transport.priority == priority
+
+
+# --- Disk full: a write error mid-export ------------------------------------------------------
+
+
+def limited_to(size: int):
+    """A child whose files cannot grow past ``size`` bytes: a write past it fails with EFBIG,
+    mid-row, as a full disk fails with ENOSPC (Python ignores SIGXFSZ)."""
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (size, size))
+
+    return limit
+
+
+@pytest.mark.parametrize(("command", "fmt"), [("calls", "jsonl"), ("details", "csv")])
+def test_a_write_error_mid_export_is_clear_claims_nothing_and_resumes(
+    command, fmt, simulator, base_url, tmp_path
+):
+    start = first_day(simulator)
+    out = tmp_path / f"{command}.{fmt}"
+    args = [command, str(start), str(start + 6 * 3600), "--format", fmt, "--page-size", "7"]
+    args += ["--out", str(out), "-q"]
+    env = plum_env(simulator, base_url)
+    checkpoint = out.with_name(out.name + ".checkpoint")
+    for size in (5_000, 23_456, 61_000):  # each run gets further, then its writes fail
+        failed = subprocess.run(
+            [str(PLUMVOICE), *args, *(["--resume"] if out.exists() else [])],
+            env=env,
+            capture_output=True,
+            timeout=60,
+            check=False,
+            preexec_fn=limited_to(size),
+        )
+        assert failed.returncode == 1, failed.stderr
+        assert b"Traceback" not in failed.stderr
+        assert b"File too large" in failed.stderr
+        assert f"File too large: {out} (run it again with --resume".encode() in failed.stderr
+        state = read_checkpoint(checkpoint)
+        assert state is not None
+        written = out.read_bytes()
+        # The checkpoint claims only bytes on disk, and exactly those it saw written.
+        assert state.size <= len(written) <= size
+        assert hashlib.sha256(written[: state.size]).hexdigest() == state.sha256
+    last = run([*args, "--resume"], env)
+    assert last.returncode == 0, last.stderr
+    if command == "calls":
+        expected = simulator.dataset.page(start, start + 6 * 3600, limit=10_000)
+    else:
+        expected = simulator.dataset.detailed_page(
+            start, start + 6 * 3600, None, offset=0, limit=10_000
+        )
+    assert len(expected) > 100
+    if fmt == "jsonl":
+        ids = [row["session_id"] for row in jsonl(out.read_bytes())]
+    else:
+        ids = [row["session_id"] for row in csv.DictReader(io.StringIO(out.read_text()))]
+    assert ids == [call.session_id for call in expected]
