@@ -9,6 +9,7 @@ the same through the ``plumvoice`` command once, end to end.)
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import os
@@ -599,3 +600,126 @@ def test_sigkill_at_each_write_step_then_resume_writes_each_row_once(
     assert out.read_bytes() == encoder.header() + b"".join(
         encoder.row(to_row(call)) for call in calls
     )
+
+
+# --- Cancellation at every await ---------------------------------------------------------------
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("fmt", ["jsonl", "csv"])
+async def test_cancelled_at_any_await_it_resumes_exactly_once_and_counts_right(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fmt: str
+):
+    """Cancelled at its k-th await (a worker thread: the folder check, the plan, the open, a
+    page's append, the completion; a page request in flight; a progress call), at random k
+    until it finishes: each time the checkpoint covers exactly bytes on disk, the next
+    resume's first progress call counts the rows the checkpoint holds, and the file ends as
+    every row once."""
+    simulator = PlumSimulator(recent(300))
+    start, end = simulator.dataset.start, simulator.dataset.start + 4 * DAY
+    out = tmp_path / f"calls.{fmt}"
+    checkpoint = out.with_name(out.name + ".checkpoint")
+    rng = random.Random(fmt)
+    scope = anyio.CancelScope()
+    events = [0, 0]  # seen, cancel at
+
+    def event() -> None:
+        events[0] += 1
+        if events[0] == events[1]:
+            scope.cancel()
+
+    run_sync = anyio.to_thread.run_sync
+
+    async def counted(function: Any, *args: Any, **kwargs: Any) -> Any:
+        event()
+        return await run_sync(function, *args, **kwargs)
+
+    monkeypatch.setattr(anyio.to_thread, "run_sync", counted)
+    simulator.faults.latency(0.0, predicate=lambda request: bool(event()))
+    cancels, progress = 0, []
+    async with simulator.client() as client:
+        for _ in range(200):
+            scope = anyio.CancelScope()
+            events[:] = [0, rng.randint(1, 12)]
+            before = read_checkpoint(checkpoint)
+            progress.clear()
+
+            def shown(rows: int, total: int | None) -> None:
+                progress.append((rows, total))
+                event()
+
+            with scope:
+                result = await client.calls.export(
+                    start,
+                    end,
+                    out,
+                    format=fmt,
+                    page_size=25,
+                    concurrency=2,
+                    progress=shown,
+                    resume=True,
+                )
+            if progress:
+                assert progress[0] == (0 if before is None else before.rows, None)
+            if not scope.cancelled_caught:
+                break
+            cancels += 1
+            state = read_checkpoint(checkpoint)
+            if state is not None:
+                written = out.read_bytes()
+                assert state.size <= len(written)
+                assert hashlib.sha256(written[: state.size]).hexdigest() == state.sha256
+        else:
+            pytest.fail("the export never finished")
+    assert cancels >= 10
+    # The last page's total, or none when the walk had no page left (cancelled at the end).
+    assert progress[-1] in ((300, 300), (300, None))
+    assert result.rows == 300
+    encoder = CsvEncoder(CALL_COLUMNS) if fmt == "csv" else JsonLinesEncoder()
+    calls = simulator.dataset.page(start, end, limit=10_000)
+    assert out.read_bytes() == encoder.header() + b"".join(
+        encoder.row(call_row(call)) for call in calls
+    )
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("changes", "named"),
+    [
+        ({"format": "JSONL"}, "format"),
+        ({"format": None}, "format"),
+        ({"page_size": -1}, "page_size"),
+        ({"page_size": 10.5}, "page_size"),
+        ({"page_size": True}, "page_size"),
+        ({"concurrency": 0}, "concurrency"),
+        ({"concurrency": "2"}, "concurrency"),
+        ({"number": "+1 617"}, "number"),
+        ({"number": 6175551234}, "number"),
+        ({"resume": "yes"}, "resume"),
+        ({"resume": None}, "resume"),
+        ({"path": 7}, "path"),
+        ({"path": b"calls.jsonl"}, "path"),
+        ({"progress": "print"}, "progress"),
+        ({"start": "2026-01-01"}, "start"),
+        ({"start": float("nan")}, "start"),
+        ({"end": -5}, "end"),
+        ({"start": datetime(2026, 1, 1)}, "start"),  # naive
+    ],
+)
+async def test_every_bad_argument_is_named_before_anything_is_sent_or_written(
+    tmp_path: Path, changes: dict[str, Any], named: str
+):
+    simulator = PlumSimulator(recent(10))
+    arguments: dict[str, Any] = {
+        "start": simulator.dataset.start,
+        "end": simulator.dataset.start + DAY,
+        "path": tmp_path / "calls.jsonl",
+        **changes,
+    }
+    async with simulator.client() as client:
+        for resource in (client.calls, client.call_details):
+            with pytest.raises(InvalidParameterError) as caught:
+                await resource.export(**arguments)
+            assert caught.value.parameter == named
+    assert simulator.requests == []
+    assert os.listdir(tmp_path) == []
