@@ -24,7 +24,7 @@ back, is refused rather than resumed at the wrong place.
 So a SIGKILL at any instant loses at most the rows after the last checkpoint, and the resumed
 export writes each of those exactly once. A cancellation lands between pages. A finished
 export marks its checkpoint complete rather than deleting it: resuming it then has nothing to
-do and spends no quota, which makes "call it with ``resume=True`` until it returns" a safe
+do (once the output is checked to be what it wrote) and spends no quota, which makes "call it with ``resume=True`` until it returns" a safe
 retry loop. The file work runs in worker threads, never on the event loop.
 """
 
@@ -387,19 +387,7 @@ class CheckpointedFile:
             raise ExportError(
                 f"another export is writing to {self.out} now: let it finish, or stop it and resume"
             ) from None
-        length = os.fstat(file.fileno()).st_size
-        if length < checkpoint.size:
-            raise ExportError(
-                f"{self.out} has {length:,} bytes but its checkpoint covers {checkpoint.size:,}: "
-                "it was changed since, so it cannot be resumed; delete both to start over"
-            )
-        self._digest = _digest(file, checkpoint.size)
-        if checkpoint.sha256 not in (None, self._digest.hexdigest()):
-            raise ExportError(
-                f"{self.out} was changed since its checkpoint (its first {checkpoint.size:,} "
-                "bytes differ from those written), so it cannot be resumed; delete both to "
-                "start over"
-            )
+        self._digest = verified(self.out, file, checkpoint)
         # The checkpoint first: a fresh start's says 0 bytes, so a kill right after it, before
         # the output is emptied, still resumes correctly (from an empty file).
         write_checkpoint(self._path, checkpoint)
@@ -438,6 +426,40 @@ class CheckpointedFile:
         if self._file is not None:
             with _naming(self.out):  # a failed write's bytes still buffered fail again here
                 self._file.close()
+
+
+def verified(out: Path, file: BinaryIO, checkpoint: Checkpoint) -> Any:
+    """The SHA-256 of the bytes of ``out`` (open as ``file``) that ``checkpoint`` covers.
+
+    Raises:
+        ExportError: they are not those the export wrote: ``out`` is shorter, its bytes
+            differ, or (a complete export's) it is longer.
+    """
+    length = os.fstat(file.fileno()).st_size
+    if length < checkpoint.size or (checkpoint.complete and length > checkpoint.size):
+        raise ExportError(
+            f"{out} has {length:,} bytes but its checkpoint covers {checkpoint.size:,}: it was "
+            "changed since, so it cannot be resumed; delete both to start over"
+        )
+    digest = _digest(file, checkpoint.size)
+    if checkpoint.sha256 not in (None, digest.hexdigest()):
+        raise ExportError(
+            f"{out} was changed since its checkpoint (its first {checkpoint.size:,} bytes "
+            "differ from those written), so it cannot be resumed; delete both to start over"
+        )
+    return digest
+
+
+def _check_complete(out: Path, checkpoint: Checkpoint) -> None:
+    """A complete export's output is still what it wrote, or resuming it is refused."""
+    try:
+        with out.open("rb") as file:
+            verified(out, file, checkpoint)
+    except FileNotFoundError:
+        raise ExportError(
+            f"{out} is gone: it was changed since its checkpoint, which says a complete export "
+            "wrote it; delete the checkpoint to export again"
+        ) from None
 
 
 def _digest(file: BinaryIO, size: int) -> Any:
@@ -531,6 +553,7 @@ async def export_to_file(
         functools.partial(plan_export, path, query, resume=resume)
     )
     if plan.complete:
+        await anyio.to_thread.run_sync(_check_complete, path, plan)
         return ExportResult(plan.rows, 0, 0, path, already_complete=True)
     walk = walk_from(plan.resume)
     encoder = encoder_for(query.format, columns)

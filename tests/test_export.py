@@ -723,3 +723,44 @@ async def test_every_bad_argument_is_named_before_anything_is_sent_or_written(
             assert caught.value.parameter == named
     assert simulator.requests == []
     assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.anyio
+async def test_a_complete_export_whose_output_changed_is_not_called_complete(tmp_path: Path):
+    """Before: resume=True answered "already complete (100 rows)" for an output since
+    truncated, deleted or edited. Now the output is checked against its checkpoint first."""
+    simulator = PlumSimulator(recent(100))
+    start, end = simulator.dataset.start, simulator.dataset.start + 4 * DAY
+    out = tmp_path / "calls.jsonl"
+    other = tmp_path / "other.jsonl"
+    async with simulator.client() as client:
+        await client.calls.export(start, end, out, page_size=30)
+        await client.calls.export(start, end + 1, other, page_size=30)
+        written = out.read_bytes()
+        checkpoint = out.with_name("calls.jsonl.checkpoint").read_bytes()
+        sent = len(simulator.requests)
+        for name, changed in [
+            ("truncated", written[:-40]),
+            ("emptied", b""),
+            ("a byte changed", written[:-2] + b"X\n"),
+            ("a row appended", written + written[-100:]),
+        ]:
+            out.write_bytes(changed)
+            with pytest.raises(ExportError, match="changed since"):
+                await client.calls.export(start, end, out, page_size=30, resume=True)
+            assert out.read_bytes() == changed, name
+        out.unlink()
+        with pytest.raises(ExportError, match="changed since"):
+            await client.calls.export(start, end, out, page_size=30, resume=True)
+        # Another output's checkpoint copied beside this one: its bytes are not this file's.
+        out.write_bytes(written)
+        out.with_name("calls.jsonl.checkpoint").write_bytes(
+            other.with_name("other.jsonl.checkpoint").read_bytes()
+        )
+        with pytest.raises(ExportError, match="another export"):
+            await client.calls.export(start, end, out, page_size=30, resume=True)
+        out.with_name("calls.jsonl.checkpoint").write_bytes(checkpoint)
+        again = await client.calls.export(start, end, out, page_size=30, resume=True)
+        assert len(simulator.requests) == sent
+    assert again.already_complete
+    assert out.read_bytes() == written
