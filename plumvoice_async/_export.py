@@ -24,8 +24,9 @@ back, is refused rather than resumed at the wrong place.
 So a SIGKILL at any instant loses at most the rows after the last checkpoint, and the resumed
 export writes each of those exactly once. A cancellation lands between pages. A finished
 export marks its checkpoint complete rather than deleting it: resuming it then has nothing to
-do (once the output is checked to be what it wrote) and spends no quota, which makes "call it with ``resume=True`` until it returns" a safe
-retry loop. The file work runs in worker threads, never on the event loop.
+do (once the output is checked to be what it wrote) and spends no quota, which makes "call it
+with ``resume=True`` until it returns" a safe retry loop. The file work runs in worker
+threads, never on the event loop.
 """
 
 from __future__ import annotations
