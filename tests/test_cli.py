@@ -51,7 +51,7 @@ from plumvoice_async._export import (
     write_checkpoint,
 )
 from plumvoice_async._governor import Snapshot
-from plumvoice_async.testing import PlumSimulator, Quota, serve
+from plumvoice_async.testing import CallDataset, PlumSimulator, Quota, serve
 
 from .cli_support import (
     DAY,
@@ -772,3 +772,42 @@ def test_a_write_error_mid_export_is_clear_claims_nothing_and_resumes(
     else:
         ids = [row["session_id"] for row in csv.DictReader(io.StringIO(out.read_text()))]
     assert ids == [call.session_id for call in expected]
+
+
+def test_a_second_export_of_the_same_file_exits_2_until_the_first_is_killed(tmp_path):
+    """Two ``plumvoice calls --out`` processes of one file: the second is refused while the
+    first holds the file's lock (before: it resumed from the first's checkpoint and both
+    appended, doubling calls); a SIGKILL releases the lock and the resume finishes."""
+    simulator = PlumSimulator(CallDataset(size=600), limit=100_000)
+    simulator.faults.latency(0.3)  # pages take a while: the first is still writing
+    start = first_day(simulator)
+    out = tmp_path / "calls.jsonl"
+    checkpoint = out.with_name("calls.jsonl.checkpoint")
+    args = ["calls", str(start), str(start + 2 * DAY), "--page-size", "20", "--out", str(out)]
+    with serve(simulator) as url:
+        env = plum_env(simulator, url)
+        first = subprocess.Popen([str(PLUMVOICE), *args], env=env, stderr=subprocess.PIPE)
+        try:
+            deadline = time.monotonic() + 30
+            while (state := read_checkpoint(checkpoint)) is None or state.rows == 0:
+                assert time.monotonic() < deadline, "the first export wrote nothing"
+                time.sleep(0.02)
+            for second, why in [
+                (args, b"holds an unfinished export"),
+                ([*args, "--resume"], b"another export is writing to"),
+            ]:
+                refused = run(second, env)
+                assert refused.returncode == 2, refused.stderr
+                assert why in refused.stderr
+                assert str(out).encode() in refused.stderr
+            assert first.poll() is None, "the first export must still be running"
+        finally:
+            first.kill()
+            first.communicate(timeout=60)
+        simulator.faults.clear()
+        last = run([*args, "--resume"], env)
+        assert last.returncode == 0, last.stderr
+    expected = simulator.dataset.page(start, start + 2 * DAY, limit=100_000)
+    assert [row["session_id"] for row in jsonl(out.read_bytes())] == [
+        call.session_id for call in expected
+    ]
