@@ -252,12 +252,13 @@ def write_checkpoint(path: Path, checkpoint: Checkpoint) -> None:
     fields = attrs.asdict(checkpoint)
     document = {"version": _VERSION, **fields, "checksum": _checksum(fields)}
     temporary = path.with_name(path.name + ".tmp")
-    with _naming(path), temporary.open("wb") as file:
-        file.write(json.dumps(document, indent=1).encode() + b"\n")
-        file.flush()
-        os.fsync(file.fileno())
-    os.replace(temporary, path)
-    _fsync_directory(path.parent)
+    with _naming(path):
+        with temporary.open("wb") as file:
+            file.write(json.dumps(document, indent=1).encode() + b"\n")
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+        _fsync_directory(path.parent)
 
 
 @contextlib.contextmanager

@@ -9,6 +9,7 @@ the same through the ``plumvoice`` command once, end to end.)
 from __future__ import annotations
 
 import csv
+import errno
 import hashlib
 import io
 import json
@@ -764,3 +765,54 @@ async def test_a_complete_export_whose_output_changed_is_not_called_complete(tmp
         assert len(simulator.requests) == sent
     assert again.already_complete
     assert out.read_bytes() == written
+
+
+@pytest.mark.anyio
+async def test_a_full_disk_at_any_fsync_names_the_file_claims_nothing_and_resumes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """ENOSPC from the k-th ``fsync`` (the output's or the checkpoint's, its folder's), at
+    random k until the export finishes: an ``OSError`` naming the output or its checkpoint, a
+    checkpoint that covers only bytes on disk, and, once there is room, every row once."""
+    simulator = PlumSimulator(recent(200))
+    start, end = simulator.dataset.start, simulator.dataset.start + 4 * DAY
+    out = tmp_path / "details.csv"
+    checkpoint = out.with_name("details.csv.checkpoint")
+    rng = random.Random(7)
+    fsync, fsyncs = os.fsync, [0, 0]
+
+    def full(descriptor: int) -> None:
+        fsyncs[0] += 1
+        if fsyncs[0] == fsyncs[1]:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        fsync(descriptor)
+
+    monkeypatch.setattr(os, "fsync", full)
+    failures: list[OSError] = []
+    async with simulator.client() as client:
+        for _ in range(100):
+            fsyncs[:] = [0, rng.randint(1, 12)]
+            try:
+                result = await client.call_details.export(
+                    start, end, out, format="csv", page_size=30, resume=True
+                )
+                break
+            except OSError as exc:
+                failures.append(exc)
+            state = read_checkpoint(checkpoint)
+            if state is not None:
+                written = out.read_bytes()
+                assert state.size <= len(written)
+                assert hashlib.sha256(written[: state.size]).hexdigest() == state.sha256
+        else:
+            pytest.fail("the export never finished")
+    assert len(failures) >= 5
+    assert {(exc.errno, exc.filename in (str(out), str(checkpoint))) for exc in failures} == {
+        (errno.ENOSPC, True)
+    }
+    assert result.rows == 200
+    encoder = CsvEncoder(DETAILED_CALL_COLUMNS)
+    calls = simulator.dataset.detailed_page(start, end, limit=10_000)
+    assert out.read_bytes() == encoder.header() + b"".join(
+        encoder.row(detailed_call_row(call)) for call in calls
+    )
