@@ -32,7 +32,6 @@ threads, never on the event loop.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import functools
 import hashlib
 import json
@@ -382,6 +381,10 @@ class CheckpointedFile:
         return self
 
     def _start(self, file: BinaryIO, header: bytes) -> None:
+        # Imported here: ``import plumvoice_async`` must not need a POSIX module (the export
+        # itself already does, for its folder's ``fsync``).
+        import fcntl
+
         checkpoint = self.checkpoint
         try:
             fcntl.flock(file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
