@@ -414,6 +414,8 @@ def broken(document: dict[str, Any]) -> list[tuple[str, Any]]:
         ("offset text", {**older, "offset": "30"}),
         ("rows float", {**older, "rows": 30.0}),
         ("version true", {**older, "version": True}),
+        ("another version", {**older, "version": 2}),
+        ("no version", {key: value for key, value in older.items() if key != "version"}),
         ("recent a string", {**older, "recent": "1;2;3"}),
         ("complete text", {**older, "complete": "no"}),
         ("unknown field", {**older, "page": 3}),
