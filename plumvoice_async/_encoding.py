@@ -9,13 +9,19 @@ Encoders turn a row into the exact bytes appended to an output, because the resu
 checkpoints byte lengths: a row is one line of JSON, or one CSV record in which nested values
 (``detail``) are compact JSON, ``None`` is empty and booleans are ``true``/``false`` as in the
 JSON form.
+
+Every row reads back exactly (``json.loads`` of its line, ``csv.reader`` of its record),
+whatever its text holds. A CR alone is quoted like a LF: ``csv.writer`` with ``\\n`` line ends
+leaves it bare and a reader splits the record there, hence the few lines of RFC 4180 below. A
+lone surrogate, which UTF-8 cannot hold but a hostile server's JSON escape can produce, must not
+stop an export (at the same row on every resume): JSON escapes it (``\\ud800``, read back
+exactly) and a CSV cell that is not JSON holds U+FFFD in its place.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import json
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal, Protocol
 
@@ -70,7 +76,10 @@ class JsonLinesEncoder:
         return b""
 
     def row(self, row: Mapping[str, Any]) -> bytes:
-        return (json.dumps(row, ensure_ascii=False) + "\n").encode()
+        try:
+            return (json.dumps(row, ensure_ascii=False) + "\n").encode()
+        except UnicodeEncodeError:  # a lone surrogate: escaped, so it reads back exactly
+            return (json.dumps(row) + "\n").encode()
 
 
 class CsvEncoder:
@@ -87,9 +96,19 @@ class CsvEncoder:
 
     @staticmethod
     def _record(cells: Sequence[str]) -> bytes:
-        buffer = io.StringIO()
-        csv.writer(buffer, lineterminator="\n").writerow(cells)
-        return buffer.getvalue().encode()
+        return (",".join(map(_quoted, cells)) + "\n").encode()
+
+
+_NEEDS_QUOTES = re.compile(r'[,"\r\n]')
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _quoted(cell: str) -> str:
+    """RFC 4180: a cell with a comma, a quote, a CR or a LF is quoted, its quotes doubled."""
+    cell = _SURROGATE.sub("\ufffd", cell)
+    if _NEEDS_QUOTES.search(cell) is None:
+        return cell
+    return '"' + cell.replace('"', '""') + '"'
 
 
 def _cell(value: Any) -> str:
@@ -98,7 +117,10 @@ def _cell(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, dict | list):
-        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+        text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+        if _SURROGATE.search(text) is None:
+            return text
+        return json.dumps(value, separators=(",", ":"))  # escaped: reads back exactly
     return str(value)
 
 

@@ -158,8 +158,9 @@ class PagingError(PlumError):
 
 class ExportError(PlumError):
     """An export to a file cannot start or resume safely: its checkpoint is another export's,
-    an unfinished export would be overwritten, or the file changed behind the checkpoint's
-    back. Nothing was sent or written; the message says what to do instead."""
+    damaged or hand-edited; an unfinished export, or a file no export wrote, would be
+    overwritten; the file changed behind the checkpoint's back; or another export is writing
+    it now. Nothing was sent or written; the message says what to do instead."""
 
 
 class GovernorUnavailableError(PlumError):

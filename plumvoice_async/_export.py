@@ -13,19 +13,30 @@ length. The order of writes is the whole design:
    whatever a killed process appended after its last checkpoint (even half a row), and the
    walk restarts at the checkpoint's place, skipping the rows it already wrote.
 
+While it writes, an export holds an exclusive ``flock`` on the output, taken before step 3: a
+second export of the same file (another process, or another task) is refused rather than
+interleaving its pages with the first's, and a kill releases the lock with the process. An
+output that exists, is not empty and has no checkpoint is not an export's: it is refused,
+never overwritten. The checkpoint carries a checksum of itself and the SHA-256 of the bytes it
+covers, checked on resume: a damaged or hand-edited checkpoint, or an output edited behind its
+back, is refused rather than resumed at the wrong place.
+
 So a SIGKILL at any instant loses at most the rows after the last checkpoint, and the resumed
 export writes each of those exactly once. A cancellation lands between pages. A finished
 export marks its checkpoint complete rather than deleting it: resuming it then has nothing to
-do and spends no quota, which makes "call it with ``resume=True`` until it returns" a safe
-retry loop. The file work runs in worker threads, never on the event loop.
+do (once the output is checked to be what it wrote) and spends no quota, which makes "call it
+with ``resume=True`` until it returns" a safe retry loop. The file work runs in worker
+threads, never on the event loop.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import hashlib
 import json
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any, BinaryIO, Literal, Protocol, TypeVar
@@ -113,6 +124,8 @@ class Checkpoint:
     recent: tuple[str, ...] = attrs.field(default=(), converter=_keys)
     ahead: tuple[str, ...] = attrs.field(default=(), converter=_keys)
     since_start: bool = False
+    # The SHA-256 of the output's first ``size`` bytes, hex (absent from older files)
+    sha256: str | None = None
 
     @property
     def resume(self) -> ResumePoint[str]:
@@ -129,8 +142,12 @@ def checkpoint_path(out: Path) -> Path:
 def read_checkpoint(path: Path) -> Checkpoint | None:
     """The checkpoint at ``path``, ``None`` if there is none.
 
+    Every field is checked (type and range) and so is the document's ``checksum``: a damaged
+    or hand-edited checkpoint would resume at the wrong place, doubling or skipping rows.
+    (Older files have no checksum and no ``sha256``; they are read as they are.)
+
     Raises:
-        ExportError: the file is not a checkpoint this version wrote.
+        ExportError: the file is not a checkpoint this version wrote, or it was changed.
     """
     try:
         document = json.loads(path.read_bytes())
@@ -138,24 +155,121 @@ def read_checkpoint(path: Path) -> Checkpoint | None:
         return None
     except (OSError, ValueError) as exc:
         raise ExportError(f"cannot read the checkpoint {path}: {exc}") from None
-    if not isinstance(document, dict) or document.pop("version", None) != _VERSION:
+    if not isinstance(document, dict) or not _is(document.pop("version", None), _VERSION):
         raise ExportError(f"{path} is not a checkpoint of this version of plumvoice")
-    try:
-        return Checkpoint(query=Query(**document.pop("query")), **document)
-    except (KeyError, TypeError) as exc:
-        raise ExportError(f"{path} is not a valid checkpoint ({exc})") from None
+    checksum = document.pop("checksum", None)
+    older = checksum is None and "sha256" not in document  # as written before checksums
+    if not older and checksum != _checksum(document):
+        raise ExportError(
+            f"{path} was changed since plumvoice wrote it (its checksum differs): it cannot be "
+            "trusted to resume; delete it and the output to start over"
+        )
+    query = document.get("query")
+    problem = _invalid(document, _FIELDS, required={"query"}) or (
+        _invalid(query, _QUERY_FIELDS, required=set(_QUERY_FIELDS))
+        if isinstance(query, dict)
+        else "query: not an object"
+    )
+    if problem:
+        raise ExportError(f"{path} is not a valid checkpoint ({problem})")
+    return Checkpoint(query=Query(**document.pop("query")), **document)
+
+
+def _is(value: object, expected: int) -> bool:
+    return type(value) is int and value == expected
+
+
+def _natural(value: object) -> bool:
+    return type(value) is int and value >= 0
+
+
+def _integer(value: object) -> bool:
+    return type(value) is int
+
+
+def _text_or_none(value: object) -> bool:
+    return value is None or type(value) is str
+
+
+def _texts(value: object) -> bool:
+    return type(value) is list and all(type(item) is str for item in value)
+
+
+def _flag(value: object) -> bool:
+    return type(value) is bool
+
+
+def _hex_digest(value: object) -> bool:
+    return value is None or (
+        type(value) is str and len(value) == 64 and set(value) <= set("0123456789abcdef")
+    )
+
+
+_FIELDS: dict[str, Callable[[object], bool]] = {
+    "query": lambda value: True,  # checked on its own
+    "offset": _natural,
+    "last_key": _text_or_none,
+    "size": _natural,
+    "rows": _natural,
+    "complete": _flag,
+    "recent": _texts,
+    "ahead": _texts,
+    "since_start": _flag,
+    "sha256": _hex_digest,
+}
+_QUERY_FIELDS: dict[str, Callable[[object], bool]] = {
+    "command": lambda value: value in ("calls", "details"),
+    "start": _integer,
+    "end": _integer,
+    "number": _text_or_none,
+    "format": lambda value: value in OUTPUT_FORMATS,
+}
+
+
+def _invalid(
+    document: dict[str, Any], fields: dict[str, Callable[[object], bool]], *, required: set[str]
+) -> str | None:
+    """What is wrong with ``document`` (a field unknown, missing or of a wrong value), if any."""
+    missing = sorted(required - document.keys())
+    if missing:
+        return f"{missing[0]}: missing"
+    for name, value in document.items():
+        if name not in fields:
+            return f"{name}: unknown"
+        if not fields[name](value):
+            return f"{name}: {value!r} is not valid"
+    return None
+
+
+def _checksum(fields: dict[str, Any]) -> str:
+    """Of the fields without ``version``: JSON read back hashes the same as it was written."""
+    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
 
 
 def write_checkpoint(path: Path, checkpoint: Checkpoint) -> None:
     """Replace the checkpoint atomically: readers see the old one or the new one, never half."""
-    document: dict[str, Any] = {"version": _VERSION, **attrs.asdict(checkpoint)}
+    fields = attrs.asdict(checkpoint)
+    document = {"version": _VERSION, **fields, "checksum": _checksum(fields)}
     temporary = path.with_name(path.name + ".tmp")
-    with temporary.open("wb") as file:
-        file.write(json.dumps(document, indent=1).encode() + b"\n")
-        file.flush()
-        os.fsync(file.fileno())
-    os.replace(temporary, path)
-    _fsync_directory(path.parent)
+    with _naming(path):
+        with temporary.open("wb") as file:
+            file.write(json.dumps(document, indent=1).encode() + b"\n")
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+        _fsync_directory(path.parent)
+
+
+@contextlib.contextmanager
+def _naming(path: Path) -> Iterator[None]:
+    """A write error names its file: a full disk's ``write`` or ``fsync`` says only "No space
+    left on device", and the user must know it was the export's output (or its checkpoint)."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.filename is not None or exc.errno is None:
+            raise
+        raise OSError(exc.errno, exc.strerror, str(path)) from exc
 
 
 def _fsync_directory(directory: Path) -> None:
@@ -181,19 +295,24 @@ def plan_export(out: Path, query: Query, *, resume: bool) -> Checkpoint:
     path = checkpoint_path(out)
     existing = read_checkpoint(path)
     if existing is None:
+        if out.exists() and out.stat().st_size > 0:
+            raise ExportError(
+                f"{out} exists and no checkpoint says an export wrote it ({path}): it is not "
+                "overwritten; delete it or export to another path"
+            )
         return Checkpoint(query)
     if resume:
         if existing.query != query:
             raise ExportError(
                 f"cannot resume: {path} is for another export ({existing.query.describe()}), "
                 f"not this one ({query.describe()}); repeat that export to resume it, or delete "
-                "the checkpoint to start over"
+                "the checkpoint and the output to start over"
             )
         return existing
     if not existing.complete:
         raise ExportError(
             f"{out} holds an unfinished export ({existing.rows:,} rows, {path}): resume it "
-            "(resume=True, or --resume), or delete the checkpoint to start over"
+            "(resume=True, or --resume), or delete it and its checkpoint to start over"
         )
     return Checkpoint(query)
 
@@ -229,12 +348,14 @@ class StreamSink:
 class CheckpointedFile:
     """An output file and its checkpoint, kept consistent as described in the module docstring.
 
-    Use as a context manager; ``open`` performs step 3 (truncate to the checkpoint) and writes
-    the header when the output is empty.
+    Use as a context manager; ``open`` locks the output, performs step 3 (truncate to the
+    checkpoint) and writes the header when the output is empty. The lock is the open file's
+    and goes with it.
 
     Raises:
-        ExportError: (``open``) the output is shorter than its checkpoint says: it was
-            changed by something else, so resuming would leave a gap.
+        ExportError: (``open``) another export is writing the output, or the output is
+            shorter than its checkpoint says or its bytes differ from those the checkpoint
+            covers: it was changed by something else, so resuming would double or skip rows.
     """
 
     def __init__(self, out: Path, checkpoint: Checkpoint) -> None:
@@ -242,33 +363,50 @@ class CheckpointedFile:
         self.checkpoint = checkpoint
         self._path = checkpoint_path(out)
         self._file: BinaryIO | None = None
+        self._digest = hashlib.sha256()  # of the output's bytes the checkpoint covers
 
     @property
     def rows(self) -> int:
         return self.checkpoint.rows
 
     def open(self, header: bytes) -> CheckpointedFile:
+        file = self._file = self.out.open("ab+")
+        try:
+            with _naming(self.out):
+                self._start(file, header)
+        except BaseException:
+            self._file = None
+            file.close()  # and with it the lock
+            raise
+        return self
+
+    def _start(self, file: BinaryIO, header: bytes) -> None:
+        # Imported here: ``import plumvoice_async`` must not need a POSIX module (the export
+        # itself already does, for its folder's ``fsync``).
+        import fcntl
+
         checkpoint = self.checkpoint
-        length = self.out.stat().st_size if self.out.exists() else 0
-        if length < checkpoint.size:
+        try:
+            fcntl.flock(file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
             raise ExportError(
-                f"{self.out} has {length:,} bytes but its checkpoint covers {checkpoint.size:,}: "
-                "it was changed since, so it cannot be resumed; delete both to start over"
-            )
+                f"another export is writing to {self.out} now: let it finish, or stop it and resume"
+            ) from None
+        self._digest = verified(self.out, file, checkpoint)
         # The checkpoint first: a fresh start's says 0 bytes, so a kill right after it, before
         # the output is emptied, still resumes correctly (from an empty file).
         write_checkpoint(self._path, checkpoint)
-        file = self._file = self.out.open("ab+")
         file.truncate(checkpoint.size)
         if checkpoint.size == 0 and header:
             self.append(header, place=ResumePoint(), rows=0)
-        return self
 
     def append(self, data: bytes, *, place: ResumePoint[str], rows: int) -> None:
         assert self._file is not None, "open() first"
-        self._file.write(data)
-        self._file.flush()
-        os.fsync(self._file.fileno())
+        with _naming(self.out):
+            self._file.write(data)
+            self._file.flush()
+            os.fsync(self._file.fileno())
+        self._digest.update(data)
         self.checkpoint = attrs.evolve(
             self.checkpoint,
             offset=place.offset,
@@ -278,6 +416,7 @@ class CheckpointedFile:
             since_start=place.since_start,
             size=self._file.tell(),
             rows=self.checkpoint.rows + rows,
+            sha256=self._digest.hexdigest(),
         )
         write_checkpoint(self._path, self.checkpoint)
 
@@ -290,7 +429,55 @@ class CheckpointedFile:
 
     def __exit__(self, *exc_info: object) -> None:
         if self._file is not None:
-            self._file.close()
+            with _naming(self.out):  # a failed write's bytes still buffered fail again here
+                self._file.close()
+
+
+def verified(out: Path, file: BinaryIO, checkpoint: Checkpoint) -> Any:
+    """The SHA-256 of the bytes of ``out`` (open as ``file``) that ``checkpoint`` covers.
+
+    Raises:
+        ExportError: they are not those the export wrote: ``out`` is shorter, its bytes
+            differ, or (a complete export's) it is longer.
+    """
+    length = os.fstat(file.fileno()).st_size
+    if length < checkpoint.size or (checkpoint.complete and length > checkpoint.size):
+        raise ExportError(
+            f"{out} has {length:,} bytes but its checkpoint covers {checkpoint.size:,}: it was "
+            "changed since, so it cannot be resumed; delete both to start over"
+        )
+    digest = _digest(file, checkpoint.size)
+    if checkpoint.sha256 not in (None, digest.hexdigest()):
+        raise ExportError(
+            f"{out} was changed since its checkpoint (its first {checkpoint.size:,} bytes "
+            "differ from those written), so it cannot be resumed; delete both to start over"
+        )
+    return digest
+
+
+def _check_complete(out: Path, checkpoint: Checkpoint) -> None:
+    """A complete export's output is still what it wrote, or resuming it is refused."""
+    try:
+        with out.open("rb") as file:
+            verified(out, file, checkpoint)
+    except FileNotFoundError:
+        raise ExportError(
+            f"{out} is gone: it was changed since its checkpoint, which says a complete export "
+            "wrote it; delete the checkpoint to export again"
+        ) from None
+
+
+def _digest(file: BinaryIO, size: int) -> Any:
+    """The SHA-256 of ``file``'s first ``size`` bytes, read in chunks."""
+    digest = hashlib.sha256()
+    file.seek(0)
+    while size > 0:
+        chunk = file.read(min(size, 1 << 20))
+        if not chunk:
+            break
+        digest.update(chunk)
+        size -= len(chunk)
+    return digest
 
 
 async def export_walk(
@@ -353,20 +540,25 @@ async def export_to_file(
 ) -> ExportResult:
     """Export the walk ``walk_from(place)`` makes to ``path``, checkpointed (module docstring).
 
-    Everything that may be refused (the checkpoint, the output's folder) is checked before the
-    output is touched and before any request.
+    Everything that may be refused (the checkpoint, the output's folder, an output that is a
+    folder or not an export's) is checked before the output is touched and before any request;
+    the lock and the output's bytes, after: they are checked again under the lock.
 
     Raises:
         ExportError: see ``plan_export`` and ``CheckpointedFile``.
-        InvalidParameterError: ``path``'s folder does not exist, or a walk parameter is bad.
+        InvalidParameterError: ``path``'s folder does not exist, ``path`` is a folder, or a
+            walk parameter is bad.
         PlumError: the API failed; the output and its checkpoint stay resumable.
     """
     if not await anyio.Path(path).parent.is_dir():
         raise InvalidParameterError("path", str(path), "its folder does not exist")
+    if await anyio.Path(path).is_dir():
+        raise InvalidParameterError("path", str(path), "is a directory, not a file")
     plan = await anyio.to_thread.run_sync(
         functools.partial(plan_export, path, query, resume=resume)
     )
     if plan.complete:
+        await anyio.to_thread.run_sync(_check_complete, path, plan)
         return ExportResult(plan.rows, 0, 0, path, already_complete=True)
     walk = walk_from(plan.resume)
     encoder = encoder_for(query.format, columns)

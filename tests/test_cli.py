@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
 import io
 import json
 import os
 import pty
+import resource
 import signal
 import socket
 import subprocess
@@ -49,7 +51,7 @@ from plumvoice_async._export import (
     write_checkpoint,
 )
 from plumvoice_async._governor import Snapshot
-from plumvoice_async.testing import PlumSimulator, Quota, serve
+from plumvoice_async.testing import CallDataset, PlumSimulator, Quota, serve
 
 from .cli_support import (
     DAY,
@@ -229,6 +231,7 @@ def closed_port() -> int:
         (["calls", "0", "1", "--number", "+1 617"], "argument --number: invalid number="),
         (["calls", "0", "1", "--max-wait", "-1"], "argument --max-wait"),
         (["calls", "0", "1", "--resume"], "argument --resume: needs --out"),
+        (["calls", "0", "1", "--out", "."], "argument --out: invalid path='.': is a directory"),
         (["details", "0", "1"], "argument START: invalid start=0"),
         (["events", "1700000000", "2024-01-01"], "argument START: '1700000000' is not a day"),
         (["events", "2024-01-01", "2024-02-30"], "argument END: '2024-02-30' is not a calendar"),
@@ -711,3 +714,100 @@ async def test_exports_and_sync_run_as_bulk_unless_priority_says_otherwise(
     args = build_parser().parse_args(argv)
     async with make_client(args) as client:
         assert client._transport.priority == priority
+
+
+# --- Disk full: a write error mid-export ------------------------------------------------------
+
+
+def limited_to(size: int):
+    """A child whose files cannot grow past ``size`` bytes: a write past it fails with EFBIG,
+    mid-row, as a full disk fails with ENOSPC (Python ignores SIGXFSZ)."""
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (size, size))
+
+    return limit
+
+
+@pytest.mark.parametrize(("command", "fmt"), [("calls", "jsonl"), ("details", "csv")])
+def test_a_write_error_mid_export_is_clear_claims_nothing_and_resumes(
+    command, fmt, simulator, base_url, tmp_path
+):
+    start = first_day(simulator)
+    out = tmp_path / f"{command}.{fmt}"
+    args = [command, str(start), str(start + 6 * 3600), "--format", fmt, "--page-size", "7"]
+    args += ["--out", str(out), "-q"]
+    env = plum_env(simulator, base_url)
+    checkpoint = out.with_name(out.name + ".checkpoint")
+    for size in (5_000, 23_456, 61_000):  # each run gets further, then its writes fail
+        failed = subprocess.run(
+            [str(PLUMVOICE), *args, *(["--resume"] if out.exists() else [])],
+            env=env,
+            capture_output=True,
+            timeout=60,
+            check=False,
+            preexec_fn=limited_to(size),
+        )
+        assert failed.returncode == 1, failed.stderr
+        assert b"Traceback" not in failed.stderr
+        assert b"File too large" in failed.stderr
+        assert f"File too large: {out} (run it again with --resume".encode() in failed.stderr
+        state = read_checkpoint(checkpoint)
+        assert state is not None
+        written = out.read_bytes()
+        # The checkpoint claims only bytes on disk, and exactly those it saw written.
+        assert state.size <= len(written) <= size
+        assert hashlib.sha256(written[: state.size]).hexdigest() == state.sha256
+    last = run([*args, "--resume"], env)
+    assert last.returncode == 0, last.stderr
+    if command == "calls":
+        expected = simulator.dataset.page(start, start + 6 * 3600, limit=10_000)
+    else:
+        expected = simulator.dataset.detailed_page(
+            start, start + 6 * 3600, None, offset=0, limit=10_000
+        )
+    assert len(expected) > 100
+    if fmt == "jsonl":
+        ids = [row["session_id"] for row in jsonl(out.read_bytes())]
+    else:
+        ids = [row["session_id"] for row in csv.DictReader(io.StringIO(out.read_text()))]
+    assert ids == [call.session_id for call in expected]
+
+
+def test_a_second_export_of_the_same_file_exits_2_until_the_first_is_killed(tmp_path):
+    """Two ``plumvoice calls --out`` processes of one file: the second is refused while the
+    first holds the file's lock (before: it resumed from the first's checkpoint and both
+    appended, doubling calls); a SIGKILL releases the lock and the resume finishes."""
+    simulator = PlumSimulator(CallDataset(size=600), limit=100_000)
+    simulator.faults.latency(0.3)  # pages take a while: the first is still writing
+    start = first_day(simulator)
+    out = tmp_path / "calls.jsonl"
+    checkpoint = out.with_name("calls.jsonl.checkpoint")
+    args = ["calls", str(start), str(start + 2 * DAY), "--page-size", "20", "--out", str(out)]
+    with serve(simulator) as url:
+        env = plum_env(simulator, url)
+        first = subprocess.Popen([str(PLUMVOICE), *args], env=env, stderr=subprocess.PIPE)
+        try:
+            deadline = time.monotonic() + 30
+            while (state := read_checkpoint(checkpoint)) is None or state.rows == 0:
+                assert time.monotonic() < deadline, "the first export wrote nothing"
+                time.sleep(0.02)
+            for second, why in [
+                (args, b"holds an unfinished export"),
+                ([*args, "--resume"], b"another export is writing to"),
+            ]:
+                refused = run(second, env)
+                assert refused.returncode == 2, refused.stderr
+                assert why in refused.stderr
+                assert str(out).encode() in refused.stderr
+            assert first.poll() is None, "the first export must still be running"
+        finally:
+            first.kill()
+            first.communicate(timeout=60)
+        simulator.faults.clear()
+        last = run([*args, "--resume"], env)
+        assert last.returncode == 0, last.stderr
+    expected = simulator.dataset.page(start, start + 2 * DAY, limit=100_000)
+    assert [row["session_id"] for row in jsonl(out.read_bytes())] == [
+        call.session_id for call in expected
+    ]

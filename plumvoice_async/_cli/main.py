@@ -104,6 +104,7 @@ _OPTION_NAMES = {
     "concurrency": "--concurrency",
     "period": "--period",
     "phone": "--phone",
+    "path": "--out",
 }
 
 
@@ -377,11 +378,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     subcommand: Subcommand = args.subcommand
     prefix = f"{parser.prog} {subcommand.name}: error:"
+    resumable = getattr(args, "resume", None) is not None and args.out is not None
+    hint = " (run it again with --resume to continue)" if resumable else ""
     try:
         anyio.run(subcommand.run, args)
     except KeyboardInterrupt:
-        resumable = getattr(args, "resume", None) is not None and args.out is not None
-        hint = " (run it again with --resume to continue)" if resumable else ""
         after_progress = "\n" if sys.stderr.isatty() else ""  # past the "^C" the terminal echoed
         print(f"{after_progress}{prefix} interrupted{hint}", file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -391,6 +392,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_BROKEN_PIPE
     except Exception as exc:
         status, message = failure(exc, subcommand)
+        if isinstance(exc, OSError):  # a full disk, say: once it is fixed, the export resumes
+            message += hint
         # Like argparse: the usage line above an error about an argument, not about the rest.
         usage = args.usage if message.startswith("argument ") else ""
         print(f"{usage}{prefix} {message}", file=sys.stderr)

@@ -123,10 +123,11 @@ class Calls:
         is this call.
 
         Raises:
-            InvalidParameterError: a parameter is invalid, or ``path``'s folder does not exist
-                (nothing sent, nothing written).
+            InvalidParameterError: a parameter is invalid, ``path``'s folder does not exist or
+                ``path`` is a folder (nothing sent, nothing written).
             ExportError: ``path`` holds another export's checkpoint, or an unfinished export
-                and ``resume`` is false, or it changed behind its checkpoint.
+                and ``resume`` is false, or a file no export wrote; its checkpoint is damaged
+                or it changed behind it; another export is writing it now.
             APIError, DecodeError, TransportError, PagingError: the export stopped; the file
                 and its checkpoint stay resumable.
         """
