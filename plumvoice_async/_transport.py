@@ -15,9 +15,11 @@ the loop once more with the new pair; a second 401 is final.
 
 from __future__ import annotations
 
+import base64
 import copy
 import functools
 import random
+import urllib.parse
 import zlib
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
@@ -185,15 +187,17 @@ class Transport:
             )
         credentials = await provider.current(self)
         try:
-            return await self.exchange(
-                spec, model, account=provider.account, credentials=credentials
+            return await self._answer(
+                spec, model, account=provider.account, credentials=credentials, raw=self._raw
             )
         except AuthenticationError as exc:
             if exc.response is None or not await provider.rejected(credentials):
                 raise
         logger.debug("401 for %s: retrying once with renewed credentials", spec.group.value)
         credentials = await provider.current(self)
-        return await self.exchange(spec, model, account=provider.account, credentials=credentials)
+        return await self._answer(
+            spec, model, account=provider.account, credentials=credentials, raw=self._raw
+        )
 
     async def exchange(
         self, spec: RequestSpec, model: type[T], *, account: str, credentials: Credentials | None
@@ -202,8 +206,41 @@ class Transport:
 
         ``account`` names the quota bucket; ``credentials`` go out as HTTP Basic, and ``None``
         sends no ``Authorization`` at all (minting credentials, plum-api.md 1.2). Raises as
-        ``request`` does, without renewing anything on a 401.
+        ``request`` does, without renewing anything on a 401. It decodes on a raw transport
+        too: minting the pair of a ``with_raw_response`` request needs the pair itself.
         """
+        return await self._answer(spec, model, account=account, credentials=credentials, raw=False)
+
+    async def _answer(
+        self,
+        spec: RequestSpec,
+        model: type[T],
+        *,
+        account: str,
+        credentials: Credentials | None,
+        raw: bool,
+    ) -> T:
+        """The decoded answer, or with ``raw`` the ``RawResponse`` of a 2xx one (any other
+        status raises its error as it would decoded).
+
+        The secrets the request carries are cut out of any error raised on the way: a server
+        may echo them (a 401 page quoting the ``Authorization`` header, a form echoed back),
+        and errors end up in logs and in spans.
+        """
+        secrets = _secrets(spec, credentials)
+        try:
+            response = await self._loop(spec, account, credentials)
+            if raw and 200 <= response.status_code < 300:
+                return cast(T, self._raw_response(response, model, secrets))
+            return await self._decode(response, model)
+        except (APIError, DecodeError) as exc:
+            _redact(exc, secrets)
+            raise
+
+    async def _loop(
+        self, spec: RequestSpec, account: str, credentials: Credentials | None
+    ) -> httpx.Response:
+        """Send ``spec`` until an answer ends the loop (a success or a final error status)."""
         key = QuotaKey(spec.group.value, account)
         request = self._http.build_request(
             spec.method,
@@ -272,9 +309,7 @@ class Transport:
                     f"{request.method} {request.url.host}{request.url.path} failed "
                     f"after {attempt + 1} attempts: {type(outcome).__name__}"
                 ) from outcome
-            if self._raw and outcome.status_code < 400:
-                return cast(T, self._raw_response(outcome, model))
-            return await self._decode(outcome, model)
+            return outcome
 
     async def _attempt(
         self,
@@ -349,7 +384,9 @@ class Transport:
         """The answer's ``Retry-After`` in seconds from now (``None``: absent or absurd)."""
         return parse_retry_after(response.headers.multi_items(), self.clock.time())
 
-    def _raw_response(self, response: httpx.Response, model: type[T]) -> RawResponse[T]:
+    def _raw_response(
+        self, response: httpx.Response, model: type[T], secrets: tuple[str, ...]
+    ) -> RawResponse[T]:
         rate_limit = RateLimit.from_headers(response.headers.multi_items())
         reset_at = self._reset_at(rate_limit)
         info = (
@@ -360,9 +397,7 @@ class Transport:
         return RawResponse(
             response,
             info,
-            decode=functools.partial(
-                decode_response, response.status_code, response.headers, response.content, model
-            ),
+            decode=functools.partial(_decode_redacted, response, model, secrets),
         )
 
     def _reset_at(self, rate_limit: RateLimit | None) -> datetime | None:
@@ -484,6 +519,60 @@ async def _read_capped(response: httpx.Response, cap: int) -> bytes:
         if aclose is not None:
             await aclose()
     return b"".join(parts)
+
+
+def _decode_redacted(response: httpx.Response, model: type[T], secrets: tuple[str, ...]) -> T:
+    """``RawResponse.parse``: decode, with the request's secrets cut out of a ``DecodeError``."""
+    try:
+        return decode_response(response.status_code, response.headers, response.content, model)
+    except DecodeError as exc:
+        _redact(exc, secrets)
+        raise
+
+
+_REDACTED = "<redacted>"
+
+
+def _secrets(spec: RequestSpec, credentials: Credentials | None) -> tuple[str, ...]:
+    """What a request carries that no error may show, longest first, as sent and as echoed.
+
+    The HTTP Basic pair, each part and the header's base64 token; and the form's values: the
+    only form sent is minting's, which carries the tool account's login and password.
+    """
+    found = {value for _, value in spec.form}
+    if credentials is not None:
+        found |= {credentials.login, credentials.password}
+        pair = f"{credentials.login}:{credentials.password}".encode()
+        found.add(base64.b64encode(pair).decode("ascii"))
+    found |= {urllib.parse.quote_plus(value) for value in found}  # as an echoed form shows it
+    return tuple(sorted((value for value in found if value), key=len, reverse=True))
+
+
+def _redact(exc: APIError | DecodeError, secrets: tuple[str, ...]) -> None:
+    """Cut ``secrets`` out of ``exc``'s message (and drop a cause that shows one), in place,
+    so the error raised keeps its type, fields and traceback."""
+
+    def clean(text: str) -> str:
+        for secret in secrets:
+            text = text.replace(secret, _REDACTED)
+        return text
+
+    if isinstance(exc, DecodeError):
+        DecodeError.__init__(
+            exc,
+            clean(exc.reason),
+            status_code=exc.status_code,
+            content_type=clean(exc.content_type),
+            excerpt=clean(exc.excerpt),
+        )
+    else:
+        APIError.__init__(
+            exc, clean(exc.message), status_code=exc.status_code, response=exc.response
+        )
+    cause = exc.__cause__
+    if cause is not None and clean(str(cause)) != str(cause):
+        exc.__cause__ = None
+        exc.__suppress_context__ = True
 
 
 def _body_error(response: httpx.Response, start: bytes, reason: str) -> DecodeError:

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import base64
+import functools
 import logging
 import subprocess
 import sys
-from datetime import UTC, datetime
+import traceback
+import urllib.parse
+from datetime import UTC, date, datetime
 
 import anyio
 import httpx
@@ -21,14 +25,17 @@ import plumvoice_async._client
 from plumvoice_async import (
     Answered,
     ClientEvent,
+    DecodeError,
     InvalidParameterError,
     LocalGovernor,
     PlumClient,
+    PlumError,
     QuotaWaited,
     RateLimited,
     Retrying,
     ServerError,
     TransportError,
+    VoiceTrendsLogin,
 )
 from plumvoice_async._telemetry import OpenTelemetry
 from plumvoice_async.testing import FakeClock, PlumSimulator, Quota
@@ -37,6 +44,7 @@ from tests.doubles import InstantClock, json_response, scripted
 pytestmark = pytest.mark.anyio
 
 FUSE = ("me@example.com", "DEVKEY-secret")
+TODAY = date(2023, 11, 14)
 PAGE = {"calls": [], "total_calls": 0}
 QUOTA = {
     "X-RateLimit-Limit": "150",
@@ -231,3 +239,127 @@ def test_a_bare_import_does_not_load_opentelemetry():
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
     )
     assert result.stdout.strip() == "False"
+
+
+# --- red team: no secret in a span, a metric, a log line, an event or an error --------------
+
+TOOL = VoiceTrendsLogin("fuseplus", "tool.owner@example.com", "p@ss w0rd&more")
+MINTED = {"login": "minted-login-7f3a", "password": "minted-password-91c2"}
+
+
+def basic_token(login: str, password: str) -> str:
+    return base64.b64encode(f"{login}:{password}".encode()).decode()
+
+
+SECRETS = (
+    *FUSE,
+    basic_token(*FUSE),
+    TOOL.login,
+    TOOL.password,
+    urllib.parse.quote_plus(TOOL.login),
+    urllib.parse.quote_plus(TOOL.password),
+    *MINTED.values(),
+    basic_token(MINTED["login"], MINTED["password"]),
+)
+
+
+def echo(request: httpx.Request) -> str:
+    """What a hostile server sends back: the request's secrets, as sent and as decoded."""
+    said = [f"Authorization: {request.headers.get('authorization')}", request.content.decode()]
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme == "Basic":
+        said.append(base64.b64decode(token).decode())  # login:password
+    form = urllib.parse.parse_qsl(request.content.decode())
+    said += [f"{name}={value}" for name, value in form]
+    return "; ".join(said)
+
+
+def echoing(status: int, *, mint: int = 200) -> httpx.MockTransport:
+    """A server that mints ``MINTED`` (or answers ``mint``) and answers data requests
+    ``status``, every answer quoting the request (``echo``)."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        said = echo(request)
+        if request.url.path.endswith("/auth"):
+            if mint == 200:
+                return httpx.Response(200, json=MINTED, headers=QUOTA)
+            return httpx.Response(mint, json={"error": f"refused: {said}"})
+        if status == 200:  # a success whose body is an HTML page quoting the request
+            return httpx.Response(200, text=f"<html>{said}</html>", headers=QUOTA)
+        return httpx.Response(status, json={"error": said, "message": said}, headers=QUOTA)
+
+    return httpx.MockTransport(handler)
+
+
+@pytest.mark.parametrize(
+    ("api", "status", "mint"),
+    [
+        ("fuse", 401, 200),
+        ("fuse", 403, 200),
+        ("fuse", 500, 200),
+        ("fuse", 200, 200),
+        ("voicetrends", 401, 200),  # twice: with the first pair, then with a new one
+        ("voicetrends", 200, 200),
+        ("voicetrends", 200, 400),  # the auth resource refuses, echoing the form
+        ("voicetrends", 200, 401),
+        ("voicetrends", 200, 503),
+    ],
+)
+async def test_no_secret_reaches_spans_metrics_logs_events_or_errors(
+    recorded, caplog, api, status, mint
+):
+    """A server echoing the request (a 401 page quoting ``Authorization``, an ``auth`` answer
+    quoting the form) used to put the credentials in the error's message, and so in the
+    span's exception event and in every log that printed the error."""
+    reader, exporter = recorded
+    events: list[ClientEvent] = []
+    http = httpx.AsyncClient(transport=echoing(status, mint=mint))
+    client = PlumClient(
+        fuse_auth=FUSE,
+        voicetrends_login=TOOL,
+        http_client=http,
+        clock=InstantClock(),
+        max_retries=1,
+        event_hooks=[events.append],
+    )
+    caught: list[BaseException] = []
+    with caplog.at_level(logging.DEBUG, logger="plumvoice_async"):
+        async with client:
+            for view in (client, client.with_options(priority="bulk")):
+                if api == "fuse":
+                    call = functools.partial(view.calls.page, 1, 2)
+                    raw = functools.partial(view.calls.with_raw_response.page, 1, 2)
+                else:
+                    period = {"period": "day", "phone": "ALL"}
+                    call = functools.partial(view.events.fetch, TODAY, TODAY, **period)
+                    raw = functools.partial(
+                        view.events.with_raw_response.fetch, TODAY, TODAY, **period
+                    )
+                for attempt in (call, raw):
+                    try:
+                        answer = await attempt()
+                    except PlumError as exc:
+                        caught.append(exc)
+                        continue
+                    # A raw 200 whose body is the echo: the error comes at parse().
+                    texts = [repr(answer), repr(answer.http_response.headers)]
+                    texts.append(repr(answer.http_response.request.headers))
+                    assert not [s for s in SECRETS if any(s in text for text in texts)]
+                    with pytest.raises(DecodeError) as at_parse:
+                        answer.parse()
+                    caught.append(at_parse.value)
+    assert len(caught) == 4
+    texts = [caplog.text, *map(repr, events)]
+    for exc in caught:
+        texts += [str(exc), repr(exc), *map(str, exc.args)]
+        texts += ["".join(traceback.format_exception(exc))]
+        texts += [
+            str(value) for value in vars(exc).values() if not isinstance(value, httpx.Response)
+        ]
+    for span in exporter.get_finished_spans():
+        texts += [f"{span.name} {dict(span.attributes or {})} {span.status.description}"]
+        texts += [f"{event.name} {dict(event.attributes or {})}" for event in span.events]
+    texts += [repr(points(reader))]
+    leaked = {secret for secret in SECRETS if any(secret in text for text in texts)}
+    assert not leaked
+    assert len(exporter.get_finished_spans()) == 4
