@@ -109,6 +109,7 @@ class PlumClient:
         event_hooks: callables each called with every ``ClientEvent`` as it happens: an
             ``Answered`` attempt, a ``Retrying``, a ``QuotaWaited`` (with its length) and a
             ``RateLimited`` 429 (see ``_events``). They run in the event loop: keep them quick.
+            They are called, never awaited: an ``async`` hook is refused.
         max_response_bytes: the largest body accepted, counted after decompression (64 MiB
             by default); a larger one raises ``DecodeError`` naming the cap, having read no
             more than the cap and one slice past it (a gzip bomb stops there).
@@ -118,7 +119,8 @@ class PlumClient:
             too): a plain-http URL to a non-loopback host, an unknown format, a credential
             pair that is not two non-empty strings (never echoed), both ``voicetrends_auth``
             and ``voicetrends_login``, a timeout that is not a finite number > 0, a count that
-            is not an ``int``, a governor or clock without the protocol's methods...
+            is not an ``int``, a governor or clock without the protocol's methods, an
+            ``async`` event hook...
 
     Attributes:
         events, volume, performance, caller_profile: the VoiceTrends reports grouped by

@@ -325,12 +325,12 @@ class Transport:
         permit = await self.governor.acquire(
             key, max_wait=self._max_wait, retry=requeue, priority=self._priority
         )
-        if self._hooks:
-            waited = self.clock.monotonic() - asked_at
-            self._hooks.emit(QuotaWaited(operation, key.group, waited, self._priority))
         try:
+            if self._hooks:
+                waited = self.clock.monotonic() - asked_at
+                self._hooks.emit(QuotaWaited(operation, key.group, waited, self._priority))
             await anyio.lowlevel.checkpoint_if_cancelled()
-        except BaseException:
+        except BaseException:  # cancelled, or a hook's KeyboardInterrupt: nothing was sent
             with anyio.CancelScope(shield=True):
                 await self.governor.release(permit)
             raise

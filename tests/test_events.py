@@ -9,6 +9,7 @@ import subprocess
 import sys
 import traceback
 import urllib.parse
+import warnings
 from datetime import UTC, date, datetime
 
 import anyio
@@ -39,7 +40,7 @@ from plumvoice_async import (
 )
 from plumvoice_async._telemetry import OpenTelemetry
 from plumvoice_async.testing import FakeClock, PlumSimulator, Quota
-from tests.doubles import InstantClock, json_response, scripted
+from tests.doubles import InstantClock, handler_counting, json_response, scripted
 
 pytestmark = pytest.mark.anyio
 
@@ -363,3 +364,127 @@ async def test_no_secret_reaches_spans_metrics_logs_events_or_errors(
     leaked = {secret for secret in SECRETS if any(secret in text for text in texts)}
     assert not leaked
     assert len(exporter.get_finished_spans()) == 4
+
+
+# --- red team: hooks that raise, escape, await, re-enter, or are registered twice ----------
+
+
+class Escape(BaseException):
+    """What a hook may raise that is no ``Exception`` (``KeyboardInterrupt``, ``SystemExit``)."""
+
+
+def busy_then_ok() -> tuple[httpx.MockTransport, list[httpx.Request]]:
+    return scripted(
+        json_response(503, {"error": "busy"}, **QUOTA),
+        json_response(429, {"error": "rate limit exceeded"}, **QUOTA),
+        json_response(200, {"calls": [], "total_calls": 3}, **QUOTA),
+    )
+
+
+async def test_a_hook_raising_on_every_event_neither_loses_nor_doubles_a_request(caplog):
+    calls: list[ClientEvent] = []
+
+    def broken(event: ClientEvent) -> None:
+        calls.append(event)
+        raise RuntimeError("observer bug")
+
+    transport, seen = busy_then_ok()
+    governor = LocalGovernor(clock=InstantClock())
+    with caplog.at_level(logging.WARNING, logger="plumvoice_async"):
+        async with make_client(transport, governor=governor, event_hooks=[broken]) as client:
+            assert (await client.calls.page(1, 2)).total_calls == 3
+            key = client.quota_key("fuse")
+            assert key is not None
+            snapshot = await governor.snapshot(key)
+    assert len(seen) == 3  # 503, 429, 200: each sent once, none lost or repeated
+    assert len(calls) == 3 + 3 + 1 + 1  # QuotaWaited and Answered each, Retrying, RateLimited
+    assert caplog.text.count("event hook") == len(calls)
+    assert snapshot.in_flight == 0
+
+
+async def test_a_hook_registered_twice_is_called_twice_for_each_event():
+    seen: list[ClientEvent] = []
+    transport, _ = scripted(json_response(200, PAGE, **QUOTA))
+    async with make_client(transport, event_hooks=[seen.append, seen.append]) as client:
+        await client.calls.page(1, 2)
+    assert [type(event).__name__ for event in seen] == [
+        "QuotaWaited", "QuotaWaited", "Answered", "Answered",
+    ]  # fmt: skip
+    assert seen[0] is seen[1]
+
+
+@pytest.mark.parametrize("kind", [QuotaWaited, Answered, Retrying, RateLimited])
+async def test_a_hook_escaping_with_a_base_exception_leaks_no_token(kind):
+    """A ``KeyboardInterrupt``-like exception from a hook goes through (it is not the
+    hook's bug to swallow); it used to leave the token taken from the governor in flight for
+    good when it came out of the ``QuotaWaited`` hook, before the send."""
+
+    def escape(event: ClientEvent) -> None:
+        if isinstance(event, kind):
+            raise Escape
+
+    transport, seen = busy_then_ok()
+    governor = LocalGovernor(clock=InstantClock())
+    async with make_client(transport, governor=governor, event_hooks=[escape]) as client:
+        with pytest.raises(Escape):
+            await client.calls.page(1, 2)
+        key = client.quota_key("fuse")
+        assert key is not None
+        snapshot = await governor.snapshot(key)
+        assert snapshot.in_flight == 0
+        assert len(seen) <= 2  # it stopped where the hook escaped
+
+
+async def test_an_async_hook_is_refused_rather_than_never_awaited():
+    """Hooks are called, not awaited: an ``async def`` hook used to be accepted and each of
+    its coroutines dropped with a "never awaited" warning, so it saw nothing."""
+
+    async def watch(event: ClientEvent) -> None: ...
+
+    class Watcher:
+        async def __call__(self, event: ClientEvent) -> None: ...
+
+    send, receive = anyio.create_memory_object_stream[ClientEvent](10)
+    with send, receive:
+        for hook in (watch, Watcher(), functools.partial(watch), send.send):
+            with pytest.raises(InvalidParameterError, match="awaited") as caught:
+                PlumClient(fuse_auth=FUSE, event_hooks=[print, hook])
+            assert caught.value.parameter == "event_hooks"
+
+
+async def test_a_hook_returning_a_coroutine_is_logged_and_the_coroutine_closed(caplog):
+    send, receive = anyio.create_memory_object_stream[ClientEvent](10)
+    transport, _ = scripted(json_response(200, PAGE, **QUOTA))
+    with send, receive, warnings.catch_warnings():
+        warnings.simplefilter("error")  # a coroutine never awaited would warn: it is closed
+        with caplog.at_level(logging.WARNING, logger="plumvoice_async"):
+            # A plain function returning a coroutine: ``send.send`` itself would be refused.
+            hook = lambda e: send.send(e)  # noqa: E731, PLW0108
+            async with make_client(transport, event_hooks=[hook]) as client:
+                await client.calls.page(1, 2)
+    assert caplog.text.count("returned an awaitable") == 2
+
+
+async def test_a_hook_may_start_requests_on_the_same_client():
+    """Re-entrant use: a hook that schedules a request of its own (a task group it holds)
+    on the client it watches; each request goes through once, and the hook sees them all."""
+    transport, seen = handler_counting(lambda request: json_response(200, PAGE, **QUOTA))
+    started: list[str] = []
+    events: list[ClientEvent] = []
+
+    async with anyio.create_task_group() as group:
+        client: PlumClient | None = None
+
+        def spawn(event: ClientEvent) -> None:
+            events.append(event)
+            if isinstance(event, Answered) and len(started) < 3 and client is not None:
+                started.append(event.operation)
+                group.start_soon(client.with_options(priority="bulk").calls.page, 1, 2)
+
+        client = make_client(transport, event_hooks=[spawn])
+        await client.calls.page(1, 2)
+    await client.aclose()
+    assert len(seen) == 4  # the first request and the three the hook started
+    assert [type(event).__name__ for event in events].count("Answered") == 4
+    priorities = [event.priority for event in events if isinstance(event, QuotaWaited)]
+    assert priorities == ["interactive", "bulk", "bulk", "bulk"]
