@@ -370,11 +370,26 @@ def _request_settings(
     timeout: object, max_retries: object, max_wait: object, priority: object
 ) -> tuple[float | httpx.Timeout, int, float | None, str]:
     """The per-request settings, checked: for the constructor and ``with_options`` alike."""
-    if not isinstance(timeout, httpx.Timeout):
+    if isinstance(timeout, httpx.Timeout):
+        _httpx_timeout(timeout)
+    else:
         timeout = arguments.positive_finite(timeout, name="timeout")
     retries = arguments.count(max_retries, name="max_retries", minimum=0)
     wait = None if max_wait is None else arguments.non_negative_finite(max_wait, name="max_wait")
     return timeout, retries, wait, arguments.one_of(priority, name="priority", choices=PRIORITIES)
+
+
+def _httpx_timeout(timeout: httpx.Timeout) -> None:
+    """Each phase of an ``httpx.Timeout`` is ``None`` (unbounded) or a finite number > 0: httpx
+    checks none of them, and a bad one would fail every attempt after spending its quota."""
+    for phase in ("connect", "read", "write", "pool"):
+        value = getattr(timeout, phase)
+        if value is None:
+            continue
+        try:
+            arguments.positive_finite(value, name="timeout")
+        except InvalidParameterError as exc:
+            raise InvalidParameterError("timeout", timeout, f"{phase}: {exc.reason}") from None
 
 
 def _credentials(pair: object, name: str) -> Credentials | None:

@@ -163,10 +163,10 @@ class Transport:
             APIError: any other error status, after the retries for 5xx.
             DecodeError: a success whose body is not the documented shape.
             TransportError: the network failed on every attempt.
-            RuntimeError: the client is closed (nothing sent).
+            RuntimeError: the client is closed, or was closed while the request waited for
+                quota (nothing sent, the token given back).
         """
-        if self.lifetime.closed:
-            raise RuntimeError("this PlumClient is closed (or the client it was derived from is)")
+        self._check_open()
         if self._telemetry is None:
             return await self._request(spec, model)
         with self._telemetry.span(spec.operation, spec.group.value) as span:
@@ -177,6 +177,10 @@ class Transport:
                 raise  # the span records the exception and an error status
             span.set_attribute(STATUS, 200)
             return answer
+
+    def _check_open(self) -> None:
+        if self.lifetime.closed:
+            raise RuntimeError("this PlumClient is closed (or the client it was derived from is)")
 
     async def _request(self, spec: RequestSpec, model: type[T]) -> T:
         provider = self._credentials.get(spec.group.api)
@@ -330,7 +334,8 @@ class Transport:
                 waited = self.clock.monotonic() - asked_at
                 self._hooks.emit(QuotaWaited(operation, key.group, waited, self._priority))
             await anyio.lowlevel.checkpoint_if_cancelled()
-        except BaseException:  # cancelled, or a hook's KeyboardInterrupt: nothing was sent
+            self._check_open()  # closed while this request waited for quota
+        except BaseException:  # cancelled, closed, a hook's KeyboardInterrupt: nothing sent
             with anyio.CancelScope(shield=True):
                 await self.governor.release(permit)
             raise

@@ -6,6 +6,7 @@ import math
 from collections import Counter
 
 import anyio
+import anyio.lowlevel
 import httpx
 import pytest
 
@@ -18,7 +19,8 @@ from plumvoice_async import (
     ServerError,
     SyncPlumClient,
 )
-from tests.doubles import InstantClock, RecordingGovernor
+from plumvoice_async.testing import FakeClock
+from tests.doubles import InstantClock, RecordingGovernor, handler_counting
 
 pytestmark = pytest.mark.anyio
 
@@ -191,3 +193,101 @@ def test_the_sync_client_takes_priority_in_the_constructor_and_with_options():
     finally:
         client.close()
     assert governor.priorities == ["bulk", "interactive"]
+
+
+# --- red team: options that are not what they seem, and a parent closed under a child ------
+
+
+@pytest.mark.parametrize(
+    "timeout",
+    [
+        httpx.Timeout(-1.0),
+        httpx.Timeout(0.0),
+        httpx.Timeout(math.nan),
+        httpx.Timeout(math.inf),
+        httpx.Timeout(5.0, connect=-2.0),
+        httpx.Timeout(5.0, pool=math.nan),
+        httpx.Timeout(5.0, read=True),  # type: ignore[arg-type]
+        httpx.Timeout(5.0, write="3"),  # type: ignore[arg-type]
+    ],
+)
+async def test_an_httpx_timeout_is_checked_field_by_field(timeout):
+    """An ``httpx.Timeout`` went through unchecked: a negative field failed every attempt with
+    a ``ConnectTimeout`` (a ``TransportError`` after spending a token per attempt), a nan one
+    with a bare ``ValueError`` from the event loop."""
+    transport, seen = counting_server()
+    with pytest.raises(InvalidParameterError) as built:
+        make_client(transport, timeout=timeout)
+    assert built.value.parameter == "timeout"
+    async with make_client(transport) as parent:
+        with pytest.raises(InvalidParameterError) as derived:
+            parent.with_options(timeout=timeout)
+    assert derived.value.parameter == "timeout"
+    assert seen == []
+
+
+async def test_an_httpx_timeout_may_leave_fields_unbounded():
+    transport, seen = counting_server()
+    async with make_client(transport, timeout=httpx.Timeout(None, connect=2.0)) as parent:
+        await parent.calls.page(1, 2, limit=1)
+    assert seen[0][1] == {"connect": 2.0, "read": None, "write": None, "pool": None}
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("max_wait", True),
+        ("max_wait", math.nan),
+        ("max_wait", "1"),
+        ("timeout", False),
+        ("timeout", -0.0),
+        ("timeout", None),
+        ("max_retries", None),
+        ("max_retries", 10**100 * 1.0),
+    ],
+)
+async def test_more_bad_options_are_refused_naming_them_after_a_chain(option, value):
+    transport, seen = counting_server()
+    async with make_client(transport) as parent:
+        chained = parent.with_options(max_wait=1).with_options(priority="bulk")
+        with pytest.raises(InvalidParameterError) as caught:
+            chained.with_options(**{option: value})
+        assert caught.value.parameter == option
+        assert chained._transport.max_wait == 1  # a refused option changes nothing
+    assert seen == []
+
+
+async def test_a_child_waiting_for_quota_when_the_parent_closes_sends_nothing():
+    """A child queued for quota used to be handed its token after the parent closed the pool,
+    then fail inside httpx with its token counted as spent; it now says the client is closed
+    and gives the token back."""
+    clock = FakeClock()
+    governor = LocalGovernor(limit=1, window=100.0, clock=clock)
+    transport, seen = handler_counting(
+        lambda request: httpx.Response(200, json={"calls": [], "total_calls": 0})
+    )
+    parent = make_client(transport, governor=governor)
+    child = parent.with_options(priority="bulk")
+    await parent.calls.page(1, 2, limit=1)  # the window's one token
+    key = parent.quota_key("fuse")
+    assert key is not None
+    failures: list[BaseException] = []
+
+    async def waiting() -> None:
+        try:
+            await child.calls.page(1, 2, limit=2)
+        except RuntimeError as exc:
+            failures.append(exc)
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(waiting)
+        while (await governor.snapshot(key)).waiting == 0:
+            await anyio.lowlevel.checkpoint()
+        await parent.aclose()
+        await clock.advance(200.0)
+    assert [request.url.params["limit"] for request in seen] == ["1"]
+    assert len(failures) == 1
+    assert "closed" in str(failures[0])
+    snapshot = await governor.snapshot(key)
+    assert snapshot.in_flight == 0
+    assert snapshot.remaining == 1  # the token given back, not spent
