@@ -199,7 +199,7 @@ def test_the_sync_client_takes_priority_in_the_constructor_and_with_options():
 
 
 @pytest.mark.parametrize(
-    "timeout",
+    "bad",
     [
         httpx.Timeout(-1.0),
         httpx.Timeout(0.0),
@@ -211,17 +211,17 @@ def test_the_sync_client_takes_priority_in_the_constructor_and_with_options():
         httpx.Timeout(5.0, write="3"),  # type: ignore[arg-type]
     ],
 )
-async def test_an_httpx_timeout_is_checked_field_by_field(timeout):
+async def test_an_httpx_timeout_is_checked_field_by_field(bad):
     """An ``httpx.Timeout`` went through unchecked: a negative field failed every attempt with
     a ``ConnectTimeout`` (a ``TransportError`` after spending a token per attempt), a nan one
     with a bare ``ValueError`` from the event loop."""
     transport, seen = counting_server()
     with pytest.raises(InvalidParameterError) as built:
-        make_client(transport, timeout=timeout)
+        make_client(transport, timeout=bad)
     assert built.value.parameter == "timeout"
     async with make_client(transport) as parent:
         with pytest.raises(InvalidParameterError) as derived:
-            parent.with_options(timeout=timeout)
+            parent.with_options(timeout=bad)
     assert derived.value.parameter == "timeout"
     assert seen == []
 
