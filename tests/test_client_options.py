@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import itertools
 import math
+import os
 from collections import Counter
+from collections.abc import Callable, Iterable
 
 import anyio
 import anyio.lowlevel
 import httpx
 import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+import plumvoice_async._client
 from plumvoice_async import (
+    ClientEvent,
     InvalidParameterError,
     LocalGovernor,
     PlumClient,
@@ -19,8 +27,14 @@ from plumvoice_async import (
     ServerError,
     SyncPlumClient,
 )
+from plumvoice_async._governor import Governor
+from plumvoice_async._redis import RedisGovernor
+from plumvoice_async._telemetry import OpenTelemetry
 from plumvoice_async.testing import FakeClock
 from tests.doubles import InstantClock, RecordingGovernor, handler_counting
+from tests.redis_server import redis_url
+
+__all__ = ["redis_url"]  # the fixture, imported for pytest
 
 pytestmark = pytest.mark.anyio
 
@@ -291,3 +305,124 @@ async def test_a_child_waiting_for_quota_when_the_parent_closes_sends_nothing():
     snapshot = await governor.snapshot(key)
     assert snapshot.in_flight == 0
     assert snapshot.remaining == 1  # the token given back, not spent
+
+
+# --- red team: cancellation at every await of a request, at each priority ------------------
+
+
+def slow_server() -> httpx.MockTransport:
+    """Every request: a few awaits, then 200 (the first), 503, 429, and 200 for good."""
+    answers = [200, 503, 429]
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        for _ in range(3):
+            await anyio.lowlevel.checkpoint()
+        status = answers.pop(0) if answers else 200
+        body = {"calls": [], "total_calls": 0} if status == 200 else {"error": "busy"}
+        return httpx.Response(status, json=body, headers={"Retry-After": "1"})
+
+    return httpx.MockTransport(handler)
+
+
+@pytest.fixture
+def spans(monkeypatch) -> InMemorySpanExporter:
+    """The spans the clients of the test record (OpenTelemetry SDK, in memory)."""
+    exporter = InMemorySpanExporter()
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
+    recorder = OpenTelemetry(tracer_provider=tracer_provider)
+    monkeypatch.setattr(plumvoice_async._client, "load_telemetry", lambda: recorder)
+    return exporter
+
+
+async def cancel_at_every_step(
+    governor_for: Callable[[InstantClock], Governor],
+    priority: str,
+    spans: InMemorySpanExporter,
+    schedule: Iterable[int | None] = range(400),
+) -> tuple[int | None, list[ClientEvent]]:
+    """Cancel one request after each number of scheduler steps of ``schedule`` in turn
+    (``None``: never), until one run completes: through its wait for quota, its 503 backoff,
+    its 429 re-queue and each send. After each cancellation nothing of it is in flight or
+    waiting, and its span has ended. Returns the steps the completed run took and its events."""
+    for run, steps in enumerate(schedule):
+        events: list[ClientEvent] = []
+        clock = InstantClock()
+        governor = governor_for(clock)
+        async with PlumClient(
+            fuse_auth=FUSE,
+            http_client=httpx.AsyncClient(transport=slow_server()),
+            clock=clock,
+            governor=governor,
+            priority=priority,
+            event_hooks=[events.append],
+        ) as client:
+            key = client.quota_key("fuse")
+            assert key is not None
+            await client.with_options(priority="interactive").calls.page(1, 2)  # one spent
+            done: list[object] = []
+
+            async def request(client: PlumClient = client, done: list[object] = done) -> None:
+                done.append(await client.calls.page(1, 2))
+
+            with anyio.CancelScope() as scope:
+                async with anyio.create_task_group() as group:
+                    group.start_soon(request)
+                    if steps is not None:
+                        for _ in range(steps):
+                            await anyio.lowlevel.checkpoint()
+                        scope.cancel()
+            snapshot = await governor.snapshot(key)
+            assert (snapshot.in_flight, snapshot.waiting) == (0, 0), steps
+        assert len(spans.get_finished_spans()) == 2 * (run + 1), steps  # all ended
+        if done:
+            return steps, events
+    raise AssertionError("the request never completed")
+
+
+@pytest.mark.parametrize("priority", ["interactive", "bulk"])
+async def test_cancelling_a_request_at_every_await_leaks_no_token_and_ends_its_span(
+    priority, spans
+):
+    steps, events = await cancel_at_every_step(
+        lambda clock: LocalGovernor(limit=2, window=100.0, clock=clock, reserve=1),
+        priority,
+        spans,
+    )
+    assert steps is not None
+    assert steps > 10  # so many distinct points of cancellation were tried
+    # The run that completed went through each kind of await: the queue, a retry, a 429.
+    kinds = {type(event).__name__ for event in events}
+    assert {"Retrying", "RateLimited"} <= kinds
+    assert any(isinstance(event, QuotaWaited) and event.seconds > 0 for event in events)
+    assert {event.priority for event in events if isinstance(event, QuotaWaited)} >= {priority}
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])  # redis-py: asyncio only
+@pytest.mark.parametrize("priority", ["interactive", "bulk"])
+async def test_cancelling_a_request_on_a_redis_governor_leaks_no_lease(priority, spans, redis_url):
+    prefixes = itertools.count()
+    governors: list[RedisGovernor] = []
+
+    def governor_for(clock: InstantClock) -> Governor:
+        governors.append(
+            RedisGovernor.from_url(
+                redis_url,
+                limit=10,
+                window=60.0,
+                reserve=1,
+                prefix=f"options{os.getpid()}-{priority}-{next(prefixes)}:",
+            )
+        )
+        return governors[-1]
+
+    # Redis answers over a socket and the 429 closes its gate for a real second: the steps
+    # grow, and the last run is left to complete.
+    schedule = [0, 1, 2, 3, *(2**n for n in range(2, 14)), None]
+    try:
+        steps, events = await cancel_at_every_step(governor_for, priority, spans, schedule)
+    finally:
+        for governor in governors:
+            await governor.aclose()
+    assert steps is None
+    assert {"Retrying", "RateLimited"} <= {type(event).__name__ for event in events}
