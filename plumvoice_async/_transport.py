@@ -172,8 +172,11 @@ class Transport:
         with self._telemetry.span(spec.operation, spec.group.value) as span:
             try:
                 answer = await self._request(spec, model)
-            except APIError as exc:
-                span.set_attribute(STATUS, exc.status_code)
+            except (APIError, DecodeError) as exc:
+                # The status of an answer: an error raised with none sent (a quota wait beyond
+                # max_wait, no credentials) carries its class's status, not the server's.
+                if isinstance(exc, DecodeError) or exc.response is not None:
+                    span.set_attribute(STATUS, exc.status_code)
                 raise  # the span records the exception and an error status
             span.set_attribute(STATUS, 200)
             return answer

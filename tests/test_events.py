@@ -25,6 +25,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 import plumvoice_async._client
 from plumvoice_async import (
     Answered,
+    AuthenticationError,
     ClientEvent,
     DecodeError,
     InvalidParameterError,
@@ -33,6 +34,7 @@ from plumvoice_async import (
     PlumError,
     QuotaWaited,
     RateLimited,
+    RateLimitError,
     Retrying,
     ServerError,
     TransportError,
@@ -488,3 +490,35 @@ async def test_a_hook_may_start_requests_on_the_same_client():
     assert [type(event).__name__ for event in events].count("Answered") == 4
     priorities = [event.priority for event in events if isinstance(event, QuotaWaited)]
     assert priorities == ["interactive", "bulk", "bulk", "bulk"]
+
+
+async def test_a_span_names_a_status_only_when_the_server_answered(recorded):
+    """A request refused by the governor (``max_wait``) or for want of credentials sends
+    nothing, yet its span used to say ``http.response.status_code`` 429 or 401: the class's
+    status, not an answer's. A body that fails to decode was answered: its span says 200."""
+    _, exporter = recorded
+    transport, seen = scripted(json_response(200, PAGE, **{**QUOTA, "X-RateLimit-Remaining": "0"}))
+    governor = LocalGovernor(limit=1, window=900.0, clock=InstantClock())
+    async with make_client(transport, governor=governor) as client:
+        await client.calls.page(1, 2)
+        with pytest.raises(RateLimitError):
+            await client.with_options(max_wait=0).calls.page(1, 2)  # refused, nothing sent
+        with pytest.raises(AuthenticationError):
+            await client.events.fetch(TODAY, TODAY, period="day", phone="ALL")  # no credentials
+    assert len(seen) == 1
+    ok, refused, unauthenticated = exporter.get_finished_spans()
+    assert ok.attributes["http.response.status_code"] == 200
+    for span in (refused, unauthenticated):
+        assert "http.response.status_code" not in span.attributes
+        assert span.status.status_code is StatusCode.ERROR
+
+
+async def test_a_span_of_an_undecodable_answer_names_its_status(recorded):
+    _, exporter = recorded
+    transport, _ = scripted(httpx.Response(200, text="<html>maintenance</html>"))
+    async with make_client(transport) as client:
+        with pytest.raises(DecodeError):
+            await client.calls.page(1, 2)
+    (span,) = exporter.get_finished_spans()
+    assert span.attributes["http.response.status_code"] == 200
+    assert span.status.status_code is StatusCode.ERROR
