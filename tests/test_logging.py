@@ -106,6 +106,8 @@ def echo(request):
         return httpx.Response(400, json={"error": text})
     return httpx.Response(401, json={"error": text, "message": text})
 
+DAY = date(2023, 11, 14)
+
 def hook(event):
     raise RuntimeError("observer bug")
 
@@ -119,7 +121,7 @@ async def main():
     async with client:
         for call in (
             lambda: client.calls.page(1, 2),
-            lambda: client.events.fetch(date(2023, 11, 14), date(2023, 11, 14), period="day", phone="ALL"),
+            lambda: client.events.fetch(DAY, DAY, period="day", phone="ALL"),
             lambda: client.calls.with_raw_response.page(1, 2),
         ):
             try:
