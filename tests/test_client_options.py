@@ -7,6 +7,7 @@ import math
 import os
 from collections import Counter
 from collections.abc import Callable, Iterable
+from datetime import date
 
 import anyio
 import anyio.lowlevel
@@ -426,3 +427,25 @@ async def test_cancelling_a_request_on_a_redis_governor_leaks_no_lease(priority,
             await governor.aclose()
     assert steps is None
     assert {"Retrying", "RateLimited"} <= {type(event).__name__ for event in events}
+
+
+async def test_a_bulk_childs_raw_requests_and_mints_are_bulk_too():
+    """The raw twin and the minting a request triggers keep the child's priority (and its
+    max_wait): neither falls back to the parent's settings."""
+    from plumvoice_async.testing import PlumSimulator
+
+    simulator = PlumSimulator(clock=FakeClock())
+    governor = RecordingGovernor()
+    async with simulator.client(
+        voicetrends_login=simulator.voicetrends_login, governor=governor
+    ) as parent:
+        bulk = parent.with_options(priority="bulk", max_wait=5)
+        raw = await bulk.calls.with_raw_response.page(0, 2**31 - 1, limit=1)
+        await bulk.events.with_raw_response.fetch(
+            date(2023, 11, 14), date(2023, 11, 14), period="day", phone="ALL"
+        )  # mints first
+        await parent.calls.page(0, 2**31 - 1, limit=1)
+    assert raw.http_response.status_code == 200
+    assert governor.priorities == ["bulk", "bulk", "bulk", "interactive"]
+    groups = [key.group for verb, (key, _) in governor.calls if verb == "acquire"]
+    assert groups == ["fuse", "voicetrends-auth", "voicetrends", "fuse"]
