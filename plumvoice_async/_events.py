@@ -16,6 +16,7 @@ its quota ``group`` (``fuse``, ``voicetrends``, ``voicetrends-auth``).
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Callable, Iterable
 from datetime import datetime
@@ -104,7 +105,7 @@ class Hooks:
             ):
                 raise InvalidParameterError(
                     "event_hooks",
-                    hook,
+                    _Named(hook),
                     "an async hook would never be awaited: hooks are called in the event loop "
                     "and must be plain functions (put the event in a queue to await on it)",
                 )
@@ -117,16 +118,38 @@ class Hooks:
             try:
                 result = hook(event)
             except Exception:  # an observer's bug must not fail the request
-                logger.warning("event hook %r raised on %r", hook, event, exc_info=True)
+                logger.warning("event hook %s raised on %r", _Named(hook), event, exc_info=True)
                 continue
             if result is not None and inspect.isawaitable(result):
                 if inspect.iscoroutine(result):
                     result.close()  # never awaited: without a "never awaited" warning later
                 logger.warning(
-                    "event hook %r returned an awaitable on %r: hooks are called, never awaited",
-                    hook,
+                    "event hook %s returned an awaitable on %r: hooks are called, never awaited",
+                    _Named(hook),
                     event,
                 )
 
     def __add__(self, other: Hooks) -> Hooks:
         return Hooks((*self._hooks, *other._hooks))
+
+
+class _Named:
+    """Strictly private: a hook as logs and errors show it, by its qualified name only.
+
+    Its repr could carry what the application bound into it (``functools.partial(send,
+    api_key=...)``, an object whose repr shows its settings): never shown.
+    """
+
+    __slots__ = ("_hook",)
+
+    def __init__(self, hook: object) -> None:
+        self._hook = hook
+
+    def __repr__(self) -> str:
+        hook = self._hook
+        while isinstance(hook, functools.partial):
+            hook = hook.func
+        name = getattr(hook, "__qualname__", None)
+        return f"<{name if isinstance(name, str) else type(hook).__qualname__}>"
+
+    __str__ = __repr__

@@ -522,3 +522,36 @@ async def test_a_span_of_an_undecodable_answer_names_its_status(recorded):
     (span,) = exporter.get_finished_spans()
     assert span.attributes["http.response.status_code"] == 200
     assert span.status.status_code is StatusCode.ERROR
+
+
+async def test_a_hook_is_named_in_logs_and_errors_never_shown_with_what_it_binds(caplog):
+    """A hook's repr can carry the application's own secrets (a partial binding an API key):
+    warnings and errors used to print it whole."""
+
+    def ship(event: ClientEvent, *, api_key: str) -> None:
+        raise RuntimeError("collector down")
+
+    async def ship_async(event: ClientEvent, *, api_key: str) -> None: ...
+
+    class Exporter:
+        def __init__(self, token: str) -> None:
+            self.token = token
+
+        def __repr__(self) -> str:
+            return f"Exporter(token={self.token!r})"
+
+        def __call__(self, event: ClientEvent) -> None:
+            raise RuntimeError("collector down")
+
+    hooks = [functools.partial(ship, api_key="dd-KEY-123"), Exporter("tok-SECRET-456")]
+    transport, _ = scripted(json_response(200, PAGE, **QUOTA))
+    with caplog.at_level(logging.WARNING, logger="plumvoice_async"):
+        async with make_client(transport, event_hooks=hooks) as client:
+            await client.calls.page(1, 2)
+    with pytest.raises(InvalidParameterError) as caught:
+        PlumClient(event_hooks=[functools.partial(ship_async, api_key="dd-KEY-123")])
+    texts = (caplog.text, str(caught.value))
+    assert "ship>" in caplog.text
+    assert "Exporter>" in caplog.text
+    assert "ship_async>" in str(caught.value)
+    assert not [text for text in texts if "dd-KEY-123" in text or "tok-SECRET-456" in text]
