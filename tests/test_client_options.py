@@ -13,6 +13,8 @@ import anyio
 import anyio.lowlevel
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -449,3 +451,89 @@ async def test_a_bulk_childs_raw_requests_and_mints_are_bulk_too():
     assert governor.priorities == ["bulk", "bulk", "bulk", "interactive"]
     groups = [key.group for verb, (key, _) in governor.calls if verb == "acquire"]
     assert groups == ["fuse", "voicetrends-auth", "voicetrends", "fuse"]
+
+
+# --- red team: any sequence of derivations, closes and requests ------------------------------
+
+_OPTION_VALUES = {
+    "timeout": st.one_of(st.sampled_from([0.5, 7.0, 30.0]), st.just(httpx.Timeout(2.0))),
+    "max_retries": st.integers(0, 3),
+    "max_wait": st.sampled_from([None, 0.0, 5.0]),
+    "priority": st.sampled_from(["interactive", "bulk"]),
+}
+_OPS = st.lists(
+    st.one_of(
+        st.tuples(
+            st.just("derive"),
+            st.integers(0, 20),
+            st.dictionaries(st.sampled_from(list(_OPTION_VALUES)), st.none()).flatmap(
+                lambda keys: st.fixed_dictionaries({key: _OPTION_VALUES[key] for key in keys})
+            ),
+        ),
+        st.tuples(st.just("close"), st.integers(0, 20), st.none()),
+        st.tuples(st.just("request"), st.integers(0, 20), st.none()),
+    ),
+    max_size=25,
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(ops=_OPS)
+def test_any_chain_of_derivations_keeps_settings_and_closes_with_its_ancestors(ops):
+    """A model: each client is (parent, settings, closed). A request goes out iff neither the
+    client nor any ancestor is closed, with the settings of its own derivation chain (the last
+    value given for each option on the way down); nothing else is ever sent."""
+
+    async def main() -> None:
+        sent: list[tuple[str, object]] = []
+
+        def handler(request: httpx.Request) -> httpx.Response:
+            sent.append((request.url.params["limit"], request.extensions["timeout"]))
+            return httpx.Response(200, json={"calls": [], "total_calls": 0})
+
+        governor = RecordingGovernor()
+        root = make_client(httpx.MockTransport(handler), governor=governor)
+        defaults = {"timeout": 30.0, "max_retries": 3, "max_wait": None, "priority": "interactive"}
+        clients: list[PlumClient] = [root]
+        model: list[tuple[int | None, dict[str, object], bool]] = [(None, defaults, False)]
+
+        def closed(index: int | None) -> bool:
+            while index is not None:
+                parent, _, shut = model[index]
+                if shut:
+                    return True
+                index = parent
+            return False
+
+        for number, (op, target, options) in enumerate(ops):
+            index = target % len(clients)
+            client = clients[index]
+            if op == "derive":
+                clients.append(client.with_options(**options))
+                model.append((index, {**model[index][1], **options}, False))
+            elif op == "close":
+                await client.aclose()
+                parent, chosen, _ = model[index]
+                model[index] = (parent, chosen, True)
+            else:
+                before = len(sent)
+                if closed(index):
+                    with pytest.raises(RuntimeError, match="closed"):
+                        await client.calls.page(1, 2, limit=number + 1)
+                    assert len(sent) == before
+                    continue
+                await client.calls.page(1, 2, limit=number + 1)
+                chosen = model[index][1]
+                (limit, timeout), priority = sent[-1], governor.priorities[-1]
+                assert (limit, priority) == (str(number + 1), chosen["priority"])
+                expected = chosen["timeout"]
+                seconds = expected.read if isinstance(expected, httpx.Timeout) else expected
+                assert timeout["read"] == seconds
+                transport = client._transport
+                assert (transport.max_retries, transport.max_wait) == (
+                    chosen["max_retries"],
+                    chosen["max_wait"],
+                )
+        await root.aclose()
+
+    anyio.run(main)
