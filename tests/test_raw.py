@@ -16,9 +16,11 @@ from hypothesis import strategies as st
 from plumvoice_async import (
     APIError,
     CallPage,
+    ClientEvent,
     DecodeError,
     NotFoundError,
     PlumClient,
+    RateLimited,
     RawResponse,
     SyncPlumClient,
 )
@@ -220,7 +222,9 @@ _DATES = st.one_of(
     reset=st.lists(_NUMBERS, max_size=2),
     dates=st.lists(_DATES, max_size=2),
 )
-def test_absurd_quota_headers_give_sane_rate_limit_info_or_none(limit, remaining, reset, dates):
+def test_absurd_quota_headers_give_sane_rate_limit_info_and_events_or_none(
+    limit, remaining, reset, dates
+):
     headers = [
         *(("X-RateLimit-Limit", value) for value in limit),
         *(("X-RateLimit-Remaining", value) for value in remaining),
@@ -232,16 +236,21 @@ def test_absurd_quota_headers_give_sane_rate_limit_info_or_none(limit, remaining
         for name, value in headers
         if not any(char in value for char in "\r\n\x00")
     ]
+    retry_after = [(name, value) for name, value in safe if name == "X-RateLimit-Reset"][:1]
+    retry_after = [("Retry-After", value) for _, value in retry_after]
+    limited = httpx.Response(429, json={"error": "rate limit exceeded"}, headers=safe + retry_after)
     response = httpx.Response(200, json={"calls": [], "total_calls": 0}, headers=safe)
     clock = InstantClock(now=1_700_000_000.0)
+    events: list[ClientEvent] = []
 
     async def main() -> RawResponse[CallPage]:
-        transport, _ = scripted(response)
+        transport, _ = scripted(limited, response)
         async with PlumClient(
             fuse_auth=FUSE,
             http_client=httpx.AsyncClient(transport=transport),
             clock=clock,
             governor=RecordingGovernor(),
+            event_hooks=[events.append],
         ) as client:
             return await client.calls.with_raw_response.page(1, 2)
 
@@ -251,4 +260,9 @@ def test_absurd_quota_headers_give_sane_rate_limit_info_or_none(limit, remaining
         assert info.limit > 0
         assert info.remaining >= 0
         assert clock.now <= info.reset_at.timestamp() <= clock.now + 86_400
+    (limited_event,) = [event for event in events if isinstance(event, RateLimited)]
+    if limited_event.reset_at is not None:
+        assert 0 <= limited_event.reset_at.timestamp() - 1_700_000_000.0 <= 86_400
+    if limited_event.retry_after is not None:
+        assert 0 <= limited_event.retry_after <= 86_400
     assert raw.parse().total_calls == 0
