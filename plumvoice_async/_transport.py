@@ -545,9 +545,10 @@ def _secrets(spec: RequestSpec, credentials: Credentials | None) -> tuple[str, .
     """What a request carries that no error may show, longest first, as sent and as echoed.
 
     The HTTP Basic pair, each part and the header's base64 token; and the form's values: the
-    only form sent is minting's, which carries the tool account's login and password.
+    only form sent is minting's, which carries the tool account's login and password (and
+    the tool's public name, ``dev``..., kept: cut out, it would garble every "developer").
     """
-    found = {value for _, value in spec.form}
+    found = {value for name, value in spec.form if name != "tool"}
     if credentials is not None:
         found |= {credentials.login, credentials.password}
         pair = f"{credentials.login}:{credentials.password}".encode()

@@ -555,3 +555,18 @@ async def test_a_hook_is_named_in_logs_and_errors_never_shown_with_what_it_binds
     assert "Exporter>" in caplog.text
     assert "ship_async>" in str(caught.value)
     assert not [text for text in texts if "dd-KEY-123" in text or "tok-SECRET-456" in text]
+
+
+async def test_a_refused_mint_names_the_tool_and_hides_the_account():
+    transport, _ = scripted(
+        json_response(400, {"error": "invalid developer login for tool dev: tool.owner@x.io"})
+    )
+    client = PlumClient(
+        voicetrends_login=VoiceTrendsLogin("dev", "tool.owner@x.io", "pw-123456"),
+        http_client=httpx.AsyncClient(transport=transport),
+        clock=InstantClock(),
+    )
+    async with client:
+        with pytest.raises(PlumError) as caught:
+            await client.events.fetch(TODAY, TODAY, period="day", phone="ALL")
+    assert "invalid developer login for tool dev: <redacted>" in str(caught.value)
