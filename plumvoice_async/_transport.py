@@ -234,7 +234,7 @@ class Transport:
         may echo them (a 401 page quoting the ``Authorization`` header, a form echoed back),
         and errors end up in logs and in spans.
         """
-        secrets = _secrets(spec, credentials)
+        secrets = _Secrets(spec, credentials)
         try:
             response = await self._loop(spec, account, credentials)
             if raw and 200 <= response.status_code < 300:
@@ -393,7 +393,7 @@ class Transport:
         return parse_retry_after(response.headers.multi_items(), self.clock.time())
 
     def _raw_response(
-        self, response: httpx.Response, model: type[T], secrets: tuple[str, ...]
+        self, response: httpx.Response, model: type[T], secrets: _Secrets
     ) -> RawResponse[T]:
         rate_limit = RateLimit.from_headers(response.headers.multi_items())
         reset_at = self._reset_at(rate_limit)
@@ -529,7 +529,7 @@ async def _read_capped(response: httpx.Response, cap: int) -> bytes:
     return b"".join(parts)
 
 
-def _decode_redacted(response: httpx.Response, model: type[T], secrets: tuple[str, ...]) -> T:
+def _decode_redacted(response: httpx.Response, model: type[T], secrets: _Secrets) -> T:
     """``RawResponse.parse``: decode, with the request's secrets cut out of a ``DecodeError``."""
     try:
         return decode_response(response.status_code, response.headers, response.content, model)
@@ -541,28 +541,41 @@ def _decode_redacted(response: httpx.Response, model: type[T], secrets: tuple[st
 _REDACTED = "<redacted>"
 
 
-def _secrets(spec: RequestSpec, credentials: Credentials | None) -> tuple[str, ...]:
-    """What a request carries that no error may show, longest first, as sent and as echoed.
+class _Secrets:
+    """Strictly private: what a request carries that no error may show, worked out only when
+    an error needs it (``_redact``), and never shown itself (a ``RawResponse`` keeps one)."""
 
-    The HTTP Basic pair, each part and the header's base64 token; and the form's values: the
-    only form sent is minting's, which carries the tool account's login and password (and
-    the tool's public name, ``dev``..., kept: cut out, it would garble every "developer").
-    """
-    found = {value for name, value in spec.form if name != "tool"}
-    if credentials is not None:
-        found |= {credentials.login, credentials.password}
-        pair = f"{credentials.login}:{credentials.password}".encode()
-        found.add(base64.b64encode(pair).decode("ascii"))
-    found |= {urllib.parse.quote_plus(value) for value in found}  # as an echoed form shows it
-    return tuple(sorted((value for value in found if value), key=len, reverse=True))
+    __slots__ = ("_credentials", "_form")
+
+    def __init__(self, spec: RequestSpec, credentials: Credentials | None) -> None:
+        self._form = spec.form
+        self._credentials = credentials
+
+    def __repr__(self) -> str:
+        return _REDACTED
+
+    def values(self) -> tuple[str, ...]:
+        """Longest first, as sent and as echoed: the HTTP Basic pair, each part and the
+        header's base64 token; and the form's values: the only form sent is minting's, which
+        carries the tool account's login and password (and the tool's public name, ``dev``...,
+        kept: cut out, it would garble every "developer")."""
+        found = {value for name, value in self._form if name != "tool"}
+        credentials = self._credentials
+        if credentials is not None:
+            found |= {credentials.login, credentials.password}
+            pair = f"{credentials.login}:{credentials.password}".encode()
+            found.add(base64.b64encode(pair).decode("ascii"))
+        found |= {urllib.parse.quote_plus(value) for value in found}  # as an echoed form
+        return tuple(sorted((value for value in found if value), key=len, reverse=True))
 
 
-def _redact(exc: APIError | DecodeError, secrets: tuple[str, ...]) -> None:
+def _redact(exc: APIError | DecodeError, secrets: _Secrets) -> None:
     """Cut ``secrets`` out of ``exc``'s message (and drop a cause that shows one), in place,
     so the error raised keeps its type, fields and traceback."""
+    values = secrets.values()
 
     def clean(text: str) -> str:
-        for secret in secrets:
+        for secret in values:
             text = text.replace(secret, _REDACTED)
         return text
 

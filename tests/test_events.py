@@ -13,6 +13,7 @@ import warnings
 from datetime import UTC, date, datetime
 
 import anyio
+import attrs
 import httpx
 import pytest
 from opentelemetry.sdk.metrics import MeterProvider
@@ -347,6 +348,7 @@ async def test_no_secret_reaches_spans_metrics_logs_events_or_errors(
                     # A raw 200 whose body is the echo: the error comes at parse().
                     texts = [repr(answer), repr(answer.http_response.headers)]
                     texts.append(repr(answer.http_response.request.headers))
+                    texts.append(repr(attrs.asdict(answer, recurse=False)))
                     assert not [s for s in SECRETS if any(s in text for text in texts)]
                     with pytest.raises(DecodeError) as at_parse:
                         answer.parse()
