@@ -537,3 +537,79 @@ def test_any_chain_of_derivations_keeps_settings_and_closes_with_its_ancestors(o
         await root.aclose()
 
     anyio.run(main)
+
+
+# --- red team: a dashboard's max_wait behind an export's minting ----------------------------
+
+
+async def minting_behind_an_export(dashboard_wait: float, cancel_dashboard: bool = False):
+    """An export (bulk, no max_wait) starts minting while the authentication quota is spent
+    for 900 s; a dashboard request (``max_wait=dashboard_wait``) comes a second later."""
+    from plumvoice_async._governor import QuotaKey, account_hash
+    from plumvoice_async.testing import PlumSimulator
+
+    clock = FakeClock()
+    simulator = PlumSimulator(clock=clock)
+    governor = LocalGovernor(groups={"voicetrends-auth": (1, 900.0)}, clock=clock)
+    key = QuotaKey("voicetrends-auth", account_hash(simulator.VOICETRENDS_LOGIN[1]))
+    await governor.settle(await governor.acquire(key), status=None, rate_limit=None)  # spent
+    day = date(2023, 11, 14)
+    outcome: dict[str, object] = {}
+    async with simulator.client(
+        voicetrends_login=simulator.voicetrends_login, governor=governor, max_wait=dashboard_wait
+    ) as dashboard:
+        export = dashboard.with_options(priority="bulk", max_wait=None)
+
+        async def run(name: str, client: PlumClient) -> None:
+            try:
+                await client.events.fetch(day, day, period="day", phone="ALL")
+                outcome[name] = clock.monotonic()
+            except RateLimitError as exc:
+                outcome[name] = exc
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(run, "export", export)
+            await clock.advance(1.0)
+            dashboard_scope = anyio.CancelScope()
+
+            async def run_dashboard() -> None:
+                with dashboard_scope:
+                    await run("dashboard", dashboard)
+
+            group.start_soon(run_dashboard)
+            await clock.advance(5.0)
+            early = dict(outcome)
+            if cancel_dashboard:
+                dashboard_scope.cancel()
+            await clock.advance(1000.0)
+        await dashboard.events.fetch(day, day, period="day", phone="ALL")  # the lock is free
+    mints = [entry for entry in simulator.requests if entry.path.endswith("/auth")]
+    return early, outcome, len(mints)
+
+
+async def test_a_dashboard_behind_an_exports_minting_keeps_its_max_wait():
+    """The dashboard's ``max_wait=2`` used to count for nothing while the export's mint
+    waited 900 s for the authentication quota: it waited on the minting lock the whole time."""
+    early, outcome, mints = await minting_behind_an_export(dashboard_wait=2.0)
+    assert isinstance(early.get("dashboard"), RateLimitError)  # within its 2 s, not 900
+    assert "minting" in str(early["dashboard"])
+    assert isinstance(outcome["export"], float)  # the export minted and went on
+    assert mints == 1
+
+
+async def test_a_dashboard_whose_wait_covers_the_minting_gets_the_pair_minted_once():
+    early, outcome, mints = await minting_behind_an_export(dashboard_wait=2000.0)
+    assert early == {}
+    assert isinstance(outcome["dashboard"], float)
+    assert isinstance(outcome["export"], float)
+    assert mints == 1  # the dashboard used the export's pair
+
+
+async def test_a_dashboard_cancelled_while_it_waits_for_the_minting_leaves_the_lock_free():
+    early, outcome, mints = await minting_behind_an_export(
+        dashboard_wait=2000.0, cancel_dashboard=True
+    )
+    assert early == {}
+    assert "dashboard" not in outcome
+    assert isinstance(outcome["export"], float)
+    assert mints == 1  # and the request after it went through: the lock was given back
