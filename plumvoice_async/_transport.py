@@ -231,8 +231,8 @@ class Transport:
         status raises its error as it would decoded).
 
         The secrets the request carries are cut out of any error raised on the way: a server
-        may echo them (a 401 page quoting the ``Authorization`` header, a form echoed back),
-        and errors end up in logs and in spans.
+        may echo them (a 401 page quoting the ``Authorization`` header, a form echoed back, a
+        malformed answer quoted by httpx), and errors end up in logs and in spans.
         """
         secrets = _Secrets(spec, credentials)
         try:
@@ -240,7 +240,7 @@ class Transport:
             if raw and 200 <= response.status_code < 300:
                 return cast(T, self._raw_response(response, model, secrets))
             return await self._decode(response, model)
-        except (APIError, DecodeError) as exc:
+        except (APIError, DecodeError, TransportError) as exc:
             _redact(exc, secrets)
             raise
 
@@ -569,9 +569,10 @@ class _Secrets:
         return tuple(sorted((value for value in found if value), key=len, reverse=True))
 
 
-def _redact(exc: APIError | DecodeError, secrets: _Secrets) -> None:
-    """Cut ``secrets`` out of ``exc``'s message (and drop a cause that shows one), in place,
-    so the error raised keeps its type, fields and traceback."""
+def _redact(exc: APIError | DecodeError | TransportError, secrets: _Secrets) -> None:
+    """Cut ``secrets`` out of ``exc``'s message (and drop a cause that shows one, such as an
+    httpx protocol error quoting a malformed answer), in place, so the error raised keeps its
+    type, fields and traceback. A ``TransportError``'s own message is ours: host and path."""
     values = secrets.values()
 
     def clean(text: str) -> str:
@@ -587,7 +588,7 @@ def _redact(exc: APIError | DecodeError, secrets: _Secrets) -> None:
             content_type=clean(exc.content_type),
             excerpt=clean(exc.excerpt),
         )
-    else:
+    elif isinstance(exc, APIError):
         APIError.__init__(
             exc, clean(exc.message), status_code=exc.status_code, response=exc.response
         )

@@ -572,3 +572,21 @@ async def test_a_refused_mint_names_the_tool_and_hides_the_account():
         with pytest.raises(PlumError) as caught:
             await client.events.fetch(TODAY, TODAY, period="day", phone="ALL")
     assert "invalid developer login for tool dev: <redacted>" in str(caught.value)
+
+
+async def test_a_malformed_answer_quoting_the_request_leaves_no_secret_in_the_error(recorded):
+    """httpx quotes a malformed answer in its protocol error; the ``TransportError`` raised
+    from it chained that error, so the span's stack trace showed the echoed credentials."""
+    _, exporter = recorded
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        raise httpx.RemoteProtocolError(f"illegal header line: {echo(request)!r}")
+
+    async with make_client(httpx.MockTransport(handler), max_retries=1) as client:
+        with pytest.raises(TransportError) as caught:
+            await client.calls.page(1, 2)
+    texts = [str(caught.value), "".join(traceback.format_exception(caught.value))]
+    for span in exporter.get_finished_spans():
+        texts += [f"{event.name} {dict(event.attributes or {})}" for event in span.events]
+    assert "RemoteProtocolError" in texts[0]  # the type is still named
+    assert [secret for secret in SECRETS if any(secret in text for text in texts)] == []
