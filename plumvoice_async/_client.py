@@ -95,8 +95,9 @@ class PlumClient:
         timeout: seconds for each HTTP attempt.
         max_retries: retries of transport errors and 5xx answers (429s wait for the reset
             and are retried without spending one).
-        max_wait: seconds a request may wait for quota; beyond it ``RateLimitError`` is
-            raised at once, with no request sent. ``None`` waits as long as it takes.
+        max_wait: seconds a request may wait for quota (and for another task's minting of
+            VoiceTrends credentials); beyond it ``RateLimitError`` is raised at once, with no
+            request sent. ``None`` waits as long as it takes.
         priority: ``"interactive"`` (a dashboard, a web handler) or ``"bulk"`` (an export):
             waiting interactive requests are served before waiting bulk ones, and only they
             may take the last ``reserve`` tokens of a window (``LocalGovernor(reserve=...)``).

@@ -159,7 +159,7 @@ class Transport:
             AuthenticationError: the API's credentials were not configured (nothing sent),
                 or the server answered 401 (twice, when the provider could renew its pair).
             RateLimitError: the wait for quota would exceed ``max_wait`` (nothing sent), or a
-                429's ``Retry-After`` does.
+                429's ``Retry-After`` does, or another task's minting outlasts it.
             APIError: any other error status, after the retries for 5xx.
             DecodeError: a success whose body is not the documented shape.
             TransportError: the network failed on every attempt.
