@@ -95,8 +95,9 @@ class PlumClient:
         timeout: seconds for each HTTP attempt.
         max_retries: retries of transport errors and 5xx answers (429s wait for the reset
             and are retried without spending one).
-        max_wait: seconds a request may wait for quota; beyond it ``RateLimitError`` is
-            raised at once, with no request sent. ``None`` waits as long as it takes.
+        max_wait: seconds a request may wait for quota (and for another task's minting of
+            VoiceTrends credentials); beyond it ``RateLimitError`` is raised at once, with no
+            request sent. ``None`` waits as long as it takes.
         priority: ``"interactive"`` (a dashboard, a web handler) or ``"bulk"`` (an export):
             waiting interactive requests are served before waiting bulk ones, and only they
             may take the last ``reserve`` tokens of a window (``LocalGovernor(reserve=...)``).
@@ -109,6 +110,7 @@ class PlumClient:
         event_hooks: callables each called with every ``ClientEvent`` as it happens: an
             ``Answered`` attempt, a ``Retrying``, a ``QuotaWaited`` (with its length) and a
             ``RateLimited`` 429 (see ``_events``). They run in the event loop: keep them quick.
+            They are called, never awaited: an ``async`` hook is refused.
         max_response_bytes: the largest body accepted, counted after decompression (64 MiB
             by default); a larger one raises ``DecodeError`` naming the cap, having read no
             more than the cap and one slice past it (a gzip bomb stops there).
@@ -118,7 +120,8 @@ class PlumClient:
             too): a plain-http URL to a non-loopback host, an unknown format, a credential
             pair that is not two non-empty strings (never echoed), both ``voicetrends_auth``
             and ``voicetrends_login``, a timeout that is not a finite number > 0, a count that
-            is not an ``int``, a governor or clock without the protocol's methods...
+            is not an ``int``, a governor or clock without the protocol's methods, an
+            ``async`` event hook...
 
     Attributes:
         events, volume, performance, caller_profile: the VoiceTrends reports grouped by
@@ -368,11 +371,26 @@ def _request_settings(
     timeout: object, max_retries: object, max_wait: object, priority: object
 ) -> tuple[float | httpx.Timeout, int, float | None, str]:
     """The per-request settings, checked: for the constructor and ``with_options`` alike."""
-    if not isinstance(timeout, httpx.Timeout):
+    if isinstance(timeout, httpx.Timeout):
+        _httpx_timeout(timeout)
+    else:
         timeout = arguments.positive_finite(timeout, name="timeout")
     retries = arguments.count(max_retries, name="max_retries", minimum=0)
     wait = None if max_wait is None else arguments.non_negative_finite(max_wait, name="max_wait")
     return timeout, retries, wait, arguments.one_of(priority, name="priority", choices=PRIORITIES)
+
+
+def _httpx_timeout(timeout: httpx.Timeout) -> None:
+    """Each phase of an ``httpx.Timeout`` is ``None`` (unbounded) or a finite number > 0: httpx
+    checks none of them, and a bad one would fail every attempt after spending its quota."""
+    for phase in ("connect", "read", "write", "pool"):
+        value = getattr(timeout, phase)
+        if value is None:
+            continue
+        try:
+            arguments.positive_finite(value, name="timeout")
+        except InvalidParameterError as exc:
+            raise InvalidParameterError("timeout", timeout, f"{phase}: {exc.reason}") from None
 
 
 def _credentials(pair: object, name: str) -> Credentials | None:

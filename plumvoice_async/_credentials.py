@@ -37,6 +37,7 @@ from ._errors import (
     BadRequestError,
     DecodeError,
     InvalidParameterError,
+    RateLimitError,
 )
 from ._governor import account_hash
 from ._logging import logger
@@ -86,7 +87,11 @@ class Credentials:
 
 class Exchange(Protocol):
     """What minting a pair needs of the transport: one request, sent as the transport sends
-    every request (through the governor), with the credentials given (``None``: none)."""
+    every request (through the governor), with the credentials given (``None``: none); and
+    the transport's ``max_wait``, which bounds a wait for another task's minting too."""
+
+    @property
+    def max_wait(self) -> float | None: ...
 
     async def exchange(
         self,
@@ -162,7 +167,8 @@ class MintedCredentials:
         self._login = login
         self._auth_url = normalise_base_url(base_url, name="voicetrends_url") + "auth"
         self._clock = clock
-        self._lock = anyio.Lock()
+        # A semaphore, not a Lock: ``_lock_within`` takes it in a helper task for the caller.
+        self._lock = anyio.Semaphore(1)
         self._pair: Credentials | None = None
         self._last_used = 0.0
         self._attempts = 0
@@ -174,9 +180,16 @@ class MintedCredentials:
         return f"MintedCredentials(tool={self._login.tool!r}, {state})"
 
     async def current(self, transport: Exchange) -> Credentials:
-        """The pair in use, minted first when there is none or it has been idle too long."""
+        """The pair in use, minted first when there is none or it has been idle too long.
+
+        Raises:
+            RateLimitError: another task is minting (it may wait for the authentication
+                quota with a longer ``max_wait``, or none: an export behind a dashboard), and
+                it did not finish within this request's ``max_wait``.
+        """
         attempts_before = self._attempts
-        async with self._lock:
+        await self._lock_within(transport.max_wait)
+        try:
             now = self._clock.monotonic()
             if self._pair is None or now - self._last_used >= IDLE_LIMIT:
                 refusal = self._refusal
@@ -188,6 +201,49 @@ class MintedCredentials:
                 self._pair = await self._mint(transport)
             self._last_used = now
             return self._pair
+        finally:
+            self._lock.release()
+
+    async def _lock_within(self, max_wait: float | None) -> None:
+        """Take the minting lock, waiting no longer than ``max_wait`` on this client's clock.
+
+        Without the bound, a request with ``max_wait=2`` queued behind another task's minting
+        for as long as that one waited for the authentication quota: up to its window.
+        """
+        try:
+            self._lock.acquire_nowait()
+        except anyio.WouldBlock:
+            if max_wait is None:
+                await self._lock.acquire()
+                return
+        else:
+            return
+        taken = False
+        try:
+            async with anyio.create_task_group() as race:
+
+                async def take() -> None:
+                    nonlocal taken
+                    await self._lock.acquire()
+                    taken = True
+                    race.cancel_scope.cancel()
+
+                async def expire() -> None:
+                    await self._clock.sleep(max_wait)
+                    race.cancel_scope.cancel()
+
+                race.start_soon(take)
+                race.start_soon(expire)
+        except BaseException:  # the caller was cancelled: a lock taken for it is given back
+            if taken:
+                self._lock.release()
+            raise
+        if not taken:
+            raise RateLimitError(
+                "another request is minting VoiceTrends credentials and did not finish "
+                f"within max_wait ({max_wait} s); nothing was sent",
+                reset_at=None,
+            )
 
     async def rejected(self, credentials: Credentials) -> bool:
         """Drop ``credentials`` unless a newer pair already replaced it; a retry may follow."""
@@ -196,7 +252,6 @@ class MintedCredentials:
         return True
 
     async def _mint(self, transport: Exchange) -> Credentials:
-        self._attempts += 1
         self._refusal = None
         spec = RequestSpec(
             "POST",
@@ -230,4 +285,7 @@ class MintedCredentials:
             )
             self._refusal = refusal
             raise refusal from exc
+        finally:
+            # Counted once decided: a task that arrived while it was under way queued behind it.
+            self._attempts += 1
         return Credentials(minted.login, minted.password)

@@ -15,9 +15,11 @@ the loop once more with the new pair; a second 401 is final.
 
 from __future__ import annotations
 
+import base64
 import copy
 import functools
 import random
+import urllib.parse
 import zlib
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
@@ -157,24 +159,31 @@ class Transport:
             AuthenticationError: the API's credentials were not configured (nothing sent),
                 or the server answered 401 (twice, when the provider could renew its pair).
             RateLimitError: the wait for quota would exceed ``max_wait`` (nothing sent), or a
-                429's ``Retry-After`` does.
+                429's ``Retry-After`` does, or another task's minting outlasts it.
             APIError: any other error status, after the retries for 5xx.
             DecodeError: a success whose body is not the documented shape.
             TransportError: the network failed on every attempt.
-            RuntimeError: the client is closed (nothing sent).
+            RuntimeError: the client is closed, or was closed while the request waited for
+                quota (nothing sent, the token given back).
         """
-        if self.lifetime.closed:
-            raise RuntimeError("this PlumClient is closed (or the client it was derived from is)")
+        self._check_open()
         if self._telemetry is None:
             return await self._request(spec, model)
         with self._telemetry.span(spec.operation, spec.group.value) as span:
             try:
                 answer = await self._request(spec, model)
-            except APIError as exc:
-                span.set_attribute(STATUS, exc.status_code)
+            except (APIError, DecodeError) as exc:
+                # The status of an answer: an error raised with none sent (a quota wait beyond
+                # max_wait, no credentials) carries its class's status, not the server's.
+                if isinstance(exc, DecodeError) or exc.response is not None:
+                    span.set_attribute(STATUS, exc.status_code)
                 raise  # the span records the exception and an error status
             span.set_attribute(STATUS, 200)
             return answer
+
+    def _check_open(self) -> None:
+        if self.lifetime.closed:
+            raise RuntimeError("this PlumClient is closed (or the client it was derived from is)")
 
     async def _request(self, spec: RequestSpec, model: type[T]) -> T:
         provider = self._credentials.get(spec.group.api)
@@ -185,15 +194,17 @@ class Transport:
             )
         credentials = await provider.current(self)
         try:
-            return await self.exchange(
-                spec, model, account=provider.account, credentials=credentials
+            return await self._answer(
+                spec, model, account=provider.account, credentials=credentials, raw=self._raw
             )
         except AuthenticationError as exc:
             if exc.response is None or not await provider.rejected(credentials):
                 raise
         logger.debug("401 for %s: retrying once with renewed credentials", spec.group.value)
         credentials = await provider.current(self)
-        return await self.exchange(spec, model, account=provider.account, credentials=credentials)
+        return await self._answer(
+            spec, model, account=provider.account, credentials=credentials, raw=self._raw
+        )
 
     async def exchange(
         self, spec: RequestSpec, model: type[T], *, account: str, credentials: Credentials | None
@@ -202,8 +213,41 @@ class Transport:
 
         ``account`` names the quota bucket; ``credentials`` go out as HTTP Basic, and ``None``
         sends no ``Authorization`` at all (minting credentials, plum-api.md 1.2). Raises as
-        ``request`` does, without renewing anything on a 401.
+        ``request`` does, without renewing anything on a 401. It decodes on a raw transport
+        too: minting the pair of a ``with_raw_response`` request needs the pair itself.
         """
+        return await self._answer(spec, model, account=account, credentials=credentials, raw=False)
+
+    async def _answer(
+        self,
+        spec: RequestSpec,
+        model: type[T],
+        *,
+        account: str,
+        credentials: Credentials | None,
+        raw: bool,
+    ) -> T:
+        """The decoded answer, or with ``raw`` the ``RawResponse`` of a 2xx one (any other
+        status raises its error as it would decoded).
+
+        The secrets the request carries are cut out of any error raised on the way: a server
+        may echo them (a 401 page quoting the ``Authorization`` header, a form echoed back, a
+        malformed answer quoted by httpx), and errors end up in logs and in spans.
+        """
+        secrets = _Secrets(spec, credentials)
+        try:
+            response = await self._loop(spec, account, credentials)
+            if raw and 200 <= response.status_code < 300:
+                return cast(T, self._raw_response(response, model, secrets))
+            return await self._decode(response, model)
+        except (APIError, DecodeError, TransportError) as exc:
+            _redact(exc, secrets)
+            raise
+
+    async def _loop(
+        self, spec: RequestSpec, account: str, credentials: Credentials | None
+    ) -> httpx.Response:
+        """Send ``spec`` until an answer ends the loop (a success or a final error status)."""
         key = QuotaKey(spec.group.value, account)
         request = self._http.build_request(
             spec.method,
@@ -272,9 +316,7 @@ class Transport:
                     f"{request.method} {request.url.host}{request.url.path} failed "
                     f"after {attempt + 1} attempts: {type(outcome).__name__}"
                 ) from outcome
-            if self._raw and outcome.status_code < 400:
-                return cast(T, self._raw_response(outcome, model))
-            return await self._decode(outcome, model)
+            return outcome
 
     async def _attempt(
         self,
@@ -290,12 +332,13 @@ class Transport:
         permit = await self.governor.acquire(
             key, max_wait=self._max_wait, retry=requeue, priority=self._priority
         )
-        if self._hooks:
-            waited = self.clock.monotonic() - asked_at
-            self._hooks.emit(QuotaWaited(operation, key.group, waited, self._priority))
         try:
+            if self._hooks:
+                waited = self.clock.monotonic() - asked_at
+                self._hooks.emit(QuotaWaited(operation, key.group, waited, self._priority))
             await anyio.lowlevel.checkpoint_if_cancelled()
-        except BaseException:
+            self._check_open()  # closed while this request waited for quota
+        except BaseException:  # cancelled, closed, a hook's KeyboardInterrupt: nothing sent
             with anyio.CancelScope(shield=True):
                 await self.governor.release(permit)
             raise
@@ -349,7 +392,9 @@ class Transport:
         """The answer's ``Retry-After`` in seconds from now (``None``: absent or absurd)."""
         return parse_retry_after(response.headers.multi_items(), self.clock.time())
 
-    def _raw_response(self, response: httpx.Response, model: type[T]) -> RawResponse[T]:
+    def _raw_response(
+        self, response: httpx.Response, model: type[T], secrets: _Secrets
+    ) -> RawResponse[T]:
         rate_limit = RateLimit.from_headers(response.headers.multi_items())
         reset_at = self._reset_at(rate_limit)
         info = (
@@ -360,9 +405,7 @@ class Transport:
         return RawResponse(
             response,
             info,
-            decode=functools.partial(
-                decode_response, response.status_code, response.headers, response.content, model
-            ),
+            decode=functools.partial(_decode_redacted, response, model, secrets),
         )
 
     def _reset_at(self, rate_limit: RateLimit | None) -> datetime | None:
@@ -484,6 +527,75 @@ async def _read_capped(response: httpx.Response, cap: int) -> bytes:
         if aclose is not None:
             await aclose()
     return b"".join(parts)
+
+
+def _decode_redacted(response: httpx.Response, model: type[T], secrets: _Secrets) -> T:
+    """``RawResponse.parse``: decode, with the request's secrets cut out of a ``DecodeError``."""
+    try:
+        return decode_response(response.status_code, response.headers, response.content, model)
+    except DecodeError as exc:
+        _redact(exc, secrets)
+        raise
+
+
+_REDACTED = "<redacted>"
+
+
+class _Secrets:
+    """Strictly private: what a request carries that no error may show, worked out only when
+    an error needs it (``_redact``), and never shown itself (a ``RawResponse`` keeps one)."""
+
+    __slots__ = ("_credentials", "_form")
+
+    def __init__(self, spec: RequestSpec, credentials: Credentials | None) -> None:
+        self._form = spec.form
+        self._credentials = credentials
+
+    def __repr__(self) -> str:
+        return _REDACTED
+
+    def values(self) -> tuple[str, ...]:
+        """Longest first, as sent and as echoed: the HTTP Basic pair, each part and the
+        header's base64 token; and the form's values: the only form sent is minting's, which
+        carries the tool account's login and password (and the tool's public name, ``dev``...,
+        kept: cut out, it would garble every "developer")."""
+        found = {value for name, value in self._form if name != "tool"}
+        credentials = self._credentials
+        if credentials is not None:
+            found |= {credentials.login, credentials.password}
+            pair = f"{credentials.login}:{credentials.password}".encode()
+            found.add(base64.b64encode(pair).decode("ascii"))
+        found |= {urllib.parse.quote_plus(value) for value in found}  # as an echoed form
+        return tuple(sorted((value for value in found if value), key=len, reverse=True))
+
+
+def _redact(exc: APIError | DecodeError | TransportError, secrets: _Secrets) -> None:
+    """Cut ``secrets`` out of ``exc``'s message (and drop a cause that shows one, such as an
+    httpx protocol error quoting a malformed answer), in place, so the error raised keeps its
+    type, fields and traceback. A ``TransportError``'s own message is ours: host and path."""
+    values = secrets.values()
+
+    def clean(text: str) -> str:
+        for secret in values:
+            text = text.replace(secret, _REDACTED)
+        return text
+
+    if isinstance(exc, DecodeError):
+        DecodeError.__init__(
+            exc,
+            clean(exc.reason),
+            status_code=exc.status_code,
+            content_type=clean(exc.content_type),
+            excerpt=clean(exc.excerpt),
+        )
+    elif isinstance(exc, APIError):
+        APIError.__init__(
+            exc, clean(exc.message), status_code=exc.status_code, response=exc.response
+        )
+    cause = exc.__cause__
+    if cause is not None and clean(str(cause)) != str(cause):
+        exc.__cause__ = None
+        exc.__suppress_context__ = True
 
 
 def _body_error(response: httpx.Response, start: bytes, reason: str) -> DecodeError:

@@ -296,6 +296,8 @@ async def test_a_pair_idle_for_a_day_is_minted_anew_before_it_is_sent():
 class MintingTransport:
     """Stands in for the transport: each exchange mints the next pair, after a checkpoint."""
 
+    max_wait = None
+
     def __init__(self) -> None:
         self.mints = 0
 

@@ -84,3 +84,84 @@ def test_configuring_twice_adds_one_handler():
     streams = [h for h in logger.handlers if type(h).__name__ == "_StderrHandler"]
     assert len(streams) == 1
     assert logger.level == logging.DEBUG
+
+
+HOSTILE = """
+import base64, sys, urllib.parse
+import anyio, httpx
+from datetime import date
+from plumvoice_async import PlumClient, PlumError, VoiceTrendsLogin
+
+def echo(request):
+    said = [request.headers.get("authorization", ""), request.content.decode()]
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme == "Basic":
+        said.append(base64.b64decode(token).decode())
+    said += [v for _, v in urllib.parse.parse_qsl(request.content.decode())]
+    text = "; ".join(said)
+    if request.url.path.endswith("/auth"):
+        if "minted" not in sys.argv:
+            sys.argv.append("minted")
+            return httpx.Response(200, json={"login": "mint-l0gin", "password": "mint-passw0rd"})
+        return httpx.Response(400, json={"error": text})
+    return httpx.Response(401, json={"error": text, "message": text})
+
+DAY = date(2023, 11, 14)
+
+def hook(event):
+    raise RuntimeError("observer bug")
+
+async def main():
+    client = PlumClient(
+        fuse_auth=("me@example.com", "DEVKEY-secret"),
+        voicetrends_login=VoiceTrendsLogin("dev", "tool.owner@example.com", "p@ss w0rd"),
+        http_client=httpx.AsyncClient(transport=httpx.MockTransport(echo)),
+        event_hooks=[hook],
+    )
+    async with client:
+        for call in (
+            lambda: client.calls.page(1, 2),
+            lambda: client.events.fetch(DAY, DAY, period="day", phone="ALL"),
+            lambda: client.calls.with_raw_response.page(1, 2),
+        ):
+            try:
+                await call()
+            except PlumError as exc:
+                print(exc, file=sys.stderr)  # what an application's error log would show
+                import logging
+                logging.getLogger("plumvoice_async").warning("failed: %s", exc, exc_info=True)
+
+anyio.run(main)
+"""
+HOSTILE_SECRETS = (
+    "me@example.com",
+    "DEVKEY-secret",
+    "bWVAZXhhbXBsZS5jb206REVWS0VZLXNlY3JldA==",
+    "tool.owner@example.com",
+    "tool.owner%40example.com",
+    "p@ss w0rd",
+    "p%40ss+w0rd",
+    "mint-l0gin",
+    "mint-passw0rd",
+)
+
+
+@pytest.mark.parametrize("level", ["debug", "info", "warning"])
+def test_no_secret_in_any_log_line_when_the_server_echoes_the_request(level):
+    """Every PLUM_LOG level, a server answering 401/400 with the request's credentials, the
+    ``auth`` form and the minted pair, a hook that raises, and the errors logged by the
+    application with their tracebacks: no credential in any line."""
+    env = {name: value for name, value in os.environ.items() if name != "PLUM_LOG"}
+    env["PLUM_LOG"] = level
+    result = subprocess.run(
+        [sys.executable, "-c", HOSTILE],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "observer bug" in result.stderr  # the hook's WARNING, at every level
+    assert "401: " in result.stderr
+    assert [secret for secret in HOSTILE_SECRETS if secret in result.stderr] == []
