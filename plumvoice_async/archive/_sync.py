@@ -29,7 +29,7 @@ from .._core.archive_plan import (
 from .._core.params import DETAILS_RETENTION_SECONDS
 from .._endpoints.calls import session_id_of
 from .._errors import PagingError
-from .._models import Call, DetailedCall
+from .._models import Call
 from .._pagination import PageIterator
 from ._store import SqlStore
 
@@ -160,32 +160,36 @@ class _Sync:
             )
             if not pending:
                 return
-            plan = plan_details(pending, now=self.now(), max_gap=job.max_gap)
-            self.expired += await self.run(self.store.expire, job.account, plan.expired)
-            for start, end in plan.ranges:
+            # Planned again before each range with the clock of that moment: walking one
+            # range can take minutes (quota waits), and the 5-day edge moves meanwhile.
+            remaining = pending
+            while remaining:
+                plan = plan_details(remaining, now=self.now(), max_gap=job.max_gap)
+                self.expired += await self.run(self.store.expire, job.account, plan.expired)
+                if not plan.ranges:
+                    break
+                start, end = plan.ranges[0]
                 await self.walk_details(start, end)
+                remaining = [log for log in remaining if log.start > end]
             if len(pending) < _PENDING_BATCH:
                 return
             after = pending[-1]
 
     async def walk_details(self, start: int, end: int) -> None:
-        """Walk one ``all_logs`` range; each page's logs commit with their calls' status."""
+        """Walk one ``all_logs`` range; each page's logs commit with their calls' status.
+
+        ``iterate`` judges the 5-day window once, when the walk begins: a range whose pages
+        outlast its start's 5 days goes on (the logs that expire leave the server's set).
+        """
         job = self.job
-
-        async def fetch(offset: int, limit: int) -> tuple[list[DetailedCall], int | None]:
-            self.requests += 1
-            page = await self.client.call_details.page(
-                start, end, number=job.number, limit=limit, offset=offset
-            )
-            return page.calls, page.total_calls
-
-        walk: PageIterator[DetailedCall, str] = PageIterator(
-            fetch, key=session_id_of, page_size=job.page_size
+        walk = self.client.call_details.iterate(
+            start, end, number=job.number, page_size=job.page_size
         )
         async for calls in walk.pages():
             archived, events = await self.run(self.store.store_details, job.account, calls)
             self.archived += archived
             self.new_events += events
+        self.requests += walk.requests
 
 
 async def run_sync(client: PlumClient, store: SqlStore, run: Runner, job: SyncJob) -> SyncResult:
