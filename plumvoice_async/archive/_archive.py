@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime, time
 from types import TracebackType
 from typing import Any, Self
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import anyio
 
@@ -20,27 +20,49 @@ from ._sync import SyncJob, SyncResult, run_sync
 __all__ = ["Archive", "redact_url"]
 
 _SCHEMES = ("sqlite", "postgresql", "postgres")
+_EXPECTED = "expected sqlite:///PATH or postgresql://[user[:password]@]host[:port]/database"
+_QUERY_PASSWORD = re.compile(r"(password\s*=\s*)('[^']*'|[^&\s]*)", re.IGNORECASE)
 
 
 def redact_url(url: str) -> str:
-    """``url`` with any password replaced by ``***`` (in the user part or a query parameter)."""
-    parts = urlsplit(url)
-    if parts.password is None and "password" not in parts.query:
+    """``url`` with any password replaced by ``***``: in the user part, or a ``password=``.
+
+    Judged on the text, not a URL parser's reading, so a password that breaks the URL's
+    syntax (an unescaped ``@``, ``/``, ``#`` or ``?``) is hidden whole too: the user part runs
+    to the *last* ``@``, whatever it holds.
+    """
+    scheme, separator, rest = url.partition("://")
+    userinfo, at, host = rest.rpartition("@")
+    if at and ":" in userinfo:
+        rest = f"{userinfo.partition(':')[0]}:***@{host}"
+    return _QUERY_PASSWORD.sub(r"\1***", scheme + separator + rest)
+
+
+def _checked_url(url: object) -> str:
+    """``url`` with its scheme in lower case (RFC 3986: schemes ignore case; libpq does not),
+    or ``InvalidParameterError`` naming ``url``: never a password."""
+    if not isinstance(url, str):
+        raise InvalidParameterError("url", type(url).__name__, f"{_EXPECTED}, as a str")
+    if "\x00" in url:
+        raise InvalidParameterError("url", redact_url(url), "a NUL character")
+    scheme, separator, rest = url.partition("://")
+    scheme = scheme.lower()
+    if not separator or scheme not in _SCHEMES:
+        raise InvalidParameterError("url", redact_url(url), _EXPECTED)
+    url = f"{scheme}://{rest}"
+    if scheme == "sqlite":
+        path = rest.removeprefix("/")
+        if not rest.startswith("/") or not path:
+            raise InvalidParameterError("url", url, "expected sqlite:///PATH: a file's path")
+        if "?" in path or "#" in path:
+            raise InvalidParameterError(
+                "url", url, "sqlite:///PATH takes no ?options or #fragment (the file's name)"
+            )
         return url
-    netloc = parts.netloc
-    if parts.password is not None:
-        user, _, host = netloc.rpartition("@")
-        netloc = f"{user.partition(':')[0]}:***@{host}"
-    query = parts.query
-    if "password" in query:
-        query = urlencode(
-            [
-                (name, "***" if name == "password" else value)
-                for name, value in parse_qsl(query, keep_blank_values=True)
-            ],
-            safe="*",
-        )
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+    from ._postgres import check_url
+
+    check_url(url)
+    return url
 
 
 class Archive:
@@ -55,21 +77,15 @@ class Archive:
     ``postgres`` extra). Database calls run on a worker thread, one at a time, so the event
     loop stays free; it works under asyncio and trio. ``repr`` never shows a password.
 
-    Raises (from ``open``): InvalidParameterError: an unknown URL scheme.
+    Raises (from ``open``): InvalidParameterError: not such a URL (an unknown scheme, no
+    SQLite path, a password libpq would read differently: percent-encode its ``@ / # ?``).
     Raises (entering): ArchiveUnavailableError: the server cannot be reached;
     SchemaVersionError: the tables were made by a newer plumvoice-async; ArchiveError: no
     permission, not a database. In every case nothing was written.
     """
 
     def __init__(self, url: str) -> None:
-        scheme = urlsplit(url).scheme
-        if scheme not in _SCHEMES or (scheme == "sqlite" and not url.startswith("sqlite:///")):
-            raise InvalidParameterError(
-                "url",
-                redact_url(url),
-                "expected sqlite:///PATH or postgresql://[user[:password]@]host[:port]/database",
-            )
-        self._url = url
+        self._url = _checked_url(url)
         self._store: SqlStore | None = None
         self._limiter = anyio.CapacityLimiter(1)
 

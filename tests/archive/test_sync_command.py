@@ -146,7 +146,21 @@ def test_an_unknown_scheme_exits_2_without_the_password(tmp_path, simulator, bas
     database = Database("mysql://me:hunter2@db.example.com/plum")
     done = sync(database, plum_env(simulator, base_url))
     assert done.returncode == 2
-    assert "unknown database URL 'mysql://me:***@db.example.com/plum'" in done.stderr
+    assert "argument --db: invalid url='mysql://me:***@db.example.com/plum'" in done.stderr
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://me:hunter2@[::1/plum",  # no URL at all: was a traceback
+        "PostgreSQL://me:hunter2@127.0.0.1:1/plum",  # was libpq quoting the whole URL
+        "postgresql://me:zq9@hunter2@127.0.0.1:1/plum",  # libpq's host "hunter2@127.0.0.1"
+    ],
+)
+def test_a_malformed_postgres_url_exits_2_or_4_without_the_password(url, simulator, base_url):
+    done = sync(Database(url), plum_env(simulator, base_url))
+    assert done.returncode in (2, 4), done.stderr
+    assert "hunter" not in done.stderr + done.stdout
 
 
 def test_an_unreachable_postgres_exits_4_before_any_request(simulator, base_url):
