@@ -62,6 +62,9 @@ POSTGRES = Dialect(
     name="postgresql",
     placeholder="%s",
     begin=None,  # psycopg opens a transaction at the first statement
+    # Two archives entering an empty database at once: the second waits, then finds the
+    # tables (CREATE TABLE does not wait for another transaction's, it fails).
+    migrate_lock="SELECT pg_advisory_xact_lock(hashtext('plumvoice_async.archive.migrate'))",
     json="CAST(%s AS jsonb)",
     in_list="session_id = ANY(%s)",
     list_param=lambda ids: ids,

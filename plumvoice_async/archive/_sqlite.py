@@ -46,6 +46,7 @@ SQLITE = Dialect(
     name="sqlite",
     placeholder="?",
     begin="BEGIN IMMEDIATE",  # take the write lock at once: no upgrade deadlock with a reader
+    migrate_lock=None,  # BEGIN IMMEDIATE: one writer at a time already
     json="?",
     in_list="session_id IN (SELECT value FROM json_each(?))",
     list_param=json.dumps,

@@ -63,6 +63,8 @@ class Dialect:
     """Strictly private: what SQLite and PostgreSQL spell differently.
 
     ``begin``: the statement opening a write transaction (``None``: the driver opens one);
+    ``migrate_lock``: a statement that makes concurrent ``migrate`` transactions wait for each
+    other (``None``: ``begin`` already does);
     ``json``: the placeholder of a JSON parameter; ``in_list``: the ``IN`` test of one list
     parameter, made by ``list_param``; ``time_in``/``time_out``: an instant to and from the
     database; ``table_exists``: a query with one parameter, the table name; ``translate``:
@@ -72,6 +74,7 @@ class Dialect:
     name: str
     placeholder: str
     begin: str | None
+    migrate_lock: str | None
     json: str
     in_list: str
     list_param: Callable[[list[str]], Any]
@@ -159,6 +162,8 @@ class SqlStore:
         """
         p = self._dialect.placeholder
         with self._transaction() as cursor:
+            if self._dialect.migrate_lock is not None:
+                cursor.execute(self._dialect.migrate_lock)
             cursor.execute(self._dialect.table_exists, ("plum_sync_state",))
             if not cursor.fetchall():
                 for statement in create_statements(self._dialect.name):

@@ -1,0 +1,86 @@
+"""Several archives on one database at once: they cooperate, nothing doubled, nothing lost."""
+
+from __future__ import annotations
+
+import anyio
+import pytest
+
+from plumvoice_async.archive import Archive
+from plumvoice_async.testing import CallDataset, FakeClock, PlumSimulator
+
+from .databases import Database, call_row, event_rows
+
+pytestmark = pytest.mark.anyio
+
+NOW = 1_700_000_000 // 86_400 * 86_400 + 43_200  # a UTC noon
+DAY = 86_400
+SIZE = 200
+STATUSES = ("archived", "pending")
+
+
+async def test_archives_entered_at_once_on_an_empty_database_all_open(database: Database):
+    """Each creates the tables if they are missing: one does, the others wait and find them
+    (before: PostgreSQL's second CREATE TABLE failed, 'relation already exists')."""
+    errors: list[BaseException] = []
+
+    async def enter() -> None:
+        try:
+            async with Archive.open(database.url):
+                pass
+        except Exception as exc:  # collected, so every task runs to its end
+            errors.append(exc)
+
+    async with anyio.create_task_group() as group:
+        for _ in range(4):
+            group.start_soon(enter)
+    assert errors == []
+    assert database.query("SELECT value FROM plum_sync_state") == [("1",)]
+
+
+async def test_two_syncs_of_one_account_at_once_store_every_call_and_log_once(
+    database: Database,
+):
+    """Two archives (two connections) sync the same account into one database at the same
+    time, page by page interleaved, while calls are inserted and deleted between pages."""
+    sim = PlumSimulator(
+        CallDataset(size=SIZE, start=NOW - 4 * DAY, spacing=500),
+        clock=FakeClock(start=NOW),
+        limit=100_000,
+    )
+    served = sim.dataset.page(0, 2 * NOW, offset=0, limit=SIZE)
+    pages = 0
+
+    def churn(offset: int, limit: int) -> None:
+        nonlocal pages
+        pages += 1
+        if pages % 5 == 0:  # one of the first calls leaves, now and then
+            sim.dataset.delete_call(served[pages // 5].session_id)
+
+    sim.on_page = churn
+    async with Archive.open(database.url):
+        pass  # the tables, so the two below race on rows, not on creating them
+
+    async def one_sync() -> None:
+        async with sim.client() as client, Archive.open(database.url) as archive:
+            await archive.sync(client, page_size=37, max_gap=600)
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(one_sync)
+        group.start_soon(one_sync)
+    sim.on_page = None
+    # Every call served at the start, each once; the log of each still served archived (a
+    # call deleted before its log was fetched may stay pending: its log is gone).
+    stored = database.calls()
+    assert stored.keys() == {c.session_id for c in served}
+    for call in served:
+        live = sim.dataset.get(call.session_id) is not None
+        assert stored[call.session_id] in (
+            [call_row(call, "archived")] if live else [call_row(call, s) for s in STATUSES]
+        )
+    expected = {
+        c.session_id: event_rows(sim.dataset.details(c.session_id) or [])
+        for c in served
+        if sim.dataset.get(c.session_id) is not None
+    }
+    events = database.events()
+    assert {key: events[key] for key in expected} == expected
