@@ -194,8 +194,8 @@ class Archive:
 
 def _account(client: PlumClient, account: object) -> str:
     if account is not None:
-        if not isinstance(account, str) or not account:
-            raise InvalidParameterError("account", account, "expected a non-empty name")
+        if not isinstance(account, str) or not account or "\x00" in account:
+            raise InvalidParameterError("account", account, "expected a non-empty name, no NUL")
         return account
     key = client.quota_key("fuse")
     return "default" if key is None else key.account  # no Fuse login: the first request says so

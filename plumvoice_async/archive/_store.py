@@ -16,6 +16,7 @@ counts as neither.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
@@ -220,6 +221,7 @@ class SqlStore:
                     status,
                 )
             )
+        rows = [_without_nul(row) for row in rows]
         with self._transaction() as cursor:
             cursor.executemany(self._insert_call, [(account, *row) for row in rows])
             new = max(cursor.rowcount, 0)
@@ -314,7 +316,8 @@ class SqlStore:
         """Archive the logs of those ``calls`` still pending, in one transaction: each call's
         status and its events together. Returns (logs archived, events inserted)."""
         p = self._dialect.placeholder
-        by_id = {call.session_id: call for call in calls}
+        # Keyed as stored: the RETURNING ids below are the stored ones.
+        by_id = {call.session_id.replace("\x00", NUL): call for call in calls}
         if not by_id:
             return 0, 0
         time_in = self._dialect.time_in
@@ -337,11 +340,12 @@ class SqlStore:
                     time_in(event.timestamp),
                     event.event_class,
                     event.line,
-                    _json(event.data),
+                    _json_without_nul(event.data),
                 )
                 for session_id in archived
                 for seq, event in enumerate(by_id[session_id].detail)
             ]
+            events = [_without_nul(row) for row in events]
             new_events = 0
             if events:
                 cursor.executemany(self._insert_event, events)
@@ -351,6 +355,32 @@ class SqlStore:
 
 _json = json.JSONEncoder(separators=(",", ":")).encode
 """Compact JSON; one encoder for every row (``json.dumps`` with options builds one per call)."""
+
+
+NUL = "\ufffd"
+"""What a NUL in any text or JSON string is stored as: PostgreSQL's ``text`` and ``jsonb``
+cannot hold one, nor SQLite's JSON functions (the archive's id lists), and a row refused for
+it would be refused every run, stopping the archive there."""
+
+
+def _without_nul(row: tuple[Any, ...]) -> tuple[Any, ...]:
+    """``row`` with each NUL in its text as ``NUL``."""
+    if not any(isinstance(value, str) and "\x00" in value for value in row):
+        return row
+    return tuple(value.replace("\x00", NUL) if isinstance(value, str) else value for value in row)
+
+
+_ESCAPED_NUL = re.compile(r"(?<!\\)((?:\\\\)*)\\u0000")
+"""A NUL in JSON text: the escape ``\\u0000`` after an even run of backslashes (the encoder
+never writes a raw NUL; ``\\\\u0000`` is a backslash, then the text ``u0000``)."""
+
+
+def _json_without_nul(document: Any) -> str:
+    """``document`` as compact JSON, each NUL in its strings (keys too) as ``NUL``."""
+    text = _json(document)
+    if "\\u0000" not in text:
+        return text
+    return _ESCAPED_NUL.sub(lambda found: f"{found[1]}\\u{ord(NUL):04x}", text)
 
 
 def _utc(second: int) -> datetime:

@@ -281,6 +281,7 @@ BAD_ARGUMENTS = [
     ("page_size", 10_001),
     ("number", "12-34"),
     ("account", ""),
+    ("account", "a\x00b"),  # stored as-is in plum_calls, it would fail there every run
     ("since", datetime(2026, 1, 1)),
 ]
 
