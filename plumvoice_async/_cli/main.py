@@ -104,6 +104,8 @@ _OPTION_NAMES = {
     "concurrency": "--concurrency",
     "period": "--period",
     "phone": "--phone",
+    "since": "--since",
+    "account": "--account",
 }
 
 

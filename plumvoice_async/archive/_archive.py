@@ -155,8 +155,9 @@ class Archive:
         Args:
             client: the client whose Fuse account is archived.
             since: the oldest call wanted (a ``date`` is that UTC day's midnight; a datetime
-                must be aware; an int is UNIX seconds). ``None``: since the last run, or the
-                last 5 days on a first run. An older ``since`` than before backfills.
+                must be aware; an int is UNIX seconds), not in the future. ``None``: since
+                the last run, or the last 5 days on a first run. An older ``since`` than
+                before backfills.
             details: also archive the detailed logs of the stored calls with ``log`` true,
                 oldest first, while Plum still has them (5 days).
             number: only calls to this deployment number (its own watermark).
@@ -183,7 +184,7 @@ class Archive:
         job = SyncJob(
             account=_account(client, account),
             number=params.number(number),
-            since=_since(since),
+            since=_since(since, now=int(client.clock.time())),
             details=details,
             overlap=_seconds("overlap", overlap),
             max_gap=_seconds("max_gap", max_gap),
@@ -201,12 +202,20 @@ def _account(client: PlumClient, account: object) -> str:
     return "default" if key is None else key.account  # no Fuse login: the first request says so
 
 
-def _since(value: object) -> int | None:
+def _since(value: object, *, now: int) -> int | None:
     if value is None:
         return None
     if isinstance(value, date) and not isinstance(value, datetime):
-        return int(datetime.combine(value, time(), UTC).timestamp())
-    return params.fuse_time(value, name="since")
+        # Through the same checks as an int: a day before 1970 is refused here too.
+        second = params.fuse_time(
+            int(datetime.combine(value, time(), UTC).timestamp()), name="since"
+        )
+    else:
+        second = params.fuse_time(value, name="since")
+    if second > now:
+        # Plum lists a call once it has ended: a future `since` asks for nothing, ever.
+        raise InvalidParameterError("since", value, "in the future: no call started there yet")
+    return second
 
 
 def _seconds(name: str, value: object) -> int:

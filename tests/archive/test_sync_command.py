@@ -173,13 +173,20 @@ def test_an_unreachable_postgres_exits_4_before_any_request(simulator, base_url)
 
 def test_a_newer_schema_exits_2_and_nothing_is_written(tmp_path, simulator, base_url):
     database = Database(f"sqlite:///{tmp_path / 'archive.db'}")
-    assert sync(database, plum_env(simulator, base_url), "--since", "2099-01-01").returncode == 0
+    assert sync(database, plum_env(simulator, base_url), "--no-details").returncode == 0
     database.execute("UPDATE plum_sync_state SET value = '7' WHERE key = 'schema_version'")
     before = database.query("SELECT key, value FROM plum_sync_state ORDER BY key")
     done = sync(database, plum_env(simulator, base_url))
     assert done.returncode == 2
     assert "schema is version 7, newer than this plumvoice-async knows" in done.stderr
     assert database.query("SELECT key, value FROM plum_sync_state ORDER BY key") == before
+
+
+def test_a_since_in_the_future_exits_2_naming_the_option(tmp_path, simulator, base_url):
+    database = Database(f"sqlite:///{tmp_path / 'archive.db'}")
+    done = sync(database, plum_env(simulator, base_url), "--since", "2099-01-01")
+    assert done.returncode == 2
+    assert "argument --since: invalid since=2099-01-01: in the future" in done.stderr
 
 
 def test_a_postgres_role_without_permission_exits_2(postgres_server, simulator, base_url):
