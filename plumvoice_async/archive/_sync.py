@@ -10,6 +10,7 @@ next run asks the database which logs are still pending.
 from __future__ import annotations
 
 import json
+from bisect import bisect_left, bisect_right
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -160,17 +161,17 @@ class _Sync:
             )
             if not pending:
                 return
-            # Planned again before each range with the clock of that moment: walking one
-            # range can take minutes (quota waits), and the 5-day edge moves meanwhile.
-            remaining = pending
-            while remaining:
-                plan = plan_details(remaining, now=self.now(), max_gap=job.max_gap)
-                self.expired += await self.run(self.store.expire, job.account, plan.expired)
-                if not plan.ranges:
-                    break
-                start, end = plan.ranges[0]
-                await self.walk_details(start, end)
-                remaining = [log for log in remaining if log.start > end]
+            plan = plan_details(pending, now=self.now(), max_gap=job.max_gap)
+            self.expired += await self.run(self.store.expire, job.account, plan.expired)
+            starts = [log.start for log in pending]  # sorted: the store's order
+            for start, end in plan.ranges:
+                # Judged again with the clock of this moment: the walks before it may have
+                # taken minutes (quota waits), and the 5-day edge moves meanwhile.
+                logs = pending[bisect_left(starts, start) : bisect_right(starts, end)]
+                again = plan_details(logs, now=self.now(), max_gap=job.max_gap)
+                self.expired += await self.run(self.store.expire, job.account, again.expired)
+                for still_start, still_end in again.ranges:  # the same range, or its live end
+                    await self.walk_details(still_start, still_end)
             if len(pending) < _PENDING_BATCH:
                 return
             after = pending[-1]
