@@ -7,14 +7,15 @@ bulk upserts need. Its asyncio connection cannot run under trio, and asyncpg is 
 too; the archive works under both, so it drives psycopg's blocking connection from a worker
 thread (``anyio.to_thread``), as it does ``sqlite3``: the event loop never waits on it.
 
-Errors are told apart by SQLSTATE where the server sent one: class 28 (login refused) and
-3D (no such database), 3F000 (no schema to create in) and 42501 (insufficient
-privilege) are the user's to fix; a failure to
-connect or a connection lost is ``ArchiveUnavailableError``.
+Errors are told apart by SQLSTATE where the server sent one (a refused login has none: by
+libpq's words then): class 28 (login refused) and 3D (no such database), 3F000 (no schema to
+create in) and 42501 (insufficient privilege) are the user's to fix; a failure to connect or a
+connection lost is ``ArchiveUnavailableError``.
 """
 
 from __future__ import annotations
 
+import re
 from datetime import UTC
 from typing import Any
 from urllib.parse import parse_qsl, unquote
@@ -32,6 +33,15 @@ def _time_out(moment: Any) -> int:
     return int(moment.timestamp())
 
 
+_REFUSED = re.compile(
+    r"FATAL: .*(password authentication failed|authentication failed|no pg_hba\.conf entry"
+    r'|(database|role) ".*" does not exist)'
+)
+"""A login the server refused, in libpq's text: a failed connection carries no SQLSTATE, and
+told apart only by its words (the server's, in English: another language reads as
+unreachable) it must not say "cannot reach" for a wrong password or database name."""
+
+
 def _translate(exc: BaseException) -> ArchiveError | None:
     import psycopg
 
@@ -46,7 +56,7 @@ def _translate(exc: BaseException) -> ArchiveError | None:
             f"no schema to create the archive's tables in: check the search_path and the "
             f"role's privileges ({text})"
         )
-    if state.startswith(("28", "3D")):
+    if state.startswith(("28", "3D")) or (not state and _REFUSED.search(text)):
         return ArchiveError(f"PostgreSQL refused the connection ({text})")
     if isinstance(exc, psycopg.OperationalError) and not state:
         return ArchiveUnavailableError(f"cannot reach PostgreSQL ({text})")

@@ -8,7 +8,7 @@ from urllib.parse import quote
 import pytest
 
 from plumvoice_async import DetailedCall, InvalidParameterError
-from plumvoice_async.archive import Archive, ArchiveError
+from plumvoice_async.archive import Archive, ArchiveError, ArchiveUnavailableError
 from plumvoice_async.testing import CallDataset, FakeClock, PlumSimulator
 
 pytestmark = pytest.mark.anyio
@@ -102,3 +102,34 @@ async def test_special_characters_percent_encoded_in_a_password_log_in(postgres_
     async with Archive.open(url) as archive:
         assert encoded not in repr(archive)
     Archive.open(f"postgresql://127.0.0.1:{postgres_server.port}/postgres?user=me@example.com")
+
+
+@pytest.mark.parametrize("kind", ["wrong password", "no such database"])
+async def test_a_refused_login_names_the_cause_never_the_password(postgres_server, kind):
+    if kind == "wrong password":
+        url = postgres_server.url(password="wrong-hunter2")
+    else:
+        url = postgres_server.url("no_such_database")
+    with pytest.raises(ArchiveError) as caught:
+        async with Archive.open(url):
+            pass
+    assert not isinstance(caught.value, ArchiveUnavailableError)  # the user's to fix: exit 2
+    assert "PostgreSQL refused the connection" in str(caught.value)
+    assert postgres_server.password not in str(caught.value)
+    assert "hunter2" not in str(caught.value)
+
+
+async def test_no_credential_reaches_any_row(database):
+    sim = PlumSimulator(
+        CallDataset(size=50, start=NOW - DAY, spacing=600), clock=FakeClock(start=NOW)
+    )
+    async with sim.client() as client, Archive.open(database.url) as archive:
+        await archive.sync(client)
+    rows = [
+        *database.query("SELECT * FROM plum_sync_state"),
+        *database.query("SELECT * FROM plum_calls"),
+        *database.query("SELECT * FROM plum_call_events"),
+    ]
+    text = repr(rows)
+    for secret in (*sim.fuse_auth, database.url.partition("@")[0].rpartition(":")[2]):
+        assert secret not in text

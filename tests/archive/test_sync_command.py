@@ -322,3 +322,15 @@ def test_two_syncs_started_together_on_one_database_both_succeed_and_store_once(
         c.session_id: event_rows(simulator.dataset.details(c.session_id) or []) for c in calls
     }
     assert database.events() == {key: rows for key, rows in expected.items() if rows}
+
+
+@pytest.mark.parametrize("kind", ["wrong password", "no such database"])
+def test_a_refused_login_exits_2_not_4(postgres_server, simulator, base_url, kind):
+    """Not "cannot reach" (exit 4, retry later): the URL is the user's to fix."""
+    if kind == "wrong password":
+        url = postgres_server.url(password="wrong-zq9")
+    else:
+        url = postgres_server.url("no_such_database")
+    done = sync(Database(url), plum_env(simulator, base_url))
+    assert done.returncode == 2, done.stderr
+    assert "PostgreSQL refused the connection" in done.stderr
