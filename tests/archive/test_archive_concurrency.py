@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import threading
+
 import anyio
 import pytest
 
 from plumvoice_async.archive import Archive
+from plumvoice_async.archive._sqlite import open_sqlite
 from plumvoice_async.testing import CallDataset, FakeClock, PlumSimulator
 
 from .databases import Database, call_row, event_rows
@@ -20,7 +23,8 @@ STATUSES = ("archived", "pending")
 
 async def test_archives_entered_at_once_on_an_empty_database_all_open(database: Database):
     """Each creates the tables if they are missing: one does, the others wait and find them
-    (before: PostgreSQL's second CREATE TABLE failed, 'relation already exists')."""
+    (before: PostgreSQL's second CREATE TABLE failed, 'relation already exists', and SQLite's
+    switch to WAL now and then 'database is locked')."""
     errors: list[BaseException] = []
 
     async def enter() -> None:
@@ -31,7 +35,7 @@ async def test_archives_entered_at_once_on_an_empty_database_all_open(database: 
             errors.append(exc)
 
     async with anyio.create_task_group() as group:
-        for _ in range(4):
+        for _ in range(8):
             group.start_soon(enter)
     assert errors == []
     assert database.query("SELECT value FROM plum_sync_state") == [("1",)]
@@ -84,3 +88,31 @@ async def test_two_syncs_of_one_account_at_once_store_every_call_and_log_once(
     }
     events = database.events()
     assert {key: events[key] for key in expected} == expected
+
+
+def test_sqlite_files_opened_by_many_at_once_all_open(tmp_path):
+    """A new file's switch to WAL takes an exclusive lock, and SQLite refused the others at
+    once ("database is locked") without waiting: about one try in fifteen failed before.
+    Threads released together, 60 fresh files."""
+    for trial in range(60):
+        path = str(tmp_path / f"{trial}.db")
+        start = threading.Barrier(6)
+        errors: list[Exception] = []
+
+        def open_one(
+            path: str = path, start: threading.Barrier = start, errors: list[Exception] = errors
+        ) -> None:
+            start.wait()
+            try:
+                store = open_sqlite(path)
+                store.migrate()
+                store.close()
+            except Exception as exc:  # collected: each thread runs to its end
+                errors.append(exc)
+
+        threads = [threading.Thread(target=open_one) for _ in range(6)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert errors == [], trial
