@@ -18,7 +18,7 @@ import sys
 import anyio
 
 from ..archive import Archive, ArchiveError, ArchiveUnavailableError, SyncResult
-from ..archive._archive import redact_url
+from ..archive._url import redact_url
 from .args import add_connection_options, report_day
 from .exits import EXIT_NETWORK, EXIT_USAGE, CliError, make_client
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, date, datetime, time
 from types import TracebackType
 from typing import Any, Self
@@ -16,53 +15,9 @@ from .._core.params import LIMIT_MAX
 from .._errors import InvalidParameterError
 from ._store import SqlStore
 from ._sync import SyncJob, SyncResult, run_sync
+from ._url import checked_url, redact_url
 
-__all__ = ["Archive", "redact_url"]
-
-_SCHEMES = ("sqlite", "postgresql", "postgres")
-_EXPECTED = "expected sqlite:///PATH or postgresql://[user[:password]@]host[:port]/database"
-_QUERY_PASSWORD = re.compile(r"(password\s*=\s*)('[^']*'|[^&\s]*)", re.IGNORECASE)
-
-
-def redact_url(url: str) -> str:
-    """``url`` with any password replaced by ``***``: in the user part, or a ``password=``.
-
-    Judged on the text, not a URL parser's reading, so a password that breaks the URL's
-    syntax (an unescaped ``@``, ``/``, ``#`` or ``?``) is hidden whole too: the user part runs
-    to the *last* ``@``, whatever it holds.
-    """
-    scheme, separator, rest = url.partition("://")
-    userinfo, at, host = rest.rpartition("@")
-    if at and ":" in userinfo:
-        rest = f"{userinfo.partition(':')[0]}:***@{host}"
-    return _QUERY_PASSWORD.sub(r"\1***", scheme + separator + rest)
-
-
-def _checked_url(url: object) -> str:
-    """``url`` with its scheme in lower case (RFC 3986: schemes ignore case; libpq does not),
-    or ``InvalidParameterError`` naming ``url``: never a password."""
-    if not isinstance(url, str):
-        raise InvalidParameterError("url", type(url).__name__, f"{_EXPECTED}, as a str")
-    if "\x00" in url:
-        raise InvalidParameterError("url", redact_url(url), "a NUL character")
-    scheme, separator, rest = url.partition("://")
-    scheme = scheme.lower()
-    if not separator or scheme not in _SCHEMES:
-        raise InvalidParameterError("url", redact_url(url), _EXPECTED)
-    url = f"{scheme}://{rest}"
-    if scheme == "sqlite":
-        path = rest.removeprefix("/")
-        if not rest.startswith("/") or not path:
-            raise InvalidParameterError("url", url, "expected sqlite:///PATH: a file's path")
-        if "?" in path or "#" in path:
-            raise InvalidParameterError(
-                "url", url, "sqlite:///PATH takes no ?options or #fragment (the file's name)"
-            )
-        return url
-    from ._postgres import check_url
-
-    check_url(url)
-    return url
+__all__ = ["Archive"]
 
 
 class Archive:
@@ -85,7 +40,7 @@ class Archive:
     """
 
     def __init__(self, url: str) -> None:
-        self._url = _checked_url(url)
+        self._url = checked_url(url)
         self._store: SqlStore | None = None
         self._limiter = anyio.CapacityLimiter(1)
 

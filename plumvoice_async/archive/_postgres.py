@@ -18,13 +18,11 @@ from __future__ import annotations
 import re
 from datetime import UTC
 from typing import Any
-from urllib.parse import parse_qsl, unquote
 
-from .._errors import InvalidParameterError
 from ._errors import ArchiveError, ArchiveUnavailableError
 from ._store import Dialect, SqlStore
 
-__all__ = ["check_url", "open_postgres"]
+__all__ = ["open_postgres"]
 
 _CONNECT_TIMEOUT = 10
 
@@ -86,45 +84,6 @@ POSTGRES = Dialect(
     ),
     translate=_translate,
 )
-
-
-def check_url(url: str) -> None:
-    """Refuse a URL whose password libpq would read otherwise than ``redact_url`` hides it.
-
-    libpq ends the user part at the *first* ``@`` (before any ``/``), a URL parser at the
-    last: with an unescaped ``@`` or ``/`` in the password, part of it becomes the host, port
-    or database name, which libpq's error messages quote. Its parse errors quote the
-    offending token (a broken ``%`` escape in the password, the whole URL for an unknown
-    prefix). So the URL is read here first, and refused, quoting nothing of libpq's, unless
-    libpq's password is the one ``redact_url`` hides. Without psycopg nothing is checked:
-    entering says the extra is missing.
-
-    Raises:
-        InvalidParameterError: ``url``, shown without its password.
-    """
-    from ._archive import redact_url
-
-    try:
-        import psycopg
-        from psycopg.conninfo import conninfo_to_dict
-    except ImportError:
-        return
-    reason = None
-    try:
-        read = conninfo_to_dict(url).get("password")
-    except psycopg.Error:
-        reason = "not a PostgreSQL URL libpq can read"
-    else:
-        # The user part: to the last "@" before the query (whose values may hold an "@").
-        userinfo, at, _ = url.partition("://")[2].partition("?")[0].rpartition("@")
-        hidden = {unquote(userinfo.partition(":")[2])} if at and ":" in userinfo else set()
-        query = url.rpartition("?")[2] if "?" in url else ""
-        hidden |= {value for name, value in parse_qsl(query) if name == "password"}
-        if read not in hidden | ({None} if not hidden else set()):
-            reason = "percent-encode the password (%40 for @, %2F for /, %3F for ?)"
-    # Raised here, outside the handler: libpq's own message never rides along as context.
-    if reason is not None:
-        raise InvalidParameterError("url", redact_url(url), reason)
 
 
 def open_postgres(url: str) -> SqlStore:
