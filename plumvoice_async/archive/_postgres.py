@@ -83,6 +83,7 @@ POSTGRES = Dialect(
         "AND table_name = %s"
     ),
     translate=_translate,
+    conflict=lambda exc: getattr(exc, "sqlstate", None) in ("40P01", "40001"),
 )
 
 

@@ -55,6 +55,7 @@ SQLITE = Dialect(
     time_out=_time_out,
     table_exists="SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
     translate=_translate,
+    conflict=lambda exc: False,  # one writer at a time: no deadlock between transactions
 )
 
 

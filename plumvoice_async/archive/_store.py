@@ -15,12 +15,13 @@ counts as neither.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, ParamSpec, Protocol, TypeVar
 
 import attrs
 
@@ -39,6 +40,9 @@ from ._schema import (
 )
 
 __all__ = ["Dialect", "SqlStore"]
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
 class _Cursor(Protocol):
@@ -63,6 +67,8 @@ class Connection(Protocol):
 class Dialect:
     """Strictly private: what SQLite and PostgreSQL spell differently.
 
+    ``conflict``: whether a driver exception is the server aborting the transaction to break a
+    deadlock (or a serialization failure): the whole transaction is then run again;
     ``begin``: the statement opening a write transaction (``None``: the driver opens one);
     ``migrate_lock``: a statement that makes concurrent ``migrate`` transactions wait for each
     other (``None``: ``begin`` already does);
@@ -83,6 +89,36 @@ class Dialect:
     time_out: Callable[[Any], int]
     table_exists: str
     translate: Callable[[BaseException], ArchiveError | None]
+    conflict: Callable[[BaseException], bool]
+
+
+class _Conflict(Exception):
+    """A transaction the server rolled back to break a deadlock between two syncs (their
+    rows' locks taken in different orders): nothing of it stayed, so it is run again."""
+
+    def __init__(self, error: ArchiveError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+_ATTEMPTS = 5
+
+
+def _retried(method: Callable[P, T]) -> Callable[P, T]:
+    """``method`` (one transaction) run again after a ``_Conflict``, up to ``_ATTEMPTS`` in
+    all; the last one's error is the method's."""
+
+    @functools.wraps(method)
+    def again(*args: P.args, **kwargs: P.kwargs) -> T:
+        for _ in range(_ATTEMPTS - 1):
+            with suppress(_Conflict):
+                return method(*args, **kwargs)
+        try:
+            return method(*args, **kwargs)
+        except _Conflict as conflict:
+            raise conflict.error from None
+
+    return again
 
 
 class SqlStore:
@@ -141,6 +177,8 @@ class SqlStore:
             error = self._dialect.translate(exc)
             if error is None:
                 raise
+            if self._dialect.conflict(exc):
+                raise _Conflict(error) from None
             raise error from None
 
     def _rollback(self) -> None:
@@ -153,6 +191,7 @@ class SqlStore:
 
     # --- Schema -------------------------------------------------------------------------
 
+    @_retried
     def migrate(self) -> None:
         """Create the tables in an empty database, or bring an older schema up to date.
 
@@ -187,6 +226,7 @@ class SqlStore:
 
     # --- Sync state ---------------------------------------------------------------------
 
+    @_retried
     def state(self, key: str) -> str | None:
         p = self._dialect.placeholder
         with self._transaction() as cursor:
@@ -194,12 +234,14 @@ class SqlStore:
             rows = cursor.fetchall()
         return None if not rows else str(rows[0][0])
 
+    @_retried
     def put_state(self, key: str, value: str) -> None:
         with self._transaction() as cursor:
             cursor.execute(self._put_state, (key, value))
 
     # --- Calls --------------------------------------------------------------------------
 
+    @_retried
     def store_calls(
         self, account: str, calls: Sequence[Call], key: str, value: str
     ) -> tuple[int, int]:
@@ -257,6 +299,7 @@ class SqlStore:
 
     # --- Detailed logs ------------------------------------------------------------------
 
+    @_retried
     def pending(
         self, account: str, number: str | None, after: PendingLog | None, limit: int
     ) -> list[PendingLog]:
@@ -282,6 +325,7 @@ class SqlStore:
                 for session_id, start in cursor.fetchall()
             ]
 
+    @_retried
     def count_pending(self, account: str, number: str | None, after: int, through: int) -> int:
         """How many pending logs started in ``(after, through]`` (UNIX seconds)."""
         p = self._dialect.placeholder
@@ -298,6 +342,7 @@ class SqlStore:
             cursor.execute(query, params)
             return int(cursor.fetchall()[0][0])
 
+    @_retried
     def expire(self, account: str, session_ids: Sequence[str]) -> int:
         """Mark these pending logs expired; how many were still pending."""
         if not session_ids:
@@ -312,6 +357,7 @@ class SqlStore:
             )
             return max(int(cursor.rowcount), 0)
 
+    @_retried
     def store_details(self, account: str, calls: Sequence[DetailedCall]) -> tuple[int, int]:
         """Archive the logs of those ``calls`` still pending, in one transaction: each call's
         status and its events together. Returns (logs archived, events inserted)."""

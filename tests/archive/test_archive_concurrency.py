@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
+from datetime import timedelta
 
 import anyio
+import attrs
 import pytest
 
 from plumvoice_async.archive import Archive
+from plumvoice_async.archive._postgres import open_postgres
 from plumvoice_async.archive._sqlite import open_sqlite
 from plumvoice_async.testing import CallDataset, FakeClock, PlumSimulator
 
@@ -116,3 +120,56 @@ def test_sqlite_files_opened_by_many_at_once_all_open(tmp_path):
         for thread in threads:
             thread.join()
         assert errors == [], trial
+
+
+def test_two_syncs_whose_row_locks_cross_are_not_failed_by_a_deadlock(postgres_server):
+    """One sync updates changed calls (in its page's order) while another archives their logs
+    (in PostgreSQL's order): the row locks cross, and PostgreSQL aborts one transaction
+    ("deadlock detected": a sync failed). It is run again."""
+    dataset = CallDataset(size=300, start=NOW - DAY, spacing=60)
+    # Ids descending here, ascending in the index the other's UPDATE walks: fully crossed.
+    calls = sorted(dataset.page(0, 2 * NOW, offset=0, limit=300), key=lambda c: c.session_id)[::-1]
+    detailed = dataset.detailed_page(0, 2 * NOW, offset=0, limit=300)
+    url = postgres_server.new_database()
+    first, second = open_postgres(url), open_postgres(url)
+    try:
+        first.migrate()
+        first.store_calls("acct", calls, "key", "{}")
+        for trial in range(60):
+            Database(url).execute("UPDATE plum_calls SET details_status = 'pending'")
+            changed = [
+                attrs.evolve(call, end=call.end + timedelta(seconds=trial + 1)) for call in calls
+            ]
+            start = threading.Barrier(2)
+            errors: list[Exception] = []
+
+            def run(
+                work: Callable[[], object],
+                start: threading.Barrier = start,
+                errors: list[Exception] = errors,
+            ) -> None:
+                start.wait()
+                try:
+                    work()
+                except Exception as exc:  # collected: both threads run to their end
+                    errors.append(exc)
+
+            threads = [
+                threading.Thread(
+                    target=run,
+                    args=(lambda changed=changed: first.store_calls("acct", changed, "k", "{}"),),
+                ),
+                threading.Thread(
+                    target=run, args=(lambda: second.store_details("acct", detailed),)
+                ),
+            ]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            assert errors == [], trial
+    finally:
+        first.close()
+        second.close()
+    stored = Database(url).calls()
+    assert {row[-1] for row in stored.values()} == {"archived"}
