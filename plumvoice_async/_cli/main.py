@@ -105,6 +105,8 @@ _OPTION_NAMES = {
     "period": "--period",
     "phone": "--phone",
     "path": "--out",
+    "since": "--since",
+    "account": "--account",
 }
 
 

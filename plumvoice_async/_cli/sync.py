@@ -18,7 +18,7 @@ import sys
 import anyio
 
 from ..archive import Archive, ArchiveError, ArchiveUnavailableError, SyncResult
-from ..archive._archive import redact_url
+from ..archive._url import redact_url
 from .args import add_connection_options, report_day
 from .exits import EXIT_NETWORK, EXIT_USAGE, CliError, make_client
 
@@ -103,12 +103,8 @@ async def run_sync_command(args: argparse.Namespace) -> None:
     # Runs as "bulk" priority once the client has priorities (api-contract.md); not yet.
     try:
         archive = Archive.open(args.db)
-    except ValueError:
-        raise CliError(
-            f"argument --db: unknown database URL {redact_url(args.db)!r}: expected "
-            "sqlite:///PATH or postgresql://...",
-            EXIT_USAGE,
-        ) from None
+    except ValueError as exc:  # InvalidParameterError: its message never shows a password
+        raise CliError(f"argument --db: {exc}", EXIT_USAGE) from None
     try:
         async with make_client(args) as client, archive:
             while True:

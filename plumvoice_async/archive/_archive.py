@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, time
 from types import TracebackType
 from typing import Any, Self
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import anyio
 
@@ -16,31 +15,9 @@ from .._core.params import LIMIT_MAX
 from .._errors import InvalidParameterError
 from ._store import SqlStore
 from ._sync import SyncJob, SyncResult, run_sync
+from ._url import checked_url, redact_url
 
-__all__ = ["Archive", "redact_url"]
-
-_SCHEMES = ("sqlite", "postgresql", "postgres")
-
-
-def redact_url(url: str) -> str:
-    """``url`` with any password replaced by ``***`` (in the user part or a query parameter)."""
-    parts = urlsplit(url)
-    if parts.password is None and "password" not in parts.query:
-        return url
-    netloc = parts.netloc
-    if parts.password is not None:
-        user, _, host = netloc.rpartition("@")
-        netloc = f"{user.partition(':')[0]}:***@{host}"
-    query = parts.query
-    if "password" in query:
-        query = urlencode(
-            [
-                (name, "***" if name == "password" else value)
-                for name, value in parse_qsl(query, keep_blank_values=True)
-            ],
-            safe="*",
-        )
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+__all__ = ["Archive"]
 
 
 class Archive:
@@ -55,21 +32,15 @@ class Archive:
     ``postgres`` extra). Database calls run on a worker thread, one at a time, so the event
     loop stays free; it works under asyncio and trio. ``repr`` never shows a password.
 
-    Raises (from ``open``): InvalidParameterError: an unknown URL scheme.
+    Raises (from ``open``): InvalidParameterError: not such a URL (an unknown scheme, no
+    SQLite path, a password libpq would read differently: percent-encode its ``@ / # ?``).
     Raises (entering): ArchiveUnavailableError: the server cannot be reached;
     SchemaVersionError: the tables were made by a newer plumvoice-async; ArchiveError: no
     permission, not a database. In every case nothing was written.
     """
 
     def __init__(self, url: str) -> None:
-        scheme = urlsplit(url).scheme
-        if scheme not in _SCHEMES or (scheme == "sqlite" and not url.startswith("sqlite:///")):
-            raise InvalidParameterError(
-                "url",
-                redact_url(url),
-                "expected sqlite:///PATH or postgresql://[user[:password]@]host[:port]/database",
-            )
-        self._url = url
+        self._url = checked_url(url)
         self._store: SqlStore | None = None
         self._limiter = anyio.CapacityLimiter(1)
 
@@ -139,8 +110,9 @@ class Archive:
         Args:
             client: the client whose Fuse account is archived.
             since: the oldest call wanted (a ``date`` is that UTC day's midnight; a datetime
-                must be aware; an int is UNIX seconds). ``None``: since the last run, or the
-                last 5 days on a first run. An older ``since`` than before backfills.
+                must be aware; an int is UNIX seconds), not in the future. ``None``: since
+                the last run, or the last 5 days on a first run. An older ``since`` than
+                before backfills.
             details: also archive the detailed logs of the stored calls with ``log`` true,
                 oldest first, while Plum still has them (5 days).
             number: only calls to this deployment number (its own watermark).
@@ -167,7 +139,7 @@ class Archive:
         job = SyncJob(
             account=_account(client, account),
             number=params.number(number),
-            since=_since(since),
+            since=_since(since, now=int(client.clock.time())),
             details=details,
             overlap=_seconds("overlap", overlap),
             max_gap=_seconds("max_gap", max_gap),
@@ -178,19 +150,27 @@ class Archive:
 
 def _account(client: PlumClient, account: object) -> str:
     if account is not None:
-        if not isinstance(account, str) or not account:
-            raise InvalidParameterError("account", account, "expected a non-empty name")
+        if not isinstance(account, str) or not account or "\x00" in account:
+            raise InvalidParameterError("account", account, "expected a non-empty name, no NUL")
         return account
     key = client.quota_key("fuse")
     return "default" if key is None else key.account  # no Fuse login: the first request says so
 
 
-def _since(value: object) -> int | None:
+def _since(value: object, *, now: int) -> int | None:
     if value is None:
         return None
     if isinstance(value, date) and not isinstance(value, datetime):
-        return int(datetime.combine(value, time(), UTC).timestamp())
-    return params.fuse_time(value, name="since")
+        # Through the same checks as an int: a day before 1970 is refused here too.
+        second = params.fuse_time(
+            int(datetime.combine(value, time(), UTC).timestamp()), name="since"
+        )
+    else:
+        second = params.fuse_time(value, name="since")
+    if second > now:
+        # Plum lists a call once it has ended: a future `since` asks for nothing, ever.
+        raise InvalidParameterError("since", value, "in the future: no call started there yet")
+    return second
 
 
 def _seconds(name: str, value: object) -> int:

@@ -7,14 +7,15 @@ bulk upserts need. Its asyncio connection cannot run under trio, and asyncpg is 
 too; the archive works under both, so it drives psycopg's blocking connection from a worker
 thread (``anyio.to_thread``), as it does ``sqlite3``: the event loop never waits on it.
 
-Errors are told apart by SQLSTATE where the server sent one: class 28 (login refused) and
-3D (no such database), 3F000 (no schema to create in) and 42501 (insufficient
-privilege) are the user's to fix; a failure to
-connect or a connection lost is ``ArchiveUnavailableError``.
+Errors are told apart by SQLSTATE where the server sent one (a refused login has none: by
+libpq's words then): class 28 (login refused) and 3D (no such database), 3F000 (no schema to
+create in) and 42501 (insufficient privilege) are the user's to fix; a failure to connect or a
+connection lost is ``ArchiveUnavailableError``.
 """
 
 from __future__ import annotations
 
+import re
 from datetime import UTC
 from typing import Any
 
@@ -28,6 +29,15 @@ _CONNECT_TIMEOUT = 10
 
 def _time_out(moment: Any) -> int:
     return int(moment.timestamp())
+
+
+_REFUSED = re.compile(
+    r"FATAL: .*(password authentication failed|authentication failed|no pg_hba\.conf entry"
+    r'|(database|role) ".*" does not exist)'
+)
+"""A login the server refused, in libpq's text: a failed connection carries no SQLSTATE, and
+told apart only by its words (the server's, in English: another language reads as
+unreachable) it must not say "cannot reach" for a wrong password or database name."""
 
 
 def _translate(exc: BaseException) -> ArchiveError | None:
@@ -44,7 +54,7 @@ def _translate(exc: BaseException) -> ArchiveError | None:
             f"no schema to create the archive's tables in: check the search_path and the "
             f"role's privileges ({text})"
         )
-    if state.startswith(("28", "3D")):
+    if state.startswith(("28", "3D")) or (not state and _REFUSED.search(text)):
         return ArchiveError(f"PostgreSQL refused the connection ({text})")
     if isinstance(exc, psycopg.OperationalError) and not state:
         return ArchiveUnavailableError(f"cannot reach PostgreSQL ({text})")
@@ -60,6 +70,9 @@ POSTGRES = Dialect(
     name="postgresql",
     placeholder="%s",
     begin=None,  # psycopg opens a transaction at the first statement
+    # Two archives entering an empty database at once: the second waits, then finds the
+    # tables (CREATE TABLE does not wait for another transaction's, it fails).
+    migrate_lock="SELECT pg_advisory_xact_lock(hashtext('plumvoice_async.archive.migrate'))",
     json="CAST(%s AS jsonb)",
     in_list="session_id = ANY(%s)",
     list_param=lambda ids: ids,
@@ -70,6 +83,7 @@ POSTGRES = Dialect(
         "AND table_name = %s"
     ),
     translate=_translate,
+    conflict=lambda exc: getattr(exc, "sqlstate", None) in ("40P01", "40001"),
 )
 
 
@@ -89,5 +103,7 @@ def open_postgres(url: str) -> SqlStore:
     try:
         connection = psycopg.connect(url, connect_timeout=_CONNECT_TIMEOUT)
     except psycopg.Error as exc:
-        raise _translate(exc) or ArchiveError(_first_line(exc)) from None
-    return SqlStore(connection, POSTGRES)
+        error = _translate(exc) or ArchiveError(_first_line(exc))
+    else:
+        return SqlStore(connection, POSTGRES)
+    raise error  # outside the handler: the driver's exception is not kept as its context

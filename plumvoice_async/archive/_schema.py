@@ -14,7 +14,8 @@ PostgreSQL stores instants as ``timestamptz``, ``log`` as ``boolean`` and ``data
 ``jsonb``. SQLite has no such types: instants are ``'YYYY-MM-DD HH:MM:SS'`` text in UTC (the
 form of its own ``datetime()``, so they compare and sort as times), ``log`` is 0/1 and ``data``
 JSON text (its ``json_extract`` reads it). ``end`` and ``timestamp`` are SQL keywords:
-queries quote them (``"end"``).
+queries quote them (``"end"``). A NUL in any text or JSON string is stored as U+FFFD
+(``_store.NUL``): neither database can hold one everywhere.
 
 A database whose ``schema_version`` is newer than ``SCHEMA_VERSION`` is refused before anything
 is written; an older one is brought up to date by ``MIGRATIONS``, in one transaction.

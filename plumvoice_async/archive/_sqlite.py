@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,7 @@ SQLITE = Dialect(
     name="sqlite",
     placeholder="?",
     begin="BEGIN IMMEDIATE",  # take the write lock at once: no upgrade deadlock with a reader
+    migrate_lock=None,  # BEGIN IMMEDIATE: one writer at a time already
     json="?",
     in_list="session_id IN (SELECT value FROM json_each(?))",
     list_param=json.dumps,
@@ -53,7 +55,27 @@ SQLITE = Dialect(
     time_out=_time_out,
     table_exists="SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
     translate=_translate,
+    conflict=lambda exc: False,  # one writer at a time: no deadlock between transactions
 )
+
+
+_BUSY_MS = 10_000
+
+
+def _wal(connection: sqlite3.Connection) -> None:
+    """Switch to WAL, waiting as the busy timeout would: the switch of a new file takes an
+    exclusive lock and SQLite answers "database is locked" at once, without its busy handler,
+    when another connection (a second sync starting) holds one."""
+    deadline = time.monotonic() + _BUSY_MS / 1000
+    while True:
+        try:
+            connection.execute("PRAGMA journal_mode = WAL")
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+        else:
+            return
 
 
 def open_sqlite(path: str) -> SqlStore:
@@ -67,8 +89,8 @@ def open_sqlite(path: str) -> SqlStore:
         raise ArchiveError(f"cannot create the SQLite database: no folder {Path(path).parent}")
     try:
         connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        connection.execute("PRAGMA busy_timeout = 10000")
-        connection.execute("PRAGMA journal_mode = WAL")
+        connection.execute(f"PRAGMA busy_timeout = {_BUSY_MS}")
+        _wal(connection)
         connection.execute("PRAGMA synchronous = NORMAL")
     except sqlite3.Error as exc:
         raise ArchiveError(f"cannot open the SQLite database {path}: {exc}") from None

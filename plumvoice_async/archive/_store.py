@@ -15,11 +15,13 @@ counts as neither.
 
 from __future__ import annotations
 
+import functools
 import json
+import re
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, ParamSpec, Protocol, TypeVar
 
 import attrs
 
@@ -38,6 +40,9 @@ from ._schema import (
 )
 
 __all__ = ["Dialect", "SqlStore"]
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
 class _Cursor(Protocol):
@@ -62,7 +67,11 @@ class Connection(Protocol):
 class Dialect:
     """Strictly private: what SQLite and PostgreSQL spell differently.
 
+    ``conflict``: whether a driver exception is the server aborting the transaction to break a
+    deadlock (or a serialization failure): the whole transaction is then run again;
     ``begin``: the statement opening a write transaction (``None``: the driver opens one);
+    ``migrate_lock``: a statement that makes concurrent ``migrate`` transactions wait for each
+    other (``None``: ``begin`` already does);
     ``json``: the placeholder of a JSON parameter; ``in_list``: the ``IN`` test of one list
     parameter, made by ``list_param``; ``time_in``/``time_out``: an instant to and from the
     database; ``table_exists``: a query with one parameter, the table name; ``translate``:
@@ -72,6 +81,7 @@ class Dialect:
     name: str
     placeholder: str
     begin: str | None
+    migrate_lock: str | None
     json: str
     in_list: str
     list_param: Callable[[list[str]], Any]
@@ -79,6 +89,36 @@ class Dialect:
     time_out: Callable[[Any], int]
     table_exists: str
     translate: Callable[[BaseException], ArchiveError | None]
+    conflict: Callable[[BaseException], bool]
+
+
+class _Conflict(Exception):
+    """A transaction the server rolled back to break a deadlock between two syncs (their
+    rows' locks taken in different orders): nothing of it stayed, so it is run again."""
+
+    def __init__(self, error: ArchiveError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+_ATTEMPTS = 5
+
+
+def _retried(method: Callable[P, T]) -> Callable[P, T]:
+    """``method`` (one transaction) run again after a ``_Conflict``, up to ``_ATTEMPTS`` in
+    all; the last one's error is the method's."""
+
+    @functools.wraps(method)
+    def again(*args: P.args, **kwargs: P.kwargs) -> T:
+        for _ in range(_ATTEMPTS - 1):
+            with suppress(_Conflict):
+                return method(*args, **kwargs)
+        try:
+            return method(*args, **kwargs)
+        except _Conflict as conflict:
+            raise conflict.error from None
+
+    return again
 
 
 class SqlStore:
@@ -137,6 +177,8 @@ class SqlStore:
             error = self._dialect.translate(exc)
             if error is None:
                 raise
+            if self._dialect.conflict(exc):
+                raise _Conflict(error) from None
             raise error from None
 
     def _rollback(self) -> None:
@@ -149,6 +191,7 @@ class SqlStore:
 
     # --- Schema -------------------------------------------------------------------------
 
+    @_retried
     def migrate(self) -> None:
         """Create the tables in an empty database, or bring an older schema up to date.
 
@@ -159,6 +202,8 @@ class SqlStore:
         """
         p = self._dialect.placeholder
         with self._transaction() as cursor:
+            if self._dialect.migrate_lock is not None:
+                cursor.execute(self._dialect.migrate_lock)
             cursor.execute(self._dialect.table_exists, ("plum_sync_state",))
             if not cursor.fetchall():
                 for statement in create_statements(self._dialect.name):
@@ -181,6 +226,7 @@ class SqlStore:
 
     # --- Sync state ---------------------------------------------------------------------
 
+    @_retried
     def state(self, key: str) -> str | None:
         p = self._dialect.placeholder
         with self._transaction() as cursor:
@@ -188,12 +234,14 @@ class SqlStore:
             rows = cursor.fetchall()
         return None if not rows else str(rows[0][0])
 
+    @_retried
     def put_state(self, key: str, value: str) -> None:
         with self._transaction() as cursor:
             cursor.execute(self._put_state, (key, value))
 
     # --- Calls --------------------------------------------------------------------------
 
+    @_retried
     def store_calls(
         self, account: str, calls: Sequence[Call], key: str, value: str
     ) -> tuple[int, int]:
@@ -215,6 +263,7 @@ class SqlStore:
                     status,
                 )
             )
+        rows = [_without_nul(row) for row in rows]
         with self._transaction() as cursor:
             cursor.executemany(self._insert_call, [(account, *row) for row in rows])
             new = max(cursor.rowcount, 0)
@@ -250,6 +299,7 @@ class SqlStore:
 
     # --- Detailed logs ------------------------------------------------------------------
 
+    @_retried
     def pending(
         self, account: str, number: str | None, after: PendingLog | None, limit: int
     ) -> list[PendingLog]:
@@ -275,6 +325,7 @@ class SqlStore:
                 for session_id, start in cursor.fetchall()
             ]
 
+    @_retried
     def count_pending(self, account: str, number: str | None, after: int, through: int) -> int:
         """How many pending logs started in ``(after, through]`` (UNIX seconds)."""
         p = self._dialect.placeholder
@@ -291,6 +342,7 @@ class SqlStore:
             cursor.execute(query, params)
             return int(cursor.fetchall()[0][0])
 
+    @_retried
     def expire(self, account: str, session_ids: Sequence[str]) -> int:
         """Mark these pending logs expired; how many were still pending."""
         if not session_ids:
@@ -305,11 +357,13 @@ class SqlStore:
             )
             return max(int(cursor.rowcount), 0)
 
+    @_retried
     def store_details(self, account: str, calls: Sequence[DetailedCall]) -> tuple[int, int]:
         """Archive the logs of those ``calls`` still pending, in one transaction: each call's
         status and its events together. Returns (logs archived, events inserted)."""
         p = self._dialect.placeholder
-        by_id = {call.session_id: call for call in calls}
+        # Keyed as stored: the RETURNING ids below are the stored ones.
+        by_id = {call.session_id.replace("\x00", NUL): call for call in calls}
         if not by_id:
             return 0, 0
         time_in = self._dialect.time_in
@@ -332,11 +386,12 @@ class SqlStore:
                     time_in(event.timestamp),
                     event.event_class,
                     event.line,
-                    _json(event.data),
+                    _json_without_nul(event.data),
                 )
                 for session_id in archived
                 for seq, event in enumerate(by_id[session_id].detail)
             ]
+            events = [_without_nul(row) for row in events]
             new_events = 0
             if events:
                 cursor.executemany(self._insert_event, events)
@@ -346,6 +401,32 @@ class SqlStore:
 
 _json = json.JSONEncoder(separators=(",", ":")).encode
 """Compact JSON; one encoder for every row (``json.dumps`` with options builds one per call)."""
+
+
+NUL = "\ufffd"
+"""What a NUL in any text or JSON string is stored as: PostgreSQL's ``text`` and ``jsonb``
+cannot hold one, nor SQLite's JSON functions (the archive's id lists), and a row refused for
+it would be refused every run, stopping the archive there."""
+
+
+def _without_nul(row: tuple[Any, ...]) -> tuple[Any, ...]:
+    """``row`` with each NUL in its text as ``NUL``."""
+    if not any(isinstance(value, str) and "\x00" in value for value in row):
+        return row
+    return tuple(value.replace("\x00", NUL) if isinstance(value, str) else value for value in row)
+
+
+_ESCAPED_NUL = re.compile(r"(?<!\\)((?:\\\\)*)\\u0000")
+"""A NUL in JSON text: the escape ``\\u0000`` after an even run of backslashes (the encoder
+never writes a raw NUL; ``\\\\u0000`` is a backslash, then the text ``u0000``)."""
+
+
+def _json_without_nul(document: Any) -> str:
+    """``document`` as compact JSON, each NUL in its strings (keys too) as ``NUL``."""
+    text = _json(document)
+    if "\\u0000" not in text:
+        return text
+    return _ESCAPED_NUL.sub(lambda found: f"{found[1]}\\u{ord(NUL):04x}", text)
 
 
 def _utc(second: int) -> datetime:

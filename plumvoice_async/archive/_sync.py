@@ -10,6 +10,7 @@ next run asks the database which logs are still pending.
 from __future__ import annotations
 
 import json
+from bisect import bisect_left, bisect_right
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -29,7 +30,7 @@ from .._core.archive_plan import (
 from .._core.params import DETAILS_RETENTION_SECONDS
 from .._endpoints.calls import session_id_of
 from .._errors import PagingError
-from .._models import Call, DetailedCall
+from .._models import Call
 from .._pagination import PageIterator
 from ._store import SqlStore
 
@@ -162,30 +163,34 @@ class _Sync:
                 return
             plan = plan_details(pending, now=self.now(), max_gap=job.max_gap)
             self.expired += await self.run(self.store.expire, job.account, plan.expired)
+            starts = [log.start for log in pending]  # sorted: the store's order
             for start, end in plan.ranges:
-                await self.walk_details(start, end)
+                # Judged again with the clock of this moment: the walks before it may have
+                # taken minutes (quota waits), and the 5-day edge moves meanwhile.
+                logs = pending[bisect_left(starts, start) : bisect_right(starts, end)]
+                again = plan_details(logs, now=self.now(), max_gap=job.max_gap)
+                self.expired += await self.run(self.store.expire, job.account, again.expired)
+                for still_start, still_end in again.ranges:  # the same range, or its live end
+                    await self.walk_details(still_start, still_end)
             if len(pending) < _PENDING_BATCH:
                 return
             after = pending[-1]
 
     async def walk_details(self, start: int, end: int) -> None:
-        """Walk one ``all_logs`` range; each page's logs commit with their calls' status."""
+        """Walk one ``all_logs`` range; each page's logs commit with their calls' status.
+
+        ``iterate`` judges the 5-day window once, when the walk begins: a range whose pages
+        outlast its start's 5 days goes on (the logs that expire leave the server's set).
+        """
         job = self.job
-
-        async def fetch(offset: int, limit: int) -> tuple[list[DetailedCall], int | None]:
-            self.requests += 1
-            page = await self.client.call_details.page(
-                start, end, number=job.number, limit=limit, offset=offset
-            )
-            return page.calls, page.total_calls
-
-        walk: PageIterator[DetailedCall, str] = PageIterator(
-            fetch, key=session_id_of, page_size=job.page_size
+        walk = self.client.call_details.iterate(
+            start, end, number=job.number, page_size=job.page_size
         )
         async for calls in walk.pages():
             archived, events = await self.run(self.store.store_details, job.account, calls)
             self.archived += archived
             self.new_events += events
+        self.requests += walk.requests
 
 
 async def run_sync(client: PlumClient, store: SqlStore, run: Runner, job: SyncJob) -> SyncResult:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import anyio
 import pytest
@@ -281,7 +281,11 @@ BAD_ARGUMENTS = [
     ("page_size", 10_001),
     ("number", "12-34"),
     ("account", ""),
+    ("account", "a\x00b"),  # stored as-is in plum_calls, it would fail there every run
     ("since", datetime(2026, 1, 1)),
+    ("since", NOW + 1),  # the future: it would read nothing, silently
+    ("since", date(2099, 1, 1)),
+    ("since", date(1969, 12, 31)),  # was sent on as a negative start
 ]
 
 

@@ -12,9 +12,11 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from plumvoice_async import Call, CallType
 from plumvoice_async.testing import CallDataset, PlumSimulator, serve
 
 from ..cli_support import plum_env
@@ -146,7 +148,21 @@ def test_an_unknown_scheme_exits_2_without_the_password(tmp_path, simulator, bas
     database = Database("mysql://me:hunter2@db.example.com/plum")
     done = sync(database, plum_env(simulator, base_url))
     assert done.returncode == 2
-    assert "unknown database URL 'mysql://me:***@db.example.com/plum'" in done.stderr
+    assert "argument --db: invalid url='mysql://me:***@db.example.com/plum'" in done.stderr
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://me:hunter2@[::1/plum",  # no URL at all: was a traceback
+        "PostgreSQL://me:hunter2@127.0.0.1:1/plum",  # was libpq quoting the whole URL
+        "postgresql://me:zq9@hunter2@127.0.0.1:1/plum",  # libpq's host "hunter2@127.0.0.1"
+    ],
+)
+def test_a_malformed_postgres_url_exits_2_or_4_without_the_password(url, simulator, base_url):
+    done = sync(Database(url), plum_env(simulator, base_url))
+    assert done.returncode in (2, 4), done.stderr
+    assert "hunter" not in done.stderr + done.stdout
 
 
 def test_an_unreachable_postgres_exits_4_before_any_request(simulator, base_url):
@@ -159,13 +175,20 @@ def test_an_unreachable_postgres_exits_4_before_any_request(simulator, base_url)
 
 def test_a_newer_schema_exits_2_and_nothing_is_written(tmp_path, simulator, base_url):
     database = Database(f"sqlite:///{tmp_path / 'archive.db'}")
-    assert sync(database, plum_env(simulator, base_url), "--since", "2099-01-01").returncode == 0
+    assert sync(database, plum_env(simulator, base_url), "--no-details").returncode == 0
     database.execute("UPDATE plum_sync_state SET value = '7' WHERE key = 'schema_version'")
     before = database.query("SELECT key, value FROM plum_sync_state ORDER BY key")
     done = sync(database, plum_env(simulator, base_url))
     assert done.returncode == 2
     assert "schema is version 7, newer than this plumvoice-async knows" in done.stderr
     assert database.query("SELECT key, value FROM plum_sync_state ORDER BY key") == before
+
+
+def test_a_since_in_the_future_exits_2_naming_the_option(tmp_path, simulator, base_url):
+    database = Database(f"sqlite:///{tmp_path / 'archive.db'}")
+    done = sync(database, plum_env(simulator, base_url), "--since", "2099-01-01")
+    assert done.returncode == 2
+    assert "argument --since: invalid since=2099-01-01: in the future" in done.stderr
 
 
 def test_a_postgres_role_without_permission_exits_2(postgres_server, simulator, base_url):
@@ -176,3 +199,138 @@ def test_a_postgres_role_without_permission_exits_2(postgres_server, simulator, 
     done = sync(Database(url), plum_env(simulator, base_url))
     assert done.returncode == 2, done.stderr
     assert "no permission" in done.stderr
+
+
+def recent_call(session_number: int, start: int, *, end_after: int = 30) -> Call:
+    return Call(
+        dest="6177123000",
+        src="6175550000",
+        start=datetime.fromtimestamp(start, UTC),
+        end=datetime.fromtimestamp(start + end_after, UTC),
+        session_id=f"{900_000 + session_number};001;{start - 5}",
+        type=CallType.INBOUND,
+        log=True,
+    )
+
+
+def test_kill_9_amid_churn_then_a_rerun_stores_what_the_server_serves(database: Database):
+    """As above, and the server's calls change under the runs: calls listed late (inside the
+    overlap), deleted and changed, between runs and during them (from the page hook)."""
+    now = int(time.time())
+    sim = PlumSimulator(CallDataset(size=1_000, start=now - 3 * DAY, spacing=200), limit=100_000)
+    seed = random.randrange(2**32)
+    rng = random.Random(seed)
+    inserted = 0
+    deleted: set[str] = set()
+    lock = threading.Lock()
+
+    def churn() -> None:  # on the server's thread, or between runs: never both at once
+        nonlocal inserted
+        inserted += 1
+        sim.dataset.insert_call(recent_call(inserted, int(time.time()) - rng.randint(60, 1_800)))
+        live = sim.dataset.page(0, 2**40, offset=0, limit=len(sim.dataset))
+        victim = rng.choice(live)
+        sim.dataset.delete_call(victim.session_id)
+        deleted.add(victim.session_id)
+        if victim.start.timestamp() > time.time() - 1_800:  # a recent one: changed instead
+            changed = Call(
+                victim.dest,
+                victim.src,
+                victim.start,
+                victim.end + timedelta(seconds=7),
+                victim.session_id,
+                victim.type,
+                victim.log,
+            )
+            sim.dataset.insert_call(changed)
+            deleted.discard(victim.session_id)
+
+    process: subprocess.Popen[bytes] | None = None
+    seen = kill_at = 0
+
+    def kill(victim: subprocess.Popen[bytes]) -> None:
+        if victim.poll() is None:
+            os.kill(victim.pid, signal.SIGKILL)
+
+    def on_page(offset: int, limit: int) -> None:
+        nonlocal seen
+        with lock:
+            seen += 1
+            if seen % 3 == 0:
+                churn()
+            if process is not None and seen == kill_at:
+                threading.Timer(
+                    rng.uniform(0, 0.05), os.kill, (process.pid, signal.SIGKILL)
+                ).start()
+
+    with serve(sim) as url:
+        env = plum_env(sim, url)
+        sim.on_page = on_page
+        killed = 0
+        for _ in range(4):
+            with lock:
+                seen, kill_at = 0, rng.randint(1, 2 * 1_000 // PAGE)
+                churn()
+            process = subprocess.Popen(
+                [*SYNC, "--db", database.url, "--page-size", str(PAGE)],
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            status = process.wait(timeout=120)
+            killed += status == -signal.SIGKILL
+        sim.on_page = None
+        process = None
+        final = sync(database, env, "--page-size", str(PAGE))
+    assert killed >= 1, f"no attempt was killed (seed {seed})"
+    assert final.returncode == 0, final.stderr
+    live = sim.dataset.page(0, 2**40, offset=0, limit=len(sim.dataset))
+    stored = database.calls()
+    assert {c.session_id: stored.get(c.session_id) for c in live} == {
+        c.session_id: call_row(c, "archived") for c in live
+    }, seed
+    assert stored.keys() - {c.session_id for c in live} <= deleted, seed
+    events = database.events()
+    for call in live:
+        assert events.get(call.session_id, []) == event_rows(
+            sim.dataset.details(call.session_id) or []
+        ), seed
+
+
+def test_two_syncs_started_together_on_one_database_both_succeed_and_store_once(
+    database: Database, simulator: PlumSimulator, base_url: str
+):
+    """Two processes, one account, one database, at the same time: they cooperate."""
+    env = plum_env(simulator, base_url)
+    both = [
+        subprocess.Popen(
+            [*SYNC, "--db", database.url, "--page-size", str(PAGE)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    for process in both:
+        _, err = process.communicate(timeout=120)
+        assert process.returncode == 0, err
+        assert "Traceback" not in err
+    calls = simulator.dataset.page(0, 2**40, offset=0, limit=CALLS)
+    assert database.calls() == {c.session_id: call_row(c, "archived") for c in calls}
+    expected = {
+        c.session_id: event_rows(simulator.dataset.details(c.session_id) or []) for c in calls
+    }
+    assert database.events() == {key: rows for key, rows in expected.items() if rows}
+
+
+@pytest.mark.parametrize("kind", ["wrong password", "no such database"])
+def test_a_refused_login_exits_2_not_4(postgres_server, simulator, base_url, kind):
+    """Not "cannot reach" (exit 4, retry later): the URL is the user's to fix."""
+    if kind == "wrong password":
+        url = postgres_server.url(password="wrong-zq9")
+    else:
+        url = postgres_server.url("no_such_database")
+    done = sync(Database(url), plum_env(simulator, base_url))
+    assert done.returncode == 2, done.stderr
+    assert "PostgreSQL refused the connection" in done.stderr
