@@ -17,11 +17,15 @@ says so explicitly.
 from __future__ import annotations
 
 import functools
+import os
+from collections import deque
 from collections.abc import Callable, Coroutine, Mapping, Sequence
-from contextlib import AbstractContextManager
+from concurrent.futures import Future
+from contextlib import AbstractContextManager, suppress
 from types import TracebackType
 from typing import Any, Concatenate, Generic, ParamSpec, Self, TypeVar, overload
 
+import anyio
 import httpx
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
@@ -75,20 +79,73 @@ class _Loop:
     """Strictly private: the client's event loop, as the facade's calls reach it.
 
     ``lifetime`` is the async client's: once it (or its parent) is closed, a call says so
-    here instead of failing on a portal whose loop has stopped.
+    here instead of failing on a portal whose loop has stopped. ``pid`` is the process that
+    started the loop: a forked child has the client's objects but not its loop thread, so a
+    call there would wait forever for an answer; it is refused instead.
     """
 
-    __slots__ = ("lifetime", "portal")
+    __slots__ = ("lifetime", "pid", "portal")
 
     def __init__(self, portal: BlockingPortal, lifetime: Lifetime) -> None:
         self.portal = portal
         self.lifetime = lifetime
+        self.pid = os.getpid()
+
+    @property
+    def forked(self) -> bool:
+        """This process is a fork of the one whose thread runs the loop."""
+        return os.getpid() != self.pid
 
     def call(self, function: Callable[[], Coroutine[Any, Any, T]]) -> T:
+        if self.forked:
+            raise RuntimeError(
+                "this SyncPlumClient was created in another process (before a fork): "
+                "its event loop does not run here; create a client in this process"
+            )
         if self.lifetime.closed:
             raise RuntimeError("this SyncPlumClient is closed (or the one it was derived from)")
-        answer: T = self.portal.call(function)
-        return answer
+        call = _Call(function)
+        future: Future[T] | None = None
+        try:
+            future = self.portal.start_task_soon(call.run)
+            return future.result()
+        except BaseException:
+            if future is None or not future.done():
+                # This thread stopped waiting (Ctrl-C's KeyboardInterrupt), maybe even before
+                # the portal handed it the task's future: stop the task too, so that no
+                # request or quota wait outlives the call that asked for it.
+                with suppress(RuntimeError):  # the loop stopped meanwhile: nothing runs
+                    self.portal.call(call.cancel)
+            raise
+
+
+class _Call(Generic[T]):
+    """Strictly private: one call run in the loop, which its caller's thread may cancel.
+
+    The portal's own future cannot be relied on for that: the task may start, and Ctrl-C
+    arrive, before ``start_task_soon`` has returned it.
+    """
+
+    __slots__ = ("_cancelled", "_function", "_scope")
+
+    def __init__(self, function: Callable[[], Coroutine[Any, Any, T]]) -> None:
+        self._function = function
+        self._scope: anyio.CancelScope | None = None
+        self._cancelled = False
+
+    async def run(self) -> T:
+        with anyio.CancelScope() as scope:
+            self._scope = scope
+            if self._cancelled:
+                scope.cancel()
+            return await self._function()
+        raise RuntimeError("cancelled: the thread waiting for this call was interrupted")
+
+    def cancel(self) -> None:
+        """In the loop: cancel the call, whether it has started, is running or is done."""
+        self._cancelled = True
+        if self._scope is not None:
+            self._scope.cancel()
 
 
 class _Facade(Generic[ResourceT]):
@@ -168,14 +225,23 @@ class SyncPageIterator(Generic[RowT, KeyT]):
     fetching pages when its buffer runs dry; between two calls nothing is in flight. ``offset``,
     ``last_key`` and ``total`` are the async walk's, for checkpoints. Use it in a ``with``
     block, or call ``close()``, to say you are done: later ``next`` calls then stop at once.
+
+    A ``next`` interrupted in its thread (Ctrl-C) cancels its step in the loop. The steps run
+    one at a time there, and a row that a step took just as it was interrupted is kept and
+    yielded by the next ``next``: the walk goes on, each row still once, as long as it is
+    iterated further.
     """
 
-    __slots__ = ("_closed", "_loop", "_walk")
+    __slots__ = ("_closed", "_ended", "_lock", "_loop", "_rows", "_walk")
 
     def __init__(self, walk: PageIterator[RowT, KeyT], loop: _Loop) -> None:
         self._walk = walk
         self._loop = loop
         self._closed = False
+        # Filled in the loop, emptied in the caller's thread (a deque is safe for that).
+        self._rows: deque[RowT] = deque()
+        self._ended = False
+        self._lock: anyio.Lock | None = None  # made in the loop, by the first step
 
     @property
     def offset(self) -> int:
@@ -203,11 +269,29 @@ class SyncPageIterator(Generic[RowT, KeyT]):
     def __next__(self) -> RowT:
         if self._closed:
             raise StopIteration
-        more, row = self._loop.call(functools.partial(_step, self._walk))
-        if not more:
-            self._closed = True
-            raise StopIteration
-        return row  # type: ignore[return-value]  # a row whenever ``more``
+        if not self._rows:
+            self._loop.call(self._step)
+        if self._rows:
+            return self._rows.popleft()
+        self._closed = True
+        raise StopIteration
+
+    async def _step(self) -> None:
+        """In the loop: one more row into ``_rows``, or ``_ended`` (a flag, not an exception).
+
+        One step at a time: an interrupted step may still be winding down when the next one
+        starts, and the async walk takes one ``__anext__`` at a time. A step that finds a row
+        already there (taken by a step whose caller was interrupted) has nothing to do.
+        """
+        if self._lock is None:
+            self._lock = anyio.Lock()
+        async with self._lock:
+            if self._rows or self._ended:
+                return
+            try:
+                self._rows.append(await self._walk.__anext__())
+            except StopAsyncIteration:
+                self._ended = True
 
     def close(self) -> None:
         """Stop the walk: no further page is fetched."""
@@ -223,14 +307,6 @@ class SyncPageIterator(Generic[RowT, KeyT]):
         tb: TracebackType | None,
     ) -> None:
         self.close()
-
-
-async def _step(walk: PageIterator[RowT, KeyT]) -> tuple[bool, RowT | None]:
-    """One row of ``walk``, or ``(False, None)`` at its end (no exception crosses threads)."""
-    try:
-        return True, await walk.__anext__()
-    except StopAsyncIteration:
-        return False, None
 
 
 class SyncCalls(_Facade[Calls]):
@@ -417,7 +493,7 @@ class SyncPlumClient:
         self._portal = portal
         self._client = client
         self._closed = False
-        loop = _Loop(portal, client._transport.lifetime)
+        loop = self._loop = _Loop(portal, client._transport.lifetime)
         self.events = SyncEvents(client.events, loop)
         self.volume = SyncPeriodReport(client.volume, loop)
         self.performance = SyncPeriodReport(client.performance, loop)
@@ -458,11 +534,17 @@ class SyncPlumClient:
     def close(self) -> None:
         """Close the client (as ``PlumClient.aclose``), then stop its loop and thread.
 
-        Idempotent. Calls still running in other threads finish first or fail.
+        Idempotent. Calls still running in other threads finish first or fail. Closing a
+        client derived with ``with_options`` after its parent, or a client in a forked child
+        process (whose loop is the parent's), closes nothing more.
         """
         if self._closed:
             return
         self._closed = True
+        if self._loop.forked or (self._portal_context is None and self._loop.lifetime.closed):
+            # Nothing to close here: the loop is another process's (a fork's parent), or the
+            # client this one was derived from closed it, pool and loop with it.
+            return
         try:
             self._portal.call(self._client.aclose)
         finally:

@@ -1,0 +1,348 @@
+"""SyncPlumClient under misuse and stress: Ctrl-C, forks, closed clients, threads, churn.
+
+The promise tried here is "a clear error or a right answer, never a hang and never a leak".
+Ctrl-C is a real SIGINT sent to the main thread (where pytest runs the test) at a chosen
+moment: from the simulator's side, while the request it interrupts is in the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import os
+import select
+import signal
+import threading
+import traceback
+import warnings
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import anyio
+import httpx
+import pytest
+
+from plumvoice_async import (
+    LocalGovernor,
+    NotFoundError,
+    PlumError,
+    RateLimitError,
+    SyncPlumClient,
+)
+from plumvoice_async.testing import CallDataset, PlumSimulator, serve
+
+ALL = (0, 2**31 - 1)
+ROOMY = 100_000  # a quota no test here reaches, where spending it is not the point
+
+
+def open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def data_requests(simulator: PlumSimulator) -> list[int]:
+    """The status of each request for calls (pages or logs), in order."""
+    return [request.status for request in simulator.requests if "/calls/" in request.path]
+
+
+def in_process(simulator: PlumSimulator, **settings: Any) -> SyncPlumClient:
+    settings.setdefault("governor", LocalGovernor(ROOMY))
+    return SyncPlumClient(
+        fuse_auth=simulator.fuse_auth,
+        fuse_url=simulator.BASE_URL,
+        http_client=httpx.AsyncClient(transport=simulator.transport()),
+        **settings,
+    )
+
+
+class Interrupting(httpx.AsyncBaseTransport):
+    """The simulator in process; its ``at``-th request sends SIGINT to the main thread.
+
+    That request then either waits (``wait=True``: until cancelled, which ``cancelled``
+    records; 20 s at most, so that a run without the cancellation fails instead of hanging)
+    or is answered at once, racing the interrupt.
+    """
+
+    def __init__(self, simulator: PlumSimulator, *, at: int, wait: bool) -> None:
+        self._inner = simulator.transport()
+        self._at = at
+        self._wait = wait
+        self.sent = 0
+        self.cancelled = threading.Event()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.sent += 1
+        if self.sent == self._at:
+            main = threading.main_thread().ident
+            assert main is not None
+            signal.pthread_kill(main, signal.SIGINT)
+            if self._wait:
+                try:
+                    with anyio.move_on_after(20):
+                        await anyio.sleep_forever()
+                except anyio.get_cancelled_exc_class():
+                    self.cancelled.set()
+                    raise
+        return await self._inner.handle_async_request(request)
+
+
+@pytest.fixture
+def simulator() -> PlumSimulator:
+    return PlumSimulator(CallDataset(size=50), limit=ROOMY)
+
+
+@pytest.fixture
+def sigint() -> Iterator[None]:
+    """Python's own SIGINT handler (KeyboardInterrupt), in the main thread that gets it."""
+    if threading.current_thread() is not threading.main_thread():
+        pytest.skip("SIGINT reaches the main thread only")
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def test_ctrl_c_while_a_call_waits_cancels_it_in_the_loop_too(simulator, sigint):
+    transport = Interrupting(simulator, at=1, wait=True)
+    with SyncPlumClient(
+        fuse_auth=simulator.fuse_auth,
+        fuse_url=simulator.BASE_URL,
+        http_client=httpx.AsyncClient(transport=transport),
+        governor=LocalGovernor(ROOMY),
+        max_retries=0,
+    ) as client:
+        with pytest.raises(KeyboardInterrupt):
+            client.calls.page(*ALL, limit=1)
+        # Not left running in the background to spend quota for nobody.
+        assert transport.cancelled.wait(10)
+        assert client.calls.page(*ALL, limit=3).calls == simulator.dataset.page(
+            *ALL, offset=0, limit=3
+        )
+        assert transport.sent == 2
+
+
+@pytest.mark.parametrize("wait", [True, False], ids=["while-fetching", "as-it-answers"])
+def test_ctrl_c_in_a_walk_then_the_walk_goes_on_each_row_once(simulator, sigint, wait):
+    transport = Interrupting(simulator, at=3, wait=wait)
+    expected = [call.session_id for call in simulator.dataset.page(*ALL, offset=0, limit=100)]
+    with SyncPlumClient(
+        fuse_auth=simulator.fuse_auth,
+        fuse_url=simulator.BASE_URL,
+        http_client=httpx.AsyncClient(transport=transport),
+        governor=LocalGovernor(ROOMY),
+        max_retries=0,
+    ) as client:
+        walk = client.calls.iterate(*ALL, page_size=10)
+        seen: list[str] = []
+        with pytest.raises(KeyboardInterrupt):
+            seen.extend(call.session_id for call in walk)  # interrupted in the third page
+        if wait:
+            assert transport.cancelled.wait(10)
+        seen.extend(call.session_id for call in walk)
+        assert seen == expected
+        assert walk.offset == 50
+
+
+def test_a_forked_child_gets_a_clear_error_never_a_hang(simulator):
+    client = in_process(simulator)
+    try:
+        assert client.calls.page(*ALL, limit=1).total_calls == 50
+        read, write = os.pipe()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # fork with threads (3.12+)
+            pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child reports through the pipe
+            try:
+                client.calls.page(*ALL, limit=1)
+                answer = "answered"
+            except RuntimeError as exc:
+                answer = f"RuntimeError: {exc}"
+            except BaseException as exc:
+                answer = f"{type(exc).__name__}: {exc}"
+            client.close()  # the parent's loop: nothing to close here, and no hang
+            os.write(write, (answer + "\nclosed").encode())
+            os._exit(0)
+        os.close(write)
+        try:
+            ready, _, _ = select.select([read], [], [], 30)
+            if not ready:
+                os.kill(pid, signal.SIGKILL)
+            answer = os.read(read, 4096).decode() if ready else "hung"
+        finally:
+            os.close(read)
+            os.waitpid(pid, 0)
+        assert answer.startswith("RuntimeError: "), answer
+        assert "another process" in answer, answer
+        assert answer.endswith("\nclosed"), answer
+        # The parent's client is untouched by its child.
+        assert client.calls.page(*ALL, limit=1).total_calls == 50
+    finally:
+        client.close()
+
+
+def test_closing_a_derived_client_after_its_parent_closes_nothing_more(simulator):
+    threads = threading.active_count()
+    parent = in_process(simulator)
+    child = parent.with_options(max_retries=0)
+    grandchild = child.with_options(max_wait=0)
+    parent.close()
+    child.close()
+    grandchild.close()
+    grandchild.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        grandchild.calls.page(*ALL, limit=1)
+    assert threading.active_count() == threads
+
+
+def test_a_closed_client_and_its_walks_say_so_every_time(simulator):
+    client = in_process(simulator)
+    walk = client.calls.iterate(*ALL, page_size=10)
+    next(walk)
+    with client:
+        pass
+    client.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        client.calls.page(*ALL, limit=1)
+    with pytest.raises(RuntimeError, match="closed"):
+        next(walk)
+    with pytest.raises(RuntimeError, match="closed"), client:  # re-entered: still closed
+        client.calls.page(*ALL, limit=1)
+    outcome: list[BaseException] = []
+    worker = threading.Thread(target=lambda: _record(outcome, lambda: next(walk)))
+    worker.start()
+    worker.join(30)
+    assert len(outcome) == 1, outcome
+    assert isinstance(outcome[0], RuntimeError), outcome
+
+
+def _record(outcome: list[BaseException], call: Any) -> None:
+    try:
+        call()
+    except BaseException as exc:
+        outcome.append(exc)
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_called_from_inside_a_running_event_loop_it_answers(simulator, backend):
+    # It blocks that loop while it waits, as any blocking client does, but it does not hang:
+    # its own loop runs in its own thread.
+    with in_process(simulator) as client:
+
+        async def main() -> int:
+            return client.calls.page(*ALL, limit=1).total_calls
+
+        assert anyio.run(main, backend=backend) == 50
+        assert asyncio.run(main()) == 50
+
+
+def test_called_from_its_own_loop_thread_it_refuses_clearly(simulator):
+    refusals: list[BaseException] = []
+    client: SyncPlumClient
+
+    def hook(event: object) -> None:  # event hooks run in the client's loop thread
+        if not refusals:
+            try:
+                client.calls.page(*ALL, limit=1)
+            except RuntimeError as exc:
+                refusals.append(exc)
+
+    client = in_process(simulator, event_hooks=[hook])
+    with client:
+        assert client.calls.page(*ALL, limit=2).total_calls == 50
+        assert len(refusals) == 1
+        assert "event loop thread" in str(refusals[0])
+        assert client.calls.page(*ALL, limit=1).total_calls == 50
+
+
+def test_exceptions_keep_their_type_and_name_the_callers_line(simulator):
+    with in_process(simulator) as client:
+        with pytest.raises(NotFoundError) as caught:
+            client.call_details.get("1;2;3")
+        assert isinstance(caught.value, PlumError)
+        frames = [frame.name for frame in traceback.extract_tb(caught.value.__traceback__)]
+        assert frames[0] == "test_exceptions_keep_their_type_and_name_the_callers_line"
+
+
+def test_sixteen_threads_share_one_quota_and_never_overspend_it():
+    # 800 calls from 16 threads against a quota of 300: with max_wait=0 the governor must
+    # admit exactly 300 and refuse the rest before sending, and the server sees no 429.
+    simulator = PlumSimulator(CallDataset(size=50), limit=300)
+    expected = simulator.dataset.page(*ALL, offset=0, limit=50)
+    with in_process(simulator, governor=LocalGovernor(300), max_wait=0, max_retries=0) as client:
+
+        def fifty(thread: int) -> tuple[int, int]:
+            answered = refused = 0
+            for call in range(50):
+                offset = (thread * 50 + call) % 45
+                try:
+                    page = client.calls.page(*ALL, limit=5, offset=offset)
+                except RateLimitError:
+                    refused += 1
+                    continue
+                assert page.calls == expected[offset : offset + 5]
+                answered += 1
+            return answered, refused
+
+        threads = threading.active_count()
+        with ThreadPoolExecutor(max_workers=16) as pool:
+            outcomes = list(pool.map(fifty, range(16)))
+    assert sum(answered for answered, _ in outcomes) == 300
+    assert sum(refused for _, refused in outcomes) == 500
+    statuses = data_requests(simulator)
+    assert len(statuses) == 300
+    assert set(statuses) == {200}
+    assert threading.active_count() == threads - 1  # the client's loop thread is gone
+
+
+class Abandon(Exception):
+    """The loop body's own failure."""
+
+
+def fail_in_the_body(walk: Iterator[object], failure: BaseException) -> None:
+    for _ in walk:
+        raise failure
+
+
+def test_two_hundred_abandoned_walks_leak_nothing_and_send_nothing_more():
+    simulator = PlumSimulator(CallDataset(size=50), limit=ROOMY)
+    with (
+        serve(simulator) as url,
+        SyncPlumClient(
+            fuse_auth=simulator.fuse_auth, fuse_url=url, governor=LocalGovernor(ROOMY)
+        ) as client,
+    ):
+        client.calls.page(*ALL, limit=1)  # the pool's connection is open
+        threads, fds = threading.active_count(), open_fds()
+        before = len(data_requests(simulator))
+        for index in range(200):
+            walk = client.calls.iterate(*ALL, page_size=10)
+            way = index % 4
+            if way == 0:
+                for row, _ in enumerate(walk):
+                    if row == 3:
+                        break
+            elif way == 1:
+                with pytest.raises(Abandon), walk:
+                    fail_in_the_body(walk, Abandon())
+            elif way == 2:
+                next(walk)
+                del walk  # garbage, never closed
+            else:
+                with pytest.raises(KeyboardInterrupt):
+                    fail_in_the_body(walk, KeyboardInterrupt())
+        gc.collect()
+        # Each walk sent its first page only, and nothing after it was abandoned.
+        assert len(data_requests(simulator)) - before == 200
+        assert threading.active_count() == threads
+        assert open_fds() == fds
+        assert client.calls.page(*ALL, limit=2).total_calls == 50
+
+
+def test_five_hundred_clients_in_a_row_leak_no_thread_or_fd(simulator):
+    threads, fds = threading.active_count(), open_fds()
+    for _ in range(500):
+        with in_process(simulator) as client:
+            client.calls.page(*ALL, limit=1)
+    assert threading.active_count() == threads
+    assert open_fds() == fds
