@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import functools
 import os
+import threading
 from collections import deque
 from collections.abc import Callable, Coroutine, Mapping, Sequence
-from concurrent.futures import Future
+from concurrent.futures import CancelledError, Future
 from contextlib import AbstractContextManager, suppress
 from types import TracebackType
 from typing import Any, Concatenate, Generic, ParamSpec, Self, TypeVar, overload
@@ -109,6 +110,9 @@ class _Loop:
         try:
             future = self.portal.start_task_soon(call.run)
             return future.result()
+        except CancelledError:
+            # Cancelled in the loop, not here: ``close()`` stops the calls still running.
+            raise RuntimeError("this SyncPlumClient was closed while the call ran") from None
         except BaseException:
             if future is None or not future.done():
                 # This thread stopped waiting (Ctrl-C's KeyboardInterrupt), maybe even before
@@ -493,6 +497,7 @@ class SyncPlumClient:
         self._portal = portal
         self._client = client
         self._closed = False
+        self._closing = threading.Lock()
         loop = self._loop = _Loop(portal, client._transport.lifetime)
         self.events = SyncEvents(client.events, loop)
         self.volume = SyncPeriodReport(client.volume, loop)
@@ -534,22 +539,39 @@ class SyncPlumClient:
     def close(self) -> None:
         """Close the client (as ``PlumClient.aclose``), then stop its loop and thread.
 
-        Idempotent. Calls still running in other threads finish first or fail. Closing a
-        client derived with ``with_options`` after its parent, or a client in a forked child
-        process (whose loop is the parent's), closes nothing more.
+        Idempotent, and safe from several threads at once. Calls still running in other
+        threads are cancelled: they raise ``RuntimeError`` (a quota wait of minutes must not
+        hold up a shutdown). Closing a client derived with ``with_options`` after its parent,
+        or a client in a forked child process (whose loop is the parent's), closes nothing
+        more. From the loop's own thread (an event hook) it raises ``RuntimeError`` and
+        closes nothing.
         """
-        if self._closed:
-            return
-        self._closed = True
-        if self._loop.forked or (self._portal_context is None and self._loop.lifetime.closed):
-            # Nothing to close here: the loop is another process's (a fork's parent), or the
-            # client this one was derived from closed it, pool and loop with it.
+        with self._closing:
+            if self._closed:
+                return
+            loop = self._loop
+            if loop.forked:  # the loop runs in the parent process: nothing of it is here
+                self._closed = True
+                return
+            try:
+                if not loop.lifetime.closed:  # else the parent closed it, pool and loop
+                    self._portal.call(self._client.aclose)
+            finally:
+                # ``aclose`` closes the lifetime first thing; not closed: the call was
+                # refused before it ran (from the loop's own thread), so nothing is closed.
+                if loop.lifetime.closed:
+                    self._closed = True
+                    self._stop_loop()
+
+    def _stop_loop(self) -> None:
+        """Stop the loop and join its thread, if this facade owns them (not a derived one)."""
+        if self._portal_context is None:
             return
         try:
-            self._portal.call(self._client.aclose)
+            with suppress(RuntimeError):  # stopped already
+                self._portal.call(self._portal.stop, True)  # cancel the calls still running
         finally:
-            if self._portal_context is not None:  # the loop belongs to this facade
-                self._portal_context.__exit__(None, None, None)
+            self._portal_context.__exit__(None, None, None)
 
     def __enter__(self) -> Self:
         return self

@@ -8,6 +8,7 @@ moment: from the simulator's side, while the request it interrupts is in the loo
 from __future__ import annotations
 
 import asyncio
+import functools
 import gc
 import os
 import select
@@ -346,3 +347,85 @@ def test_five_hundred_clients_in_a_row_leak_no_thread_or_fd(simulator):
             client.calls.page(*ALL, limit=1)
     assert threading.active_count() == threads
     assert open_fds() == fds
+
+
+class Acquiring(LocalGovernor):
+    """A ``LocalGovernor`` that says when an ``acquire`` has begun (to wait, maybe)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.acquires = 0
+        self.second = threading.Event()
+
+    async def acquire(self, *args: Any, **kwargs: Any) -> Any:
+        self.acquires += 1
+        if self.acquires == 2:
+            self.second.set()
+        return await super().acquire(*args, **kwargs)
+
+
+def test_close_cancels_a_call_waiting_for_quota_in_another_thread():
+    # One request per 20 s window: the second call waits for the next window, and close()
+    # must not wait with it (a real window is 15 minutes).
+    simulator = PlumSimulator(CallDataset(size=50), limit=1, window=20)
+    threads = threading.active_count()
+    governor = Acquiring(1, window=20)
+    client = in_process(simulator, governor=governor, max_retries=0)
+    client.calls.page(*ALL, limit=1)
+    outcome: list[BaseException] = []
+    worker = threading.Thread(
+        target=_record, args=(outcome, lambda: client.calls.page(*ALL, limit=1))
+    )
+    worker.start()
+    assert governor.second.wait(10)
+    client.close()
+    worker.join(10)
+    assert not worker.is_alive()
+    assert len(outcome) == 1, outcome
+    assert isinstance(outcome[0], RuntimeError), outcome
+    assert "closed" in str(outcome[0])
+    assert len(data_requests(simulator)) == 1
+    assert threading.active_count() == threads
+
+
+def close_at_once(
+    client: SyncPlumClient, start: threading.Barrier, outcome: list[BaseException]
+) -> None:
+    start.wait()
+    _record(outcome, client.close)
+
+
+def test_close_from_many_threads_at_once_closes_once():
+    simulator = PlumSimulator(CallDataset(size=50), limit=ROOMY)
+    threads = threading.active_count()
+    for _ in range(20):
+        client = in_process(simulator)
+        client.calls.page(*ALL, limit=1)
+        start = threading.Barrier(8)
+        outcome: list[BaseException] = []
+        close = functools.partial(close_at_once, client, start, outcome)
+        closers = [threading.Thread(target=close) for _ in range(8)]
+        for closer in closers:
+            closer.start()
+        for closer in closers:
+            closer.join(30)
+        assert outcome == []
+    assert threading.active_count() == threads
+
+
+def test_close_from_its_own_loop_thread_refuses_and_closes_nothing(simulator):
+    threads = threading.active_count()
+    refusals: list[BaseException] = []
+    client: SyncPlumClient
+
+    def hook(event: object) -> None:  # event hooks run in the client's loop thread
+        if not refusals:
+            _record(refusals, client.close)
+
+    client = in_process(simulator, event_hooks=[hook])
+    assert client.calls.page(*ALL, limit=1).total_calls == 50
+    assert len(refusals) == 1
+    assert isinstance(refusals[0], RuntimeError)
+    assert client.calls.page(*ALL, limit=1).total_calls == 50  # still open
+    client.close()  # and it can still be closed, its thread with it
+    assert threading.active_count() == threads
