@@ -271,13 +271,16 @@ class SyncPageIterator(Generic[RowT, KeyT]):
         return self
 
     def __next__(self) -> RowT:
-        if self._closed:
-            raise StopIteration
-        if not self._rows:
+        while not self._closed:
+            try:
+                return self._rows.popleft()  # atomic: one thread gets each row
+            except IndexError:
+                pass
+            if self._ended:
+                self._closed = True
+                break
+            # Another thread sharing the walk may take the row this step adds: then step again.
             self._loop.call(self._step)
-        if self._rows:
-            return self._rows.popleft()
-        self._closed = True
         raise StopIteration
 
     async def _step(self) -> None:

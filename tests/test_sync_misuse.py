@@ -429,3 +429,20 @@ def test_close_from_its_own_loop_thread_refuses_and_closes_nothing(simulator):
     assert client.calls.page(*ALL, limit=1).total_calls == 50  # still open
     client.close()  # and it can still be closed, its thread with it
     assert threading.active_count() == threads
+
+
+def test_one_walk_shared_by_four_threads_yields_each_row_once(simulator):
+    # Not a documented use, but not a corruption either: the steps run one at a time.
+    with in_process(simulator) as client:
+        walk = client.calls.iterate(*ALL, page_size=7)
+        taken: list[list[str]] = [[] for _ in range(4)]
+
+        def drain(mine: list[str]) -> None:
+            mine.extend(call.session_id for call in walk)
+
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            list(pool.map(drain, taken))
+        expected = [call.session_id for call in simulator.dataset.page(*ALL, offset=0, limit=50)]
+        assert sorted(row for mine in taken for row in mine) == sorted(expected)
+        for mine in taken:  # each thread saw its rows in walk order
+            assert mine == sorted(mine, key=expected.index)
