@@ -21,6 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import httpx
 import pytest
 
@@ -446,3 +447,38 @@ def test_one_walk_shared_by_four_threads_yields_each_row_once(simulator):
         assert sorted(row for mine in taken for row in mine) == sorted(expected)
         for mine in taken:  # each thread saw its rows in walk order
             assert mine == sorted(mine, key=expected.index)
+
+
+class InterruptingAcquire(Acquiring):
+    """Its second ``acquire`` sends SIGINT to the main thread, then waits for quota."""
+
+    async def acquire(self, *args: Any, **kwargs: Any) -> Any:
+        if self.acquires == 1:
+            main = threading.main_thread().ident
+            assert main is not None
+            signal.pthread_kill(main, signal.SIGINT)
+        return await super().acquire(*args, **kwargs)
+
+
+def test_ctrl_c_while_waiting_for_quota_leaves_no_waiter_behind(sigint):
+    simulator = PlumSimulator(CallDataset(size=50), limit=1, window=20)
+    governor = InterruptingAcquire(1, window=20)
+    with in_process(simulator, governor=governor, max_retries=0) as client:
+        client.calls.page(*ALL, limit=1)
+        with pytest.raises(KeyboardInterrupt):
+            client.calls.page(*ALL, limit=1)  # waits for the next window
+        key = client.quota_key("fuse")
+        assert key is not None
+
+        async def settled() -> int:
+            for _ in range(100):  # the cancelled task runs when the loop gets to it
+                snapshot = await governor.snapshot(key)
+                if snapshot.waiting == 0:
+                    break
+                await anyio.lowlevel.checkpoint()
+            return snapshot.waiting
+
+        assert client._portal.call(settled) == 0
+        assert len(data_requests(simulator)) == 1
+        with pytest.raises(RateLimitError):  # usable: it still knows the window is spent
+            client.with_options(max_wait=0).calls.page(*ALL, limit=1)
