@@ -83,13 +83,20 @@ class _Loop:
     here instead of failing on a portal whose loop has stopped. ``pid`` is the process that
     started the loop: a forked child has the client's objects but not its loop thread, so a
     call there would wait forever for an answer; it is refused instead.
+
+    ``keepalive`` is the owning facade's portal context, held and never used: collecting it
+    stops the loop (its generator is closed), so everything that can call the loop (derived
+    clients, resources, walks) holds it, and the loop runs as long as one of them is alive.
+    ``SyncPlumClient.from_env().with_options(...)`` or ``.calls.iterate(...)`` would
+    otherwise lose their loop as soon as the temporary parent was collected.
     """
 
-    __slots__ = ("lifetime", "pid", "portal")
+    __slots__ = ("keepalive", "lifetime", "pid", "portal")
 
-    def __init__(self, portal: BlockingPortal, lifetime: Lifetime) -> None:
+    def __init__(self, portal: BlockingPortal, lifetime: Lifetime, keepalive: object) -> None:
         self.portal = portal
         self.lifetime = lifetime
+        self.keepalive = keepalive
         self.pid = os.getpid()
 
     @property
@@ -494,14 +501,17 @@ class SyncPlumClient:
         client: PlumClient,
         portal: BlockingPortal,
         context: AbstractContextManager[BlockingPortal] | None,
+        parent: _Loop | None = None,
     ) -> None:
-        """Serve ``client`` through ``portal``; ``context``: the loop, if this facade owns it."""
+        """Serve ``client`` through ``portal``; ``context``: the loop, if this facade owns it,
+        else ``parent``: the loop of the facade it was derived from."""
         self._portal_context = context
         self._portal = portal
         self._client = client
         self._closed = False
         self._closing = threading.Lock()
-        loop = self._loop = _Loop(portal, client._transport.lifetime)
+        keepalive = context if parent is None else parent.keepalive
+        loop = self._loop = _Loop(portal, client._transport.lifetime, keepalive)
         self.events = SyncEvents(client.events, loop)
         self.volume = SyncPeriodReport(client.volume, loop)
         self.performance = SyncPeriodReport(client.performance, loop)
@@ -527,7 +537,7 @@ class SyncPlumClient:
         options = self._client.with_options(
             max_wait=max_wait, timeout=timeout, max_retries=max_retries, priority=priority
         )
-        child._bind(options, self._portal, None)
+        child._bind(options, self._portal, None, self._loop)
         return child
 
     @property

@@ -482,3 +482,19 @@ def test_ctrl_c_while_waiting_for_quota_leaves_no_waiter_behind(sigint):
         assert len(data_requests(simulator)) == 1
         with pytest.raises(RateLimitError):  # usable: it still knows the window is spent
             client.with_options(max_wait=0).calls.page(*ALL, limit=1)
+
+
+def test_what_a_temporary_client_hands_out_keeps_its_loop(simulator):
+    # The facade that owns the loop is garbage as soon as these expressions have read it;
+    # collecting it used to stop the loop under what it handed out ("portal not running").
+    threads = threading.active_count()
+    bulk = in_process(simulator).with_options(priority="bulk")
+    assert bulk.calls.page(*ALL, limit=2).total_calls == 50
+    assert in_process(simulator).calls.page(*ALL, limit=2).total_calls == 50
+    calls = in_process(simulator).calls
+    gc.collect()
+    assert len(list(calls.iterate(*ALL, page_size=20))) == 50
+    # Once nothing can call it any more, its loop stops with the last of them.
+    del bulk, calls
+    gc.collect()
+    assert threading.active_count() == threads
