@@ -498,3 +498,40 @@ def test_what_a_temporary_client_hands_out_keeps_its_loop(simulator):
     del bulk, calls
     gc.collect()
     assert threading.active_count() == threads
+
+
+def test_threads_calling_through_a_close_answer_or_say_closed(simulator):
+    threads = threading.active_count()
+    for _ in range(10):
+        client = in_process(simulator)
+        answered = threading.Semaphore(0)
+        failures: list[BaseException] = []
+
+        def hammer(
+            client: SyncPlumClient = client,
+            answered: threading.Semaphore = answered,
+            failures: list[BaseException] = failures,
+        ) -> None:
+            while True:
+                try:
+                    page = client.calls.page(*ALL, limit=1)
+                except BaseException as exc:
+                    failures.append(exc)
+                    return
+                assert page.total_calls == 50
+                answered.release()
+
+        workers = [threading.Thread(target=hammer) for _ in range(8)]
+        for worker in workers:
+            worker.start()
+        for _ in range(16):  # calls are flowing from several threads
+            answered.acquire(timeout=10)
+        client.close()
+        for worker in workers:
+            worker.join(10)
+        assert not any(worker.is_alive() for worker in workers)
+        assert len(failures) == 8
+        for failure in failures:
+            assert isinstance(failure, RuntimeError), failure
+            assert "closed" in str(failure), failure
+    assert threading.active_count() == threads
