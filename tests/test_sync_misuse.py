@@ -26,11 +26,14 @@ import httpx
 import pytest
 
 from plumvoice_async import (
+    DecodeError,
     LocalGovernor,
     NotFoundError,
     PlumError,
     RateLimitError,
+    ServerError,
     SyncPlumClient,
+    TransportError,
 )
 from plumvoice_async.testing import CallDataset, PlumSimulator, serve
 
@@ -535,3 +538,25 @@ def test_threads_calling_through_a_close_answer_or_say_closed(simulator):
             assert isinstance(failure, RuntimeError), failure
             assert "closed" in str(failure), failure
     assert threading.active_count() == threads
+
+
+def test_a_walk_that_failed_goes_on_each_row_once(simulator):
+    expected = [call.session_id for call in simulator.dataset.page(*ALL, offset=0, limit=50)]
+    with in_process(simulator, max_retries=0) as client:
+        walk = client.calls.iterate(*ALL, page_size=10)
+        seen = [next(walk).session_id for _ in range(15)]
+        failures: list[type[BaseException]] = []
+        simulator.faults.status(503)
+        simulator.faults.drop()
+        simulator.faults.malformed("truncated")
+        while True:
+            try:
+                call = next(walk, None)
+            except PlumError as exc:  # the server's trouble, in its own type, in this thread
+                failures.append(type(exc))
+                continue
+            if call is None:
+                break
+            seen.append(call.session_id)
+        assert failures == [ServerError, TransportError, DecodeError]
+        assert seen == expected
