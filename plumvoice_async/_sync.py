@@ -239,11 +239,12 @@ class SyncPageIterator(Generic[RowT, KeyT]):
 
     A ``next`` interrupted in its thread (Ctrl-C) cancels its step in the loop. The steps run
     one at a time there, and a row that a step took just as it was interrupted is kept and
-    yielded by the next ``next``: the walk goes on, each row still once, as long as it is
-    iterated further.
+    yielded by the next ``next``: the walk goes on, each row still once. Until then ``offset``,
+    ``last_key`` and ``checkpoint`` stand before that row, so that a walk resumed from the
+    checkpoint saved on Ctrl-C yields it too.
     """
 
-    __slots__ = ("_closed", "_ended", "_lock", "_loop", "_rows", "_walk")
+    __slots__ = ("_before", "_closed", "_ended", "_lock", "_loop", "_rows", "_walk")
 
     def __init__(self, walk: PageIterator[RowT, KeyT], loop: _Loop) -> None:
         self._walk = walk
@@ -253,21 +254,23 @@ class SyncPageIterator(Generic[RowT, KeyT]):
         self._rows: deque[RowT] = deque()
         self._ended = False
         self._lock: anyio.Lock | None = None  # made in the loop, by the first step
+        # The walk's checkpoint before the row in ``_rows`` (meaningful while there is one).
+        self._before: ResumePoint[KeyT] = walk.checkpoint
 
     @property
     def offset(self) -> int:
         """The server offset just past the last row yielded (see ``PageIterator.offset``)."""
-        return self._walk.offset
+        return self._before.offset if self._rows else self._walk.offset
 
     @property
     def last_key(self) -> KeyT | None:
         """The key of the last row yielded (see ``PageIterator.last_key``)."""
-        return self._walk.last_key
+        return self._before.last_key if self._rows else self._walk.last_key
 
     @property
     def checkpoint(self) -> ResumePoint[KeyT]:
         """Where the walk is, to resume it with ``resume=`` (see ``PageIterator.checkpoint``)."""
-        return self._walk.checkpoint
+        return self._before if self._rows else self._walk.checkpoint
 
     @property
     def total(self) -> int | None:
@@ -302,10 +305,14 @@ class SyncPageIterator(Generic[RowT, KeyT]):
         async with self._lock:
             if self._rows or self._ended:
                 return
+            before = self._walk.checkpoint  # ~1% of a step; what to save if its caller is gone
             try:
-                self._rows.append(await self._walk.__anext__())
+                row = await self._walk.__anext__()
             except StopAsyncIteration:
                 self._ended = True
+                return
+            self._before = before
+            self._rows.append(row)
 
     def close(self) -> None:
         """Stop the walk: no further page is fetched."""
