@@ -560,11 +560,12 @@ class SyncPlumClient:
         """Close the client (as ``PlumClient.aclose``), then stop its loop and thread.
 
         Idempotent, and safe from several threads at once. Calls still running in other
-        threads are cancelled: they raise ``RuntimeError`` (a quota wait of minutes must not
-        hold up a shutdown). Closing a client derived with ``with_options`` after its parent,
-        or a client in a forked child process (whose loop is the parent's), closes nothing
-        more. From the loop's own thread (an event hook) it raises ``RuntimeError`` and
-        closes nothing.
+        threads (through this client or the ones derived from it) are cancelled: they raise
+        ``RuntimeError``, as a quota wait of minutes must not hold up a shutdown. Closing a
+        derived client stops no loop: its calls still running finish or fail. Closing one
+        after its parent, or a client in a forked child process (whose loop is the parent's),
+        closes nothing more. From the loop's own thread (an event hook) it raises
+        ``RuntimeError`` and closes nothing.
         """
         with self._closing:
             if self._closed:
