@@ -305,7 +305,7 @@ class SyncPageIterator(Generic[RowT, KeyT]):
         async with self._lock:
             if self._rows or self._ended:
                 return
-            before = self._walk.checkpoint  # ~1% of a step; what to save if its caller is gone
+            before = self._walk.checkpoint  # ~2% of a step: what to save if its caller is gone
             try:
                 row = await self._walk.__anext__()
             except StopAsyncIteration:
