@@ -93,11 +93,13 @@ class _Loop:
 
     __slots__ = ("keepalive", "lifetime", "pid", "portal")
 
-    def __init__(self, portal: BlockingPortal, lifetime: Lifetime, keepalive: object) -> None:
+    def __init__(
+        self, portal: BlockingPortal, lifetime: Lifetime, keepalive: object, pid: int
+    ) -> None:
         self.portal = portal
         self.lifetime = lifetime
         self.keepalive = keepalive
-        self.pid = os.getpid()
+        self.pid = pid
 
     @property
     def forked(self) -> bool:
@@ -517,8 +519,12 @@ class SyncPlumClient:
         self._client = client
         self._closed = False
         self._closing = threading.Lock()
-        keepalive = context if parent is None else parent.keepalive
-        loop = self._loop = _Loop(portal, client._transport.lifetime, keepalive)
+        lifetime = client._transport.lifetime
+        if parent is None:
+            loop = _Loop(portal, lifetime, context, os.getpid())
+        else:  # the parent's loop, in the parent's process (a fork's child derives here too)
+            loop = _Loop(portal, lifetime, parent.keepalive, parent.pid)
+        self._loop = loop
         self.events = SyncEvents(client.events, loop)
         self.volume = SyncPeriodReport(client.volume, loop)
         self.performance = SyncPeriodReport(client.performance, loop)
