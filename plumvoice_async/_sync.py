@@ -573,12 +573,14 @@ class SyncPlumClient:
         closes nothing more. From the loop's own thread (an event hook) it raises
         ``RuntimeError`` and closes nothing.
         """
+        loop = self._loop
+        if loop.forked:
+            # The loop runs in the parent process: nothing of it is here (and the lock may
+            # have been copied held, by a thread of the parent that was closing).
+            self._closed = True
+            return
         with self._closing:
             if self._closed:
-                return
-            loop = self._loop
-            if loop.forked:  # the loop runs in the parent process: nothing of it is here
-                self._closed = True
                 return
             try:
                 if not loop.lifetime.closed:  # else the parent closed it, pool and loop

@@ -167,6 +167,7 @@ def test_a_forked_child_gets_a_clear_error_never_a_hang(simulator):
     try:
         assert client.calls.page(*ALL, limit=1).total_calls == 50
         read, write = os.pipe()
+        client._closing.acquire()  # as if another thread of the parent were closing it
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)  # fork with threads (3.12+)
             pid = os.fork()
@@ -182,6 +183,7 @@ def test_a_forked_child_gets_a_clear_error_never_a_hang(simulator):
                 facade.close()  # the parent's loop: nothing to close here, and no hang
             os.write(write, "\n".join([*answers, "closed"]).encode())
             os._exit(0)
+        client._closing.release()
         os.close(write)
         try:
             ready, _, _ = select.select([read], [], [], 30)
