@@ -162,6 +162,7 @@ def test_ctrl_c_in_a_walk_then_each_row_once(simulator, sigint, wait, then):
         assert seen == expected
 
 
+@pytest.mark.slow
 def test_a_forked_child_gets_a_clear_error_never_a_hang(simulator):
     client = in_process(simulator)
     try:
@@ -328,6 +329,7 @@ def fail_in_the_body(walk: Iterator[object], failure: BaseException) -> None:
         raise failure
 
 
+@pytest.mark.slow
 def test_two_hundred_abandoned_walks_leak_nothing_and_send_nothing_more():
     simulator = PlumSimulator(CallDataset(size=50), limit=ROOMY)
     with (
