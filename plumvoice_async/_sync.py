@@ -17,11 +17,16 @@ says so explicitly.
 from __future__ import annotations
 
 import functools
+import os
+import threading
+from collections import deque
 from collections.abc import Callable, Coroutine, Mapping, Sequence
-from contextlib import AbstractContextManager
+from concurrent.futures import CancelledError, Future
+from contextlib import AbstractContextManager, suppress
 from types import TracebackType
 from typing import Any, Concatenate, Generic, ParamSpec, Self, TypeVar, overload
 
+import anyio
 import httpx
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
@@ -75,20 +80,85 @@ class _Loop:
     """Strictly private: the client's event loop, as the facade's calls reach it.
 
     ``lifetime`` is the async client's: once it (or its parent) is closed, a call says so
-    here instead of failing on a portal whose loop has stopped.
+    here instead of failing on a portal whose loop has stopped. ``pid`` is the process that
+    started the loop: a forked child has the client's objects but not its loop thread, so a
+    call there would wait forever for an answer; it is refused instead.
+
+    ``keepalive`` is the owning facade's portal context, held and never used: collecting it
+    stops the loop (its generator is closed), so everything that can call the loop (derived
+    clients, resources, walks) holds it, and the loop runs as long as one of them is alive.
+    ``SyncPlumClient.from_env().with_options(...)`` or ``.calls.iterate(...)`` would
+    otherwise lose their loop as soon as the temporary parent was collected.
     """
 
-    __slots__ = ("lifetime", "portal")
+    __slots__ = ("keepalive", "lifetime", "pid", "portal")
 
-    def __init__(self, portal: BlockingPortal, lifetime: Lifetime) -> None:
+    def __init__(
+        self, portal: BlockingPortal, lifetime: Lifetime, keepalive: object, pid: int
+    ) -> None:
         self.portal = portal
         self.lifetime = lifetime
+        self.keepalive = keepalive
+        self.pid = pid
+
+    @property
+    def forked(self) -> bool:
+        """This process is a fork of the one whose thread runs the loop."""
+        return os.getpid() != self.pid
 
     def call(self, function: Callable[[], Coroutine[Any, Any, T]]) -> T:
+        if self.forked:
+            raise RuntimeError(
+                "this SyncPlumClient was created in another process (before a fork): "
+                "its event loop does not run here; create a client in this process"
+            )
         if self.lifetime.closed:
             raise RuntimeError("this SyncPlumClient is closed (or the one it was derived from)")
-        answer: T = self.portal.call(function)
-        return answer
+        call = _Call(function)
+        future: Future[T] | None = None
+        try:
+            future = self.portal.start_task_soon(call.run)
+            return future.result()
+        except CancelledError:
+            # Cancelled in the loop, not here: ``close()`` stops the calls still running.
+            raise RuntimeError("this SyncPlumClient was closed while the call ran") from None
+        except BaseException:
+            if future is None or not future.done():
+                # This thread stopped waiting (Ctrl-C's KeyboardInterrupt), maybe even before
+                # the portal handed it the task's future: stop the task too, so that no
+                # request or quota wait outlives the call that asked for it.
+                with suppress(RuntimeError):  # the loop stopped meanwhile: nothing runs
+                    self.portal.call(call.cancel)
+            raise
+
+
+class _Call(Generic[T]):
+    """Strictly private: one call run in the loop, which its caller's thread may cancel.
+
+    The portal's own future cannot be relied on for that: the task may start, and Ctrl-C
+    arrive, before ``start_task_soon`` has returned it.
+    """
+
+    __slots__ = ("_cancelled", "_function", "_scope")
+
+    def __init__(self, function: Callable[[], Coroutine[Any, Any, T]]) -> None:
+        self._function = function
+        self._scope: anyio.CancelScope | None = None
+        self._cancelled = False
+
+    async def run(self) -> T:
+        with anyio.CancelScope() as scope:
+            self._scope = scope
+            if self._cancelled:
+                scope.cancel()
+            return await self._function()
+        raise RuntimeError("cancelled: the thread waiting for this call was interrupted")
+
+    def cancel(self) -> None:
+        """In the loop: cancel the call, whether it has started, is running or is done."""
+        self._cancelled = True
+        if self._scope is not None:
+            self._scope.cancel()
 
 
 class _Facade(Generic[ResourceT]):
@@ -168,29 +238,41 @@ class SyncPageIterator(Generic[RowT, KeyT]):
     fetching pages when its buffer runs dry; between two calls nothing is in flight. ``offset``,
     ``last_key`` and ``total`` are the async walk's, for checkpoints. Use it in a ``with``
     block, or call ``close()``, to say you are done: later ``next`` calls then stop at once.
+
+    A ``next`` interrupted in its thread (Ctrl-C) cancels its step in the loop. The steps run
+    one at a time there, and a row that a step took just as it was interrupted is kept and
+    yielded by the next ``next``: the walk goes on, each row still once. Until then ``offset``,
+    ``last_key`` and ``checkpoint`` stand before that row, so that a walk resumed from the
+    checkpoint saved on Ctrl-C yields it too.
     """
 
-    __slots__ = ("_closed", "_loop", "_walk")
+    __slots__ = ("_before", "_closed", "_ended", "_lock", "_loop", "_rows", "_walk")
 
     def __init__(self, walk: PageIterator[RowT, KeyT], loop: _Loop) -> None:
         self._walk = walk
         self._loop = loop
         self._closed = False
+        # Filled in the loop, emptied in the caller's thread (a deque is safe for that).
+        self._rows: deque[RowT] = deque()
+        self._ended = False
+        self._lock: anyio.Lock | None = None  # made in the loop, by the first step
+        # The walk's checkpoint before the row in ``_rows`` (meaningful while there is one).
+        self._before: ResumePoint[KeyT] = walk.checkpoint
 
     @property
     def offset(self) -> int:
         """The server offset just past the last row yielded (see ``PageIterator.offset``)."""
-        return self._walk.offset
+        return self._before.offset if self._rows else self._walk.offset
 
     @property
     def last_key(self) -> KeyT | None:
         """The key of the last row yielded (see ``PageIterator.last_key``)."""
-        return self._walk.last_key
+        return self._before.last_key if self._rows else self._walk.last_key
 
     @property
     def checkpoint(self) -> ResumePoint[KeyT]:
         """Where the walk is, to resume it with ``resume=`` (see ``PageIterator.checkpoint``)."""
-        return self._walk.checkpoint
+        return self._before if self._rows else self._walk.checkpoint
 
     @property
     def total(self) -> int | None:
@@ -201,13 +283,38 @@ class SyncPageIterator(Generic[RowT, KeyT]):
         return self
 
     def __next__(self) -> RowT:
-        if self._closed:
-            raise StopIteration
-        more, row = self._loop.call(functools.partial(_step, self._walk))
-        if not more:
-            self._closed = True
-            raise StopIteration
-        return row  # type: ignore[return-value]  # a row whenever ``more``
+        while not self._closed:
+            try:
+                return self._rows.popleft()  # atomic: one thread gets each row
+            except IndexError:
+                pass
+            if self._ended:
+                self._closed = True
+                break
+            # Another thread sharing the walk may take the row this step adds: then step again.
+            self._loop.call(self._step)
+        raise StopIteration
+
+    async def _step(self) -> None:
+        """In the loop: one more row into ``_rows``, or ``_ended`` (a flag, not an exception).
+
+        One step at a time: an interrupted step may still be winding down when the next one
+        starts, and the async walk takes one ``__anext__`` at a time. A step that finds a row
+        already there (taken by a step whose caller was interrupted) has nothing to do.
+        """
+        if self._lock is None:
+            self._lock = anyio.Lock()
+        async with self._lock:
+            if self._rows or self._ended:
+                return
+            before = self._walk.checkpoint  # ~2% of a step: what to save if its caller is gone
+            try:
+                row = await self._walk.__anext__()
+            except StopAsyncIteration:
+                self._ended = True
+                return
+            self._before = before
+            self._rows.append(row)
 
     def close(self) -> None:
         """Stop the walk: no further page is fetched."""
@@ -223,14 +330,6 @@ class SyncPageIterator(Generic[RowT, KeyT]):
         tb: TracebackType | None,
     ) -> None:
         self.close()
-
-
-async def _step(walk: PageIterator[RowT, KeyT]) -> tuple[bool, RowT | None]:
-    """One row of ``walk``, or ``(False, None)`` at its end (no exception crosses threads)."""
-    try:
-        return True, await walk.__anext__()
-    except StopAsyncIteration:
-        return False, None
 
 
 class SyncCalls(_Facade[Calls]):
@@ -411,13 +510,21 @@ class SyncPlumClient:
         client: PlumClient,
         portal: BlockingPortal,
         context: AbstractContextManager[BlockingPortal] | None,
+        parent: _Loop | None = None,
     ) -> None:
-        """Serve ``client`` through ``portal``; ``context``: the loop, if this facade owns it."""
+        """Serve ``client`` through ``portal``; ``context``: the loop, if this facade owns it,
+        else ``parent``: the loop of the facade it was derived from."""
         self._portal_context = context
         self._portal = portal
         self._client = client
         self._closed = False
-        loop = _Loop(portal, client._transport.lifetime)
+        self._closing = threading.Lock()
+        lifetime = client._transport.lifetime
+        if parent is None:
+            loop = _Loop(portal, lifetime, context, os.getpid())
+        else:  # the parent's loop, in the parent's process (a fork's child derives here too)
+            loop = _Loop(portal, lifetime, parent.keepalive, parent.pid)
+        self._loop = loop
         self.events = SyncEvents(client.events, loop)
         self.volume = SyncPeriodReport(client.volume, loop)
         self.performance = SyncPeriodReport(client.performance, loop)
@@ -443,7 +550,7 @@ class SyncPlumClient:
         options = self._client.with_options(
             max_wait=max_wait, timeout=timeout, max_retries=max_retries, priority=priority
         )
-        child._bind(options, self._portal, None)
+        child._bind(options, self._portal, None, self._loop)
         return child
 
     @property
@@ -458,16 +565,42 @@ class SyncPlumClient:
     def close(self) -> None:
         """Close the client (as ``PlumClient.aclose``), then stop its loop and thread.
 
-        Idempotent. Calls still running in other threads finish first or fail.
+        Idempotent, and safe from several threads at once. Calls still running in other
+        threads (through this client or the ones derived from it) are cancelled: they raise
+        ``RuntimeError``, as a quota wait of minutes must not hold up a shutdown. Closing a
+        derived client stops no loop: its calls still running finish or fail. Closing one
+        after its parent, or a client in a forked child process (whose loop is the parent's),
+        closes nothing more. From the loop's own thread (an event hook) it raises
+        ``RuntimeError`` and closes nothing.
         """
-        if self._closed:
+        loop = self._loop
+        if loop.forked:
+            # The loop runs in the parent process: nothing of it is here (and the lock may
+            # have been copied held, by a thread of the parent that was closing).
+            self._closed = True
             return
-        self._closed = True
+        with self._closing:
+            if self._closed:
+                return
+            try:
+                if not loop.lifetime.closed:  # else the parent closed it, pool and loop
+                    self._portal.call(self._client.aclose)
+            finally:
+                # ``aclose`` closes the lifetime first thing; not closed: the call was
+                # refused before it ran (from the loop's own thread), so nothing is closed.
+                if loop.lifetime.closed:
+                    self._closed = True
+                    self._stop_loop()
+
+    def _stop_loop(self) -> None:
+        """Stop the loop and join its thread, if this facade owns them (not a derived one)."""
+        if self._portal_context is None:
+            return
         try:
-            self._portal.call(self._client.aclose)
+            with suppress(RuntimeError):  # stopped already
+                self._portal.call(self._portal.stop, True)  # cancel the calls still running
         finally:
-            if self._portal_context is not None:  # the loop belongs to this facade
-                self._portal_context.__exit__(None, None, None)
+            self._portal_context.__exit__(None, None, None)
 
     def __enter__(self) -> Self:
         return self
