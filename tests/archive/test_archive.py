@@ -16,28 +16,12 @@ from plumvoice_async.archive import (
     ArchiveUnavailableError,
     SchemaVersionError,
 )
-from plumvoice_async.testing import CallDataset, FakeClock, PlumSimulator
+from plumvoice_async.testing import PlumSimulator
 
+from .account import DAY, NOW, SIZE, SPACING, served, simulator
 from .databases import Database, call_row, event_rows
 
 pytestmark = pytest.mark.anyio
-
-NOW = 1_700_000_000 // 86_400 * 86_400 + 43_200  # a UTC noon
-DAY = 86_400
-SIZE = 300
-SPACING = 900  # 300 calls over about 3 days, all inside the 5-day window at NOW
-
-
-def simulator(*, size: int = SIZE, start: int = NOW - 4 * DAY) -> PlumSimulator:
-    clock = FakeClock(start=NOW)
-    return PlumSimulator(
-        CallDataset(size=size, start=start, spacing=SPACING), clock=clock, limit=100_000
-    )
-
-
-def served(sim: PlumSimulator) -> list[Call]:
-    dataset = sim.dataset
-    return dataset.page(0, 2 * NOW, offset=0, limit=len(dataset))
 
 
 def paths(sim: PlumSimulator, resource: str) -> list[list[str]]:

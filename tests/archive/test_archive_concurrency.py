@@ -15,12 +15,11 @@ from plumvoice_async.archive._postgres import open_postgres
 from plumvoice_async.archive._sqlite import open_sqlite
 from plumvoice_async.testing import CallDataset, FakeClock, PlumSimulator
 
+from .account import DAY, NOW
 from .databases import Database, call_row, event_rows
 
 pytestmark = pytest.mark.anyio
 
-NOW = 1_700_000_000 // 86_400 * 86_400 + 43_200  # a UTC noon
-DAY = 86_400
 SIZE = 200
 STATUSES = ("archived", "pending")
 

@@ -6,34 +6,15 @@ from datetime import UTC, datetime
 
 import pytest
 
-from plumvoice_async import Call, CallType, DetailedCall
+from plumvoice_async import Call, CallType
 from plumvoice_async._core.archive_plan import EXPIRY_SAFETY, expires_at
 from plumvoice_async._core.params import DETAILS_RETENTION_SECONDS
 from plumvoice_async.archive import Archive
-from plumvoice_async.testing import CallDataset, FakeClock, PlumSimulator
 
+from .account import NOW, SIZE, served, simulator
 from .databases import Database, call_row
 
 pytestmark = pytest.mark.anyio
-
-NOW = 1_700_000_000 // 86_400 * 86_400 + 43_200  # a UTC noon
-DAY = 86_400
-SIZE = 300
-SPACING = 900
-
-
-def simulator(*, size: int = SIZE, start: int = NOW - 4 * DAY) -> PlumSimulator:
-    return PlumSimulator(
-        CallDataset(size=size, start=start, spacing=SPACING),
-        clock=FakeClock(start=NOW),
-        limit=100_000,
-    )
-
-
-def served(sim: PlumSimulator) -> list[DetailedCall]:
-    dataset = sim.dataset
-    return dataset.page(0, 2 * NOW, offset=0, limit=len(dataset))  # type: ignore[return-value]
-
 
 # --- The 5-day edge moves while a run fetches logs ------------------------------------------
 

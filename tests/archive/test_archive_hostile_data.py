@@ -8,30 +8,11 @@ import pytest
 
 from plumvoice_async import CallEvent, CallType, DetailedCall
 from plumvoice_async.archive import Archive
-from plumvoice_async.testing import CallDataset, FakeClock, PlumSimulator
 
+from .account import DAY, NOW, simulator
 from .databases import Database
 
 pytestmark = pytest.mark.anyio
-
-NOW = 1_700_000_000 // 86_400 * 86_400 + 43_200  # a UTC noon
-DAY = 86_400
-SIZE = 300
-SPACING = 900
-
-
-def simulator(*, size: int = SIZE, start: int = NOW - 4 * DAY) -> PlumSimulator:
-    return PlumSimulator(
-        CallDataset(size=size, start=start, spacing=SPACING),
-        clock=FakeClock(start=NOW),
-        limit=100_000,
-    )
-
-
-def served(sim: PlumSimulator) -> list[DetailedCall]:
-    dataset = sim.dataset
-    return dataset.page(0, 2 * NOW, offset=0, limit=len(dataset))  # type: ignore[return-value]
-
 
 # --- Hostile data -----------------------------------------------------------------------------
 

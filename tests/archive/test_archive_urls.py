@@ -7,30 +7,13 @@ from urllib.parse import quote
 
 import pytest
 
-from plumvoice_async import DetailedCall, InvalidParameterError
+from plumvoice_async import InvalidParameterError
 from plumvoice_async.archive import Archive, ArchiveError, ArchiveUnavailableError
 from plumvoice_async.testing import CallDataset, FakeClock, PlumSimulator
 
+from .account import DAY, NOW
+
 pytestmark = pytest.mark.anyio
-
-NOW = 1_700_000_000 // 86_400 * 86_400 + 43_200  # a UTC noon
-DAY = 86_400
-SIZE = 300
-SPACING = 900
-
-
-def simulator(*, size: int = SIZE, start: int = NOW - 4 * DAY) -> PlumSimulator:
-    return PlumSimulator(
-        CallDataset(size=size, start=start, spacing=SPACING),
-        clock=FakeClock(start=NOW),
-        limit=100_000,
-    )
-
-
-def served(sim: PlumSimulator) -> list[DetailedCall]:
-    dataset = sim.dataset
-    return dataset.page(0, 2 * NOW, offset=0, limit=len(dataset))  # type: ignore[return-value]
-
 
 # --- Bad URLs: refused at open, naming the argument, never showing the password ----------
 
