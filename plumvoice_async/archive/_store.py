@@ -139,6 +139,8 @@ class SqlStore:
             f"type = {p}, log = {p}, details_status = CASE "
             f"WHEN details_status = '{DETAILS_NONE}' AND {p} THEN '{DETAILS_PENDING}' "
             f"WHEN details_status = '{DETAILS_PENDING}' AND NOT {p} THEN '{DETAILS_NONE}' "
+            # A call changed since its log was archived: its log may have changed with it.
+            f"WHEN details_status = '{DETAILS_ARCHIVED}' AND {p} THEN '{DETAILS_PENDING}' "
             f"ELSE details_status END WHERE account = {p} AND session_id = {p} AND NOT ("
             f'dest = {p} AND src = {p} AND start = {p} AND "end" = {p} AND type = {p} '
             f"AND log = {p})"
@@ -281,6 +283,7 @@ class SqlStore:
                             log,
                             log,
                             log,
+                            log,
                             account,
                             session_id,
                             dest,
@@ -392,6 +395,12 @@ class SqlStore:
                 for seq, event in enumerate(by_id[session_id].detail)
             ]
             events = [_without_nul(row) for row in events]
+            if archived:  # a log read again (its call changed): the new one replaces the old
+                cursor.execute(
+                    f"DELETE FROM plum_call_events WHERE account = {p} "
+                    f"AND {self._dialect.in_list}",
+                    (account, self._dialect.list_param(archived)),
+                )
             new_events = 0
             if events:
                 cursor.executemany(self._insert_event, events)

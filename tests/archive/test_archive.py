@@ -6,6 +6,7 @@ import json
 from datetime import UTC, date, datetime, timedelta
 
 import anyio
+import attrs
 import pytest
 
 from plumvoice_async import Call, CallType, InvalidParameterError
@@ -112,6 +113,29 @@ async def test_a_changed_call_is_updated_in_place_not_doubled(database: Database
     assert (result.new_calls, result.updated_calls) == (0, 1)
     assert database.count("plum_calls") == SIZE
     assert database.calls()[last.session_id] == call_row(changed, "pending")
+
+
+async def test_a_call_changed_after_its_log_was_archived_has_its_log_read_again(
+    database: Database,
+):
+    """Its log may have changed with it (the simulator's hang-up line moves with the end): the
+    new log replaces the old one, line for line. (Found by the kill -9 churn test, which failed
+    1 run in 8: the old log stayed.)"""
+    sim = simulator(start=NOW - SIZE * SPACING)  # the last call starts in the last 15 minutes
+    async with sim.client() as client, Archive.open(database.url) as archive:
+        await archive.sync(client)
+        last = served(sim)[-1]
+        assert last.log
+        before = sim.dataset.details(last.session_id)
+        changed = attrs.evolve(last, end=last.end + timedelta(seconds=7))
+        sim.dataset.delete_call(last.session_id)
+        sim.dataset.insert_call(changed)
+        after = sim.dataset.details(last.session_id)
+        assert after != before  # else this test proves nothing
+        result = await archive.sync(client)
+    assert (result.new_calls, result.updated_calls, result.archived_details) == (0, 1, 1)
+    assert database.calls()[last.session_id] == call_row(changed, "archived")
+    assert database.events()[last.session_id] == event_rows(after or [])
 
 
 async def test_logs_past_five_days_are_marked_expired_counted_and_never_asked_again(

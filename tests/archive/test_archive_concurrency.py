@@ -171,4 +171,8 @@ def test_two_syncs_whose_row_locks_cross_are_not_failed_by_a_deadlock(postgres_s
         first.close()
         second.close()
     stored = Database(url).calls()
-    assert {row[-1] for row in stored.values()} == {"archived"}
+    # The last trial's calls, each archived, or pending again when its change committed after
+    # its log (a call changed since its log was archived has its log read again).
+    assert stored.keys() == {call.session_id for call in changed}
+    for call in changed:
+        assert stored[call.session_id] in (call_row(call, "archived"), call_row(call, "pending"))
