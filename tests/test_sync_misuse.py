@@ -51,12 +51,15 @@ def data_requests(simulator: PlumSimulator) -> list[int]:
     return [request.status for request in simulator.requests if "/calls/" in request.path]
 
 
-def in_process(simulator: PlumSimulator, **settings: Any) -> SyncPlumClient:
+def in_process(
+    simulator: PlumSimulator, transport: httpx.AsyncBaseTransport | None = None, **settings: Any
+) -> SyncPlumClient:
+    """A client of ``simulator`` in process (through ``transport``, if given, to it)."""
     settings.setdefault("governor", LocalGovernor(ROOMY))
     return SyncPlumClient(
         fuse_auth=simulator.fuse_auth,
         fuse_url=simulator.BASE_URL,
-        http_client=httpx.AsyncClient(transport=simulator.transport()),
+        http_client=httpx.AsyncClient(transport=transport or simulator.transport()),
         **settings,
     )
 
@@ -111,13 +114,7 @@ def sigint() -> Iterator[None]:
 
 def test_ctrl_c_while_a_call_waits_cancels_it_in_the_loop_too(simulator, sigint):
     transport = Interrupting(simulator, at=1, wait=True)
-    with SyncPlumClient(
-        fuse_auth=simulator.fuse_auth,
-        fuse_url=simulator.BASE_URL,
-        http_client=httpx.AsyncClient(transport=transport),
-        governor=LocalGovernor(ROOMY),
-        max_retries=0,
-    ) as client:
+    with in_process(simulator, transport, max_retries=0) as client:
         with pytest.raises(KeyboardInterrupt):
             client.calls.page(*ALL, limit=1)
         # Not left running in the background to spend quota for nobody.
@@ -135,13 +132,7 @@ def test_ctrl_c_in_a_walk_then_each_row_once(simulator, sigint, wait, then):
     # before the thread hears of it (100 of 100 runs of a probe): its row must not be lost.
     transport = Interrupting(simulator, at=3, wait=wait)
     expected = [call.session_id for call in simulator.dataset.page(*ALL, offset=0, limit=100)]
-    with SyncPlumClient(
-        fuse_auth=simulator.fuse_auth,
-        fuse_url=simulator.BASE_URL,
-        http_client=httpx.AsyncClient(transport=transport),
-        governor=LocalGovernor(ROOMY),
-        max_retries=0,
-    ) as client:
+    with in_process(simulator, transport, max_retries=0) as client:
         walk = client.calls.iterate(*ALL, page_size=10)
         seen: list[str] = []
         with pytest.raises(KeyboardInterrupt):

@@ -11,7 +11,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -63,6 +63,51 @@ def sync(database: Database, env: dict[str, str], *args: str) -> subprocess.Comp
     return done
 
 
+class KilledSyncs:
+    """``plumvoice sync`` runs, each killed (SIGKILL) a random few milliseconds after the
+    server sees its k-th page request, k random per run: the kill lands between or inside
+    transactions. Install ``on_page`` as the simulator's hook; ``churn`` (if given) runs on
+    every third page request and before each run, under the same lock."""
+
+    def __init__(
+        self, rng: random.Random, pages: int, churn: Callable[[], None] | None = None
+    ) -> None:
+        self.rng, self.pages, self.churn = rng, pages, churn
+        self.lock = threading.Lock()
+        self.process: subprocess.Popen[bytes] | None = None
+        self.seen = self.kill_at = 0
+
+    def on_page(self, offset: int, limit: int) -> None:
+        with self.lock:
+            self.seen += 1
+            if self.churn is not None and self.seen % 3 == 0:
+                self.churn()
+            if self.process is not None and self.seen == self.kill_at:
+                threading.Timer(self.rng.uniform(0, 0.05), self._kill, (self.process,)).start()
+
+    @staticmethod
+    def _kill(victim: subprocess.Popen[bytes]) -> None:
+        if victim.poll() is None:
+            os.kill(victim.pid, signal.SIGKILL)
+
+    def run(self, database: Database, env: dict[str, str]) -> bool:
+        """One run to its end or its kill; whether it was killed."""
+        with self.lock:
+            self.seen, self.kill_at = 0, self.rng.randint(1, self.pages)
+            if self.churn is not None:
+                self.churn()
+        self.process = subprocess.Popen(
+            [*SYNC, "--db", database.url, "--page-size", str(PAGE)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            return self.process.wait(timeout=120) == -signal.SIGKILL
+        finally:
+            self.process = None
+
+
 def test_kill_9_at_random_moments_then_a_rerun_loses_and_doubles_nothing(
     database: Database, simulator: PlumSimulator, base_url: str
 ):
@@ -70,41 +115,12 @@ def test_kill_9_at_random_moments_then_a_rerun_loses_and_doubles_nothing(
     random few milliseconds more, so the kill lands between or inside transactions."""
     env = plum_env(simulator, base_url)
     seed = random.randrange(2**32)
-    rng = random.Random(seed)
-    pages_per_run = 2 * CALLS // PAGE
-    process: subprocess.Popen[bytes] | None = None
-    seen = 0
-    kill_at = 0
-    lock = threading.Lock()
-
-    def kill(victim: subprocess.Popen[bytes]) -> None:
-        if victim.poll() is None:
-            os.kill(victim.pid, signal.SIGKILL)
-
-    def on_page(offset: int, limit: int) -> None:
-        nonlocal seen
-        with lock:
-            seen += 1
-            if process is not None and seen == kill_at:
-                threading.Timer(rng.uniform(0, 0.05), kill, (process,)).start()
-
-    simulator.on_page = on_page
-    killed = 0
+    runs = KilledSyncs(random.Random(seed), pages=2 * CALLS // PAGE)
+    simulator.on_page = runs.on_page
     try:
-        for _ in range(3):
-            with lock:
-                seen, kill_at = 0, rng.randint(1, pages_per_run)
-            process = subprocess.Popen(
-                [*SYNC, "--db", database.url, "--page-size", str(PAGE)],
-                env=env,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-            status = process.wait(timeout=120)
-            killed += status == -signal.SIGKILL
+        killed = sum(runs.run(database, env) for _ in range(3))
     finally:
         simulator.on_page = None
-        process = None
     assert killed >= 1, f"no attempt was killed (seed {seed})"
     final = sync(database, env, "--page-size", str(PAGE))
     assert final.returncode == 0, final.stderr
@@ -222,7 +238,6 @@ def test_kill_9_amid_churn_then_a_rerun_stores_what_the_server_serves(database: 
     rng = random.Random(seed)
     inserted = 0
     deleted: set[str] = set()
-    lock = threading.Lock()
 
     def churn() -> None:  # on the server's thread, or between runs: never both at once
         nonlocal inserted
@@ -245,42 +260,12 @@ def test_kill_9_amid_churn_then_a_rerun_stores_what_the_server_serves(database: 
             sim.dataset.insert_call(changed)
             deleted.discard(victim.session_id)
 
-    process: subprocess.Popen[bytes] | None = None
-    seen = kill_at = 0
-
-    def kill(victim: subprocess.Popen[bytes]) -> None:
-        if victim.poll() is None:
-            os.kill(victim.pid, signal.SIGKILL)
-
-    def on_page(offset: int, limit: int) -> None:
-        nonlocal seen
-        with lock:
-            seen += 1
-            if seen % 3 == 0:
-                churn()
-            if process is not None and seen == kill_at:
-                threading.Timer(
-                    rng.uniform(0, 0.05), os.kill, (process.pid, signal.SIGKILL)
-                ).start()
-
+    runs = KilledSyncs(rng, pages=2 * 1_000 // PAGE, churn=churn)
     with serve(sim) as url:
         env = plum_env(sim, url)
-        sim.on_page = on_page
-        killed = 0
-        for _ in range(4):
-            with lock:
-                seen, kill_at = 0, rng.randint(1, 2 * 1_000 // PAGE)
-                churn()
-            process = subprocess.Popen(
-                [*SYNC, "--db", database.url, "--page-size", str(PAGE)],
-                env=env,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-            status = process.wait(timeout=120)
-            killed += status == -signal.SIGKILL
+        sim.on_page = runs.on_page
+        killed = sum(runs.run(database, env) for _ in range(4))
         sim.on_page = None
-        process = None
         final = sync(database, env, "--page-size", str(PAGE))
     assert killed >= 1, f"no attempt was killed (seed {seed})"
     assert final.returncode == 0, final.stderr
