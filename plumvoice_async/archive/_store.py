@@ -397,8 +397,7 @@ class SqlStore:
             events = [_without_nul(row) for row in events]
             if archived:  # a log read again (its call changed): the new one replaces the old
                 cursor.execute(
-                    f"DELETE FROM plum_call_events WHERE account = {p} "
-                    f"AND {self._dialect.in_list}",
+                    f"DELETE FROM plum_call_events WHERE account = {p} AND {self._dialect.in_list}",
                     (account, self._dialect.list_param(archived)),
                 )
             new_events = 0
